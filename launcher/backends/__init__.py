@@ -1,0 +1,43 @@
+"""Where tasks run. A backend only knows how to place, start, watch and stop one task; supervision
+(restarts, the end of a run, signals, the run record) is the same for every backend (`supervisor`)."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional, Protocol
+
+from launcher.spec import ClusterSpec, TaskId
+
+
+class TaskHandle(Protocol):
+    """One running process of one task."""
+
+    pid: Optional[int]
+
+    def poll(self) -> Optional[int]:
+        """The exit status once the process has ended and its output is drained (Popen's convention:
+        negative for a signal), else None."""
+
+    def signal(self, signum: int) -> None:
+        """Send `signum` to the task's process group; a process already gone is not an error."""
+
+
+class Backend(Protocol):
+    def resolve(self, spec: ClusterSpec) -> ClusterSpec:
+        """The spec with every address real (ports picked), checked for this backend."""
+
+    def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
+              on_line: Callable[[str], None]) -> TaskHandle:
+        """Start one process of `task`; every output line goes to `on_line`."""
+
+    def close(self) -> None:
+        """Release what the backend holds; called once, after every task has ended."""
+
+
+def get(name: str, **options) -> Backend:
+    from launcher.errors import UserError
+
+    if name == "local":
+        from launcher.backends.local import LocalBackend
+
+        return LocalBackend()
+    raise UserError(f"--backend {name!r}: unknown backend (known: local)")

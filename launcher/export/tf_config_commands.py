@@ -1,0 +1,38 @@
+"""A spec as one shell command per task, each with its TF_CONFIG, for hosts that no launcher reaches.
+
+Each task reads its identity and cluster from TF_CONFIG, the same way it does under Kubeflow.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from launcher import task_command, tf_config
+from launcher.errors import SpecError
+from launcher.run_config import RunConfig
+from launcher.spec import ClusterSpec
+
+
+def tf_config_commands(config: RunConfig) -> list[dict]:
+    """For every task: its name, host, TF_CONFIG value and the shell command that starts it there."""
+    _check_fixed_ports(config.spec)
+    cluster = config.spec.cluster_dict()
+    entries = []
+    for task in config.spec.tasks():
+        value = tf_config.build(cluster, task)
+        argv = task_command.command(config, task.job, None, python="python")
+        entries.append({
+            "task": task.name,
+            "host": config.spec.address(task).host,
+            "TF_CONFIG": value,
+            "command": f"{tf_config.ENV_VAR}={shlex.quote(value)} {shlex.join(argv)}",
+        })
+    return entries
+
+
+def _check_fixed_ports(spec: ClusterSpec) -> None:
+    """Port 0 ("pick a free one") is only resolvable on this machine; other hosts need a real port."""
+    for task in spec.tasks():
+        if spec.address(task).port == 0:
+            raise SpecError(spec.source, f"cluster.{task.job}[{task.index}]",
+                            "port 0 cannot be picked on a remote host; give a fixed port")

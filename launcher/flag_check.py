@@ -1,0 +1,41 @@
+"""Per-role flags checked before any task starts: each must be a flag the task program knows.
+
+The task program's flags and the model's own flags are both absl flags, so the check is absl's parser
+itself, run here over each flag on its own so that an error names the exact one.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from absl import flags
+
+from launcher import model_api
+from launcher.errors import UserError
+from launcher.spec import check_flag_syntax
+
+# Set by the launcher from its own options; a per-role value would split the cluster's view of the run.
+LAUNCHER_OWNED = ("job_name", "task_index", "cluster_spec", "model", "model_dir", "train_steps")
+
+
+def check(model: str, sources: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+    """Check per-role flags. `sources` maps where the flags came from (a spec file, `--worker_flags`)
+    to role -> flags. Importing the model module defines its flags; an import failure is reported too."""
+    from launcher import task_flags  # noqa: F401  (defines the task program's flags)
+
+    model_api.load(model)
+    for source, by_role in sources.items():
+        for role, values in by_role.items():
+            for i, value in enumerate(values):
+                where = f"{source}[{i}]" if source.startswith("--") else f"{source}: flags.{role}[{i}]"
+                check_flag_syntax(value, source, f"flags.{role}[{i}]")
+                name = value[2:].split("=", 1)[0]
+                if name in LAUNCHER_OWNED:
+                    raise UserError(f"{where}: {value!r}: --{name} is set by the launcher for every task; "
+                                    f"give it to `launcher run` instead")
+                try:
+                    flags.FLAGS(["task", value], known_only=False)
+                except flags.Error as e:
+                    raise UserError(f"{where}: {value!r}: {e}") from None
+                finally:
+                    flags.FLAGS.unparse_flags()

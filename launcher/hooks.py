@@ -1,0 +1,164 @@
+"""The one hook set that every task's MonitoredSession runs: stopping, saving, summaries, progress.
+
+`build()` is the only place hooks are assembled: common hooks for all tasks, plus chief-only hooks when
+the task is the chief, as in `MonitoredTrainingSession`. Order matters at the end of a session: the chief
+waits for the workers' last steps before its checkpoint saver writes the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+
+from launcher import status
+from launcher.session_creators import Recovery
+from launcher.task_signals import StopRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class HookConfig:
+    is_chief: bool
+    model_dir: str
+    last_step: int
+    save_checkpoint_steps: Optional[int]
+    save_checkpoint_secs: Optional[int]
+    save_summaries_steps: int
+    log_step_count_steps: int
+    wait_for_workers_secs: float
+
+
+class StopAtStepHook(tf.compat.v1.train.StopAtStepHook):
+    """TensorFlow's hook checks only after a step, so a session starting at the target trains once more.
+
+    This one also stops a session that starts at (or past) the target: a rerun with the same
+    --train_steps does no training at all.
+    """
+
+    def after_create_session(self, session, coord):
+        super().after_create_session(session, coord)
+        step = session.run(tf.compat.v1.train.get_global_step())
+        if step >= self._last_step:
+            logging.info("global step %d is already at the target %d: nothing to train", step, self._last_step)
+            coord.request_stop()
+
+
+class StopRequestHook(tf.compat.v1.train.SessionRunHook):
+    """Ends the loop after the step in progress when the task is asked to stop (preemption, Ctrl-C)."""
+
+    def __init__(self, stop: StopRequest):
+        self._stop = stop
+
+    def after_create_session(self, session, coord):
+        self._stop.loop_running = True
+
+    def after_run(self, run_context, run_values):
+        if self._stop.requested:
+            run_context.request_stop()
+
+
+class StatusHook(tf.compat.v1.train.SessionRunHook):
+    """Reports this task's progress to the launcher (see `status`), and restarts the recovery clock."""
+
+    def __init__(self, recovery: Recovery, every_secs: float = 1.0):
+        self._recovery = recovery
+        self._every_secs = every_secs
+        self._local_steps = 0
+        self._last_report = 0.0
+        self._step = None
+
+    def begin(self):
+        self._global_step = tf.compat.v1.train.get_global_step()
+
+    def after_create_session(self, session, coord):
+        self._step = int(session.run(self._global_step))
+        status.emit(status.SESSION, step=self._step)
+
+    def before_run(self, run_context):
+        return tf.compat.v1.train.SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context, run_values):
+        self._recovery.progressed()
+        self._local_steps += 1
+        self._step = int(run_values.results)
+        now = time.monotonic()
+        if self._local_steps == 1:
+            status.emit(status.FIRST_STEP, step=self._step)
+        if now - self._last_report >= self._every_secs:
+            self._last_report = now
+            status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
+
+    def end(self, session):
+        status.emit(status.DONE, step=self._step, local_steps=self._local_steps)
+
+
+class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
+    """Workers report the end of their loop; the chief waits for all reports before its final save.
+
+    Reports travel through a queue on the chief: without ps, the variables live on the chief, and a chief
+    that exited first would leave its workers retrying forever; and with ps, an update applied after the
+    chief's final save would be lost from it.
+    """
+
+    def __init__(self, is_chief: bool, num_workers: int, worker_index: int, timeout_secs: float,
+                 stop: StopRequest):
+        self._is_chief = is_chief
+        self._num_workers = num_workers
+        self._worker_index = worker_index
+        self._timeout_secs = timeout_secs
+        self._stop = stop
+        self._failure = ("not every worker reported done; saving anyway" if is_chief
+                         else "could not report done to the chief")
+
+    def begin(self):
+        with tf.compat.v1.device("/job:chief/task:0"):
+            queue = tf.queue.FIFOQueue(max(self._num_workers, 1), tf.int32, shapes=[],
+                                       shared_name="launcher_workers_done", name="workers_done")
+        self._op = (queue.dequeue_many(self._num_workers) if self._is_chief
+                    else queue.enqueue(self._worker_index))
+
+    def end(self, session):
+        if self._is_chief and self._num_workers == 0:
+            return
+        deadline = time.monotonic() + self._timeout_secs
+        # Short waits, so that a stop request (preemption) is honoured while waiting.
+        while not self._stop.requested and time.monotonic() < deadline:
+            try:
+                session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=1000))
+                return
+            except tf.errors.DeadlineExceededError:
+                continue
+            except tf.errors.OpError as e:
+                logging.warning("%s (%s)", self._failure, type(e).__name__)
+                return
+        logging.warning(self._failure)
+
+def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
+          stop: StopRequest, num_workers: int, worker_index: int) -> list[tf.compat.v1.train.SessionRunHook]:
+    """The hooks of one task."""
+    global_step = tf.compat.v1.train.get_global_step()
+    hooks = [
+        StopRequestHook(stop),
+        StopAtStepHook(last_step=config.last_step),
+        tf.compat.v1.train.NanTensorHook(loss),
+        tf.compat.v1.train.LoggingTensorHook({"step": global_step, "loss": loss},
+                                             every_n_iter=config.log_step_count_steps),
+        StatusHook(recovery),
+        WorkersDoneHook(config.is_chief, num_workers, worker_index, config.wait_for_workers_secs, stop),
+    ]
+    if config.is_chief:
+        save_steps = config.save_checkpoint_steps
+        hooks += [
+            # After WorkersDoneHook: its end() runs first, so the final checkpoint includes every update.
+            tf.compat.v1.train.CheckpointSaverHook(
+                config.model_dir, save_steps=save_steps,
+                save_secs=None if save_steps else config.save_checkpoint_secs, scaffold=scaffold),
+            tf.compat.v1.train.SummarySaverHook(save_steps=config.save_summaries_steps,
+                                                output_dir=config.model_dir, scaffold=scaffold),
+            tf.compat.v1.train.StepCounterHook(every_n_steps=config.log_step_count_steps,
+                                               output_dir=config.model_dir),
+        ]
+    return hooks

@@ -1,0 +1,57 @@
+"""Port resolution for runs on this machine.
+
+Port 0 in a spec means "pick a free one". Ports are picked once, by the launcher, before any task starts,
+so every task is handed the same resolved spec; a picked port could in principle be taken before its task
+binds it, which is why picking happens as late as possible and in one place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import portpicker
+
+from launcher.errors import SpecError
+from launcher.spec import Address, ClusterSpec
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _in_use(address: Address) -> bool:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address.host, address.port))
+        except OSError:
+            return True
+    return False
+
+
+def resolve_local(spec: ClusterSpec) -> ClusterSpec:
+    """Check that `spec` can run on this machine and give every port-0 task a free port.
+
+    Only loopback hosts are accepted: a local run must not listen on, or send to, anything else.
+    """
+    picked = {}
+    for task in spec.tasks():
+        address = spec.address(task)
+        field = f"cluster.{task.job}[{task.index}]"
+        if not is_loopback(address.host):
+            raise SpecError(spec.source, field,
+                            f"host {address.host!r} is not loopback; a local run uses localhost only")
+        if address.port == 0:
+            picked[task] = Address(address.host, portpicker.pick_unused_port())
+        elif _in_use(address):
+            raise SpecError(spec.source, field, f"port {address.port} on {address.host} is already in use")
+    return spec.replace_addresses(picked)

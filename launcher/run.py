@@ -1,0 +1,100 @@
+"""One run of the launcher, from a checked config to the run record: what `launcher run` does.
+
+Everything that can be wrong with the input is found before the first task starts (or the model directory
+is created): a bad spec, flag, model module or directory costs nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Mapping, Optional, Sequence
+
+from launcher import backends, checkpoint_names, flag_check, run_record, task_command, tf_config
+from launcher.console import Console
+from launcher.errors import UserError
+from launcher.restart_policy import RestartPolicy
+from launcher.run_config import RunConfig
+from launcher.spec import ClusterSpec, TaskId
+from launcher.supervisor import Outcome, Supervisor, parent_env
+from launcher.task_output import TaskOutput
+
+
+def check_model_dir(model_dir: str) -> None:
+    """The model directory, or the nearest existing parent that would hold it, must be writable."""
+    if "://" in model_dir:
+        return  # remote storage (gs://, s3://): the tasks' own filesystem layer will say
+    path = os.path.abspath(model_dir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise UserError(f"--model_dir {model_dir!r}: {path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"--model_dir {model_dir!r}: {path} is not writable")
+
+
+def prepare(spec: ClusterSpec, model_dir: str, train_steps: object, model: str,
+            role_flags: Mapping[str, Sequence[str]], backend: backends.Backend, **options) -> RunConfig:
+    """Check every input and resolve the spec's addresses; raises UserError before anything is started."""
+    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
+        raise UserError(f"--train_steps {train_steps!r} is not a positive integer")
+    check_model_dir(model_dir)
+    flag_check.check(model, {spec.source: spec.flags, **{f"--{role}_flags": {role: list(values)}
+                                                         for role, values in role_flags.items() if values}})
+    resolved = backend.resolve(spec.with_flags(role_flags))
+    return RunConfig(spec=resolved, model_dir=model_dir, train_steps=train_steps, model=model, **options)
+
+
+def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(parent_env())
+    env[tf_config.ENV_VAR] = tf_config.build(config.spec.cluster_dict(), task)
+    env["PYTHONUNBUFFERED"] = "1"  # status lines and errors must arrive as they happen
+    if not config.show_tf_logs:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    return env
+
+
+def execute(config: RunConfig, backend: backends.Backend, console: Optional[Console] = None,
+            policy: RestartPolicy = RestartPolicy.EXIT_CODE) -> Outcome:
+    """Run the cluster of `config` to its end and append the run to `run.json`."""
+    console = console or Console()
+    os.makedirs(config.model_dir, exist_ok=True)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    start_step = checkpoint_names.newest_step(config.model_dir)
+
+    def make_output(task: TaskId, on_status) -> TaskOutput:
+        return TaskOutput(task, config.model_dir, console, on_status, config.show_tf_logs)
+
+    supervisor = Supervisor(
+        config.spec, backend, console,
+        command=lambda task: task_command.command(config, task.job, task),
+        env=lambda task: task_env(config, task), make_output=make_output,
+        train_steps=config.train_steps, policy=policy, max_restarts=config.max_restarts,
+        grace_secs=config.grace_secs)
+    outcome = None
+    try:
+        outcome = supervisor.run()
+    finally:
+        backend.close()
+        run_record.append(config.model_dir, {
+            "started": started.isoformat(timespec="seconds"),
+            "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "outcome": outcome.name if outcome else "crashed",
+            "exit_code": outcome.exit_code if outcome else None,
+            "summary": outcome.summary if outcome else None,
+            "spec": config.spec.to_json(),
+            "model": config.model, "train_steps": config.train_steps,
+            "global_step_start": start_step,
+            "global_step_end": checkpoint_names.newest_step(config.model_dir),
+            "tasks": [state.record() for state in supervisor.states.values()],
+            **({"eval": _eval_record(supervisor)} if _eval_record(supervisor) else {}),
+        })
+    return outcome
+
+
+def _eval_record(supervisor: Supervisor) -> Optional[dict]:
+    for state in supervisor.states.values():
+        if state.eval_metrics is not None:
+            return {"step": state.eval_step, "metrics": state.eval_metrics}
+    return None

@@ -1,0 +1,120 @@
+"""How each role gets its session: the chief restores or initialises, a worker waits for the chief.
+
+This is the one place where the chief and a worker differ in how a session comes to be, as in TensorFlow
+itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own creators; what is added:
+
+- the chief picks its checkpoint with `checkpoints.choose` each time a session is made (after a ps
+  restart too), so a garbled state file or a truncated newest checkpoint never sends it back to step 0;
+- a worker polls for the chief's model every `--recovery_wait_secs` instead of every 30 s;
+- `MonitoredSession` re-creates sessions on Unavailable/Aborted forever and without pause: `Recovery`
+  adds back-off and a deadline, so a task that never comes back ends the run instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import tensorflow as tf
+from absl import logging
+
+from launcher import checkpoints
+
+_RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
+
+
+class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
+    """Sessions kept failing for longer than the deadline; not retried by MonitoredSession."""
+
+    def __init__(self, message: str):
+        super().__init__(None, None, message)
+
+
+class Recovery:
+    """Back-off and a deadline for re-creating sessions; the clock restarts at every training step."""
+
+    def __init__(self, deadline_secs: float, first_backoff_secs: float = 0.1, max_backoff_secs: float = 5.0):
+        self.deadline_secs = deadline_secs
+        self._first_backoff = first_backoff_secs
+        self._max_backoff = max_backoff_secs
+        self._failing_since = None
+        self._backoff = first_backoff_secs
+
+    def progressed(self) -> None:
+        self._failing_since = None
+        self._backoff = self._first_backoff
+
+    def failed(self, error: Exception) -> None:
+        """Wait before the next attempt, or raise when failures have lasted past the deadline."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since > self.deadline_secs:
+            raise RecoveryDeadlineExceeded(
+                f"gave up after {self.deadline_secs:.0f}s of failing to reach the cluster: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        logging.warning("session failed (%s); retrying in %.1fs", type(error).__name__, self._backoff)
+        time.sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+
+
+class _BoundedCreator(tf.compat.v1.train.SessionCreator):
+    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery):
+        self._make = make
+        self._recovery = recovery
+
+    def create_session(self) -> tf.compat.v1.Session:
+        try:
+            return self._make()
+        except _RECONNECT_ERRORS as e:
+            self._recovery.failed(e)
+            raise  # MonitoredSession tries again
+
+
+class _FastPollWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
+    """TensorFlow's worker creator, polling for the chief's model every `recovery_wait_secs`."""
+
+    def __init__(self, *, recovery_wait_secs: float, **kwargs):
+        super().__init__(**kwargs)
+        self._recovery_wait_secs = recovery_wait_secs
+
+    def _get_session_manager(self):
+        # The stock creator builds this manager with recovery_wait_secs=30 and no way to change it.
+        if self._session_manager is None:
+            self._session_manager = tf.compat.v1.train.SessionManager(
+                local_init_op=self._scaffold.local_init_op,
+                local_init_feed_dict=self._scaffold.local_init_feed_dict,
+                ready_op=self._scaffold.ready_op,
+                ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+                graph=tf.compat.v1.get_default_graph(),
+                recovery_wait_secs=self._recovery_wait_secs)
+        return self._session_manager
+
+
+def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+          model_dir: str, recovery: Recovery) -> tf.compat.v1.train.SessionCreator:
+    """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both."""
+
+    def make() -> tf.compat.v1.Session:
+        scaffold.finalize()
+        shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
+        choice = checkpoints.choose(model_dir, shapes)
+        if choice.path is None:
+            logging.info("no checkpoint in %s: initialising", model_dir)
+        else:
+            logging.info("restoring %s", choice.path)
+            # A restarted chief's saver must count the checkpoints already on disk against max_to_keep.
+            scaffold.saver.recover_last_checkpoints(list(choice.restorable))
+        return tf.compat.v1.train.ChiefSessionCreator(
+            scaffold=scaffold, master=master, config=config,
+            checkpoint_filename_with_path=choice.path).create_session()
+
+    return _BoundedCreator(make, recovery)
+
+
+def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+           max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery) -> tf.compat.v1.train.SessionCreator:
+    """Wait (polling quickly) until the chief has made the model ready."""
+    creator = _FastPollWorkerSessionCreator(scaffold=scaffold, master=master, config=config,
+                                            max_wait_secs=max_wait_secs, recovery_wait_secs=recovery_wait_secs)
+    return _BoundedCreator(creator.create_session, recovery)

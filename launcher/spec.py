@@ -1,0 +1,209 @@
+"""Cluster specs: where they are found, what they may say, and the checks that run before any task starts.
+
+A spec is JSON. Its cluster part has TensorFlow's own shape, the object that `TF_CONFIG["cluster"]` holds
+(job name -> list of "host:port"), so one can be pasted from or into TF_CONFIG. Around it a spec may carry
+per-role absl flags:
+
+    {"cluster": {"chief": ["localhost:0"], "worker": ["localhost:0"], "ps": ["localhost:0"]},
+     "flags": {"worker": ["--learning_rate=0.05"]}}
+
+A bare cluster object (no "cluster" key) is a spec too. Port 0 means "pick a free port" (see `ports`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+from typing import Iterator, Mapping, Sequence
+
+from launcher.errors import SpecError
+
+CHIEF, WORKER, PS, EVALUATOR = "chief", "worker", "ps", "evaluator"
+JOBS = (CHIEF, WORKER, PS, EVALUATOR)
+# The evaluator is TensorFlow's odd one out: it is not part of the training cluster that servers see.
+TRAINING_JOBS = (CHIEF, WORKER, PS)
+
+BUNDLED_DIRS = (
+    pathlib.Path(__file__).resolve().parent.parent / "cluster_specs",  # a checkout or editable install
+    pathlib.Path(sys.prefix) / "share" / "launcher" / "cluster_specs",  # a regular install (setup.cfg)
+)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class TaskId:
+    job: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.job}:{self.index}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_address(text: object, source: str, field: str) -> Address:
+    """`host:port` (IPv6 hosts in brackets) to an Address, or a SpecError naming `field`."""
+    if not isinstance(text, str):
+        raise SpecError(source, field, f"an address must be a string \"host:port\", got {text!r}")
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text or (":" in host and not text.startswith("[")):
+        raise SpecError(source, field, f"{text!r} is not host:port")
+    if not port_text.isdigit():
+        raise SpecError(source, field, f"port {port_text!r} in {text!r} is not a number")
+    port = int(port_text)
+    if port > 65535:
+        raise SpecError(source, field, f"port {port} in {text!r} is out of range (0-65535)")
+    return Address(host, port)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSpec:
+    """A checked spec. `cluster` maps each job to its task addresses; `flags` each role to its flags."""
+
+    cluster: Mapping[str, Sequence[Address]]
+    flags: Mapping[str, Sequence[str]]
+    source: str = "<spec>"
+
+    def __post_init__(self) -> None:
+        _check_roles(self.cluster, self.source)
+
+    def tasks(self) -> Iterator[TaskId]:
+        for job in JOBS:
+            for index in range(len(self.cluster.get(job, ()))):
+                yield TaskId(job, index)
+
+    def address(self, task: TaskId) -> Address:
+        return self.cluster[task.job][task.index]
+
+    def count(self, job: str) -> int:
+        return len(self.cluster.get(job, ()))
+
+    def cluster_dict(self, *, training_only: bool = False) -> dict[str, list[str]]:
+        """The cluster as TF_CONFIG and `tf.train.ClusterSpec` want it."""
+        jobs = TRAINING_JOBS if training_only else JOBS
+        return {job: [str(a) for a in self.cluster[job]] for job in jobs if job in self.cluster}
+
+    def role_flags(self, job: str) -> list[str]:
+        return list(self.flags.get(job, ()))
+
+    def replace_addresses(self, addresses: Mapping[TaskId, Address]) -> ClusterSpec:
+        cluster = {job: [addresses.get(TaskId(job, i), a) for i, a in enumerate(addrs)]
+                   for job, addrs in self.cluster.items()}
+        return dataclasses.replace(self, cluster=cluster)
+
+    def with_flags(self, extra: Mapping[str, Sequence[str]]) -> ClusterSpec:
+        """This spec with `extra` flags after the spec's own, per role (later flags win in absl)."""
+        merged = {job: [*self.flags.get(job, ()), *extra.get(job, ())] for job in JOBS}
+        return dataclasses.replace(self, flags={job: f for job, f in merged.items() if f})
+
+    def to_json(self) -> dict:
+        return {"cluster": self.cluster_dict(), "flags": {job: list(f) for job, f in self.flags.items()}}
+
+
+def _check_roles(cluster: Mapping[str, Sequence[Address]], source: str) -> None:
+    chiefs = len(cluster.get(CHIEF, ()))
+    if chiefs != 1:
+        raise SpecError(source, "cluster.chief",
+                        "a spec needs exactly one chief" + (f", it has {chiefs}" if chiefs else ", it has none"))
+    if len(cluster.get(EVALUATOR, ())) > 1:
+        raise SpecError(source, "cluster.evaluator", "a spec may have at most one evaluator")
+    seen: dict[Address, str] = {}
+    for job, addresses in cluster.items():
+        for index, address in enumerate(addresses):
+            field = f"cluster.{job}[{index}]"
+            if address.port and address in seen:
+                raise SpecError(source, field, f"address '{address}' is used twice (also {seen[address]})")
+            seen[address] = field
+
+
+def from_json(data: object, source: str) -> ClusterSpec:
+    """Check a decoded JSON spec; every problem is a SpecError naming the field and value."""
+    if not isinstance(data, dict):
+        raise SpecError(source, "", f"a spec must be a JSON object, got {type(data).__name__}")
+    if "cluster" in data:
+        unknown = sorted(set(data) - {"cluster", "flags"})
+        if unknown:
+            raise SpecError(source, unknown[0], "unknown key (a spec has \"cluster\" and \"flags\")")
+        cluster_data, flags_data = data["cluster"], data.get("flags", {})
+    else:
+        cluster_data, flags_data = data, {}
+    if not isinstance(cluster_data, dict):
+        raise SpecError(source, "cluster", f"must be an object of job -> addresses, got {type(cluster_data).__name__}")
+    cluster: dict[str, list[Address]] = {}
+    for job, addresses in cluster_data.items():
+        field = f"cluster.{job}"
+        if job not in JOBS:
+            raise SpecError(source, field, f"unknown job name {job!r} (known: {', '.join(JOBS)})")
+        if not isinstance(addresses, list):
+            raise SpecError(source, field, f"must be a list of \"host:port\", got {addresses!r}")
+        cluster[job] = [parse_address(a, source, f"{field}[{i}]") for i, a in enumerate(addresses)]
+        if not cluster[job]:
+            del cluster[job]
+    return ClusterSpec(cluster=cluster, flags=_check_flags(flags_data, source), source=source)
+
+
+def _check_flags(flags_data: object, source: str) -> dict[str, list[str]]:
+    if not isinstance(flags_data, dict):
+        raise SpecError(source, "flags", f"must be an object of role -> list of flags, got {flags_data!r}")
+    flags: dict[str, list[str]] = {}
+    for role, values in flags_data.items():
+        field = f"flags.{role}"
+        if role not in JOBS:
+            raise SpecError(source, field, f"unknown role {role!r} (known: {', '.join(JOBS)})")
+        if not isinstance(values, list):
+            raise SpecError(source, field, f"must be a list of \"--name=value\" strings, got {values!r}")
+        for i, value in enumerate(values):
+            check_flag_syntax(value, source, f"{field}[{i}]")
+        flags[role] = list(values)
+    return flags
+
+
+def check_flag_syntax(value: object, source: str, field: str) -> None:
+    if not isinstance(value, str) or not value.startswith("--") or len(value) < 3 or value[2] in "-=":
+        raise SpecError(source, field, f"{value!r} is not a flag (\"--name=value\")")
+
+
+def find(name_or_path: str) -> pathlib.Path:
+    """A spec file by path, or by bare name among the bundled specs (`local2` or `local2.json`)."""
+    path = pathlib.Path(os.path.expanduser(name_or_path))
+    if path.is_file():
+        return path
+    if path.name == name_or_path:  # a bare name: look among the bundled specs
+        for directory in BUNDLED_DIRS:
+            for candidate in (directory / name_or_path, directory / f"{name_or_path}.json"):
+                if candidate.is_file():
+                    return candidate
+    bundled = sorted(p.stem for d in BUNDLED_DIRS if d.is_dir() for p in d.glob("*.json"))
+    raise SpecError(name_or_path, "", "no such spec file" +
+                    (f" (bundled specs: {', '.join(bundled)})" if bundled else ""))
+
+
+def load(name_or_path: str) -> ClusterSpec:
+    """Find, read and check a spec file."""
+    path = find(name_or_path)
+    source = str(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(source, "", f"cannot read: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(source, "", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return from_json(data, source)

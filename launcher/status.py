@@ -1,0 +1,37 @@
+"""Status lines: how a task tells the launcher what it is doing, over its own stdout.
+
+A task prints `@launcher-status {json}` lines; the launcher takes them out of the output stream (they
+never reach the console or the log) and keeps each task's state from them. Stdout works the same under
+every backend that streams a task's output back, so no side channel is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+PREFIX = "@launcher-status "
+
+# Events, in the order a task sends them.
+SESSION = "session"        # session ready; "step" is the global step it starts from
+FIRST_STEP = "first_step"  # the first training step of this process ran
+PROGRESS = "progress"      # periodic: "step" (global) and "local_steps" (this process)
+DONE = "done"              # training loop ended normally
+EVAL = "eval"              # evaluator: "step" of the checkpoint and its "metrics"
+
+
+def emit(event: str, **fields) -> None:
+    sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def parse(line: str) -> Optional[dict]:
+    """The status in `line`, or None for an ordinary output line."""
+    if not line.startswith(PREFIX):
+        return None
+    try:
+        status = json.loads(line[len(PREFIX):])
+    except json.JSONDecodeError:
+        return None
+    return status if isinstance(status, dict) and "event" in status else None

@@ -1,0 +1,260 @@
+"""Supervision of one run: start every task, restart what the policy allows, and end the run.
+
+The same for every backend. A run ends in one of four ways:
+- succeeded: the chief and every worker exited 0 (and the evaluator scored the final checkpoint);
+- failed: a task failed for good (a permanent error, or its restarts ran out); the root cause is the
+  earliest such failure, named with the end of its log;
+- stopped by a signal to the launcher (SIGTERM: preempted; SIGINT, SIGHUP): the tasks are asked to stop,
+  the chief saves a checkpoint at the step it reached, and the ps tasks, which hold the variables, are
+  stopped only after the chief and workers have exited;
+- in every case every task process is gone when `run()` returns: SIGTERM, then SIGKILL after the grace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+from typing import Callable, Optional
+
+from launcher import exit_codes, progress, status
+from launcher.backends import Backend, TaskHandle
+from launcher.console import Console
+from launcher.restart_policy import RestartPolicy
+from launcher.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
+from launcher.task_output import TaskOutput
+
+POLL_SECS = 0.1
+PROGRESS_EVERY_SECS = 0.5
+# Stop order: tasks that save or need the variables first, the ps that hold them last.
+_STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
+
+
+@dataclasses.dataclass
+class TaskState:
+    task: TaskId
+    output: TaskOutput
+    handle: Optional[TaskHandle] = None
+    phase: str = "pending"
+    attempts: int = 0
+    exit_codes: list[int] = dataclasses.field(default_factory=list)
+    first_step_secs: Optional[float] = None
+    start_step: Optional[int] = None
+    steps_done: int = 0      # local steps of the processes that have ended
+    steps_current: int = 0   # local steps of the process running now
+    eval_step: Optional[int] = None
+    eval_metrics: Optional[dict] = None
+
+    @property
+    def restarts(self) -> int:
+        return max(self.attempts - 1, 0)
+
+    @property
+    def running(self) -> bool:
+        return self.handle is not None and self.phase not in ("done", "failed", "stopped")
+
+    def record(self) -> dict:
+        return {"job": self.task.job, "index": self.task.index,
+                "exit_code": self.exit_codes[-1] if self.exit_codes else None,
+                "exit_codes": self.exit_codes, "restarts": self.restarts,
+                "steps": self.steps_done + self.steps_current, "first_step_secs": self.first_step_secs}
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    task: TaskId
+    returncode: int
+    tail: list[str]
+
+    def message(self) -> str:
+        lines = [f"{self.task} {exit_codes.describe(self.returncode)}"]
+        if self.tail:
+            lines.append(f"last lines of {self.task}'s log:")
+            lines += [f"  {line}" for line in self.tail]
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    summary: str
+    failure: Optional[Failure] = None
+
+    @property
+    def name(self) -> str:
+        return {exit_codes.OK: "succeeded", exit_codes.PREEMPTED: "preempted"}.get(
+            self.exit_code, "interrupted" if self.exit_code > 128 else "failed")
+
+
+class Supervisor:
+    def __init__(self, spec: ClusterSpec, backend: Backend, console: Console,
+                 command: Callable[[TaskId], list[str]], env: Callable[[TaskId], dict[str, str]],
+                 make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
+                 train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
+                 eval_wait_secs: float = 120.0):
+        self._spec = spec
+        self._backend = backend
+        self._console = console
+        self._command = command
+        self._env = env
+        self._train_steps = train_steps
+        self._policy = policy
+        self._max_restarts = max_restarts
+        self._grace_secs = grace_secs
+        self._eval_wait_secs = eval_wait_secs
+        self._lock = threading.Lock()
+        self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
+        self._signal: Optional[int] = None
+        self._started = time.monotonic()
+        self._global_step: Optional[int] = None
+        self._rate = progress.Rate()
+
+    # -- status lines from tasks (called on output threads) --
+
+    def _on_status(self, task: TaskId, event: dict) -> None:
+        with self._lock:
+            state = self.states[task]
+            kind, step = event.get("event"), event.get("step")
+            if kind == status.SESSION:
+                state.phase = "training"
+                if state.start_step is None:
+                    state.start_step = step
+            elif kind == status.FIRST_STEP and state.first_step_secs is None:
+                state.first_step_secs = round(time.monotonic() - self._started, 3)
+            elif kind in (status.PROGRESS, status.DONE):
+                state.steps_current = event.get("local_steps", state.steps_current)
+            elif kind == status.EVAL:
+                state.eval_step, state.eval_metrics = step, event.get("metrics")
+            if isinstance(step, int) and kind != status.EVAL:
+                self._global_step = max(step, self._global_step or 0)
+                self._rate.add(self._global_step)
+
+    # -- the run --
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self._signal is None:
+            self._signal = signum
+
+    def run(self) -> Outcome:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        try:
+            for task in sorted(self.states, key=lambda t: t.job != PS):  # servers first
+                self._start(self.states[task])
+            return self._watch()
+        finally:
+            self._stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._console.close()
+
+    def _start(self, state: TaskState) -> None:
+        state.attempts += 1
+        state.steps_done += state.steps_current
+        state.steps_current = 0
+        argv = self._command(state.task)
+        state.output.begin(state.attempts, argv)
+        state.handle = self._backend.start(state.task, argv, self._env(state.task), state.output.write)
+        state.phase = "serving" if state.task.job == PS else "starting"
+
+    def _watch(self) -> Outcome:
+        last_progress = 0.0
+        chief_done_at: Optional[float] = None
+        while True:
+            if self._signal is not None:
+                return self._stopped_by_signal()
+            for state in self.states.values():
+                if not state.running:
+                    continue
+                code = state.handle.poll()
+                if code is None:
+                    continue
+                failure = self._ended(state, code, training_over=chief_done_at is not None)
+                if failure is not None:
+                    self._stop_all()
+                    return Outcome(exit_codes.BAD_INPUT if failure.returncode == exit_codes.BAD_INPUT
+                                   else exit_codes.TRAINING_FAILED, failure.message(), failure)
+            if chief_done_at is None and self.states[TaskId(CHIEF, 0)].phase == "done":
+                chief_done_at = time.monotonic()
+            if chief_done_at is not None and self._finished(chief_done_at):
+                return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
+                last_progress = time.monotonic()
+                self._show_progress()
+            time.sleep(POLL_SECS)
+
+    def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
+        """Book a process that ended; restart it if the policy says so. A Failure ends the run."""
+        state.exit_codes.append(code)
+        if code == exit_codes.OK and state.task.job in (CHIEF, WORKER):
+            state.phase = "done"
+            return None
+        if training_over and state.task.job == WORKER:
+            state.phase = "stopped"  # the chief has saved the final checkpoint; this worker is not needed
+            return None
+        if self._policy.should_restart(code, state.restarts, self._max_restarts):
+            self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; restarting "
+                               f"({state.restarts + 1}/{self._max_restarts})")
+            self._start(state)
+            return None
+        state.phase = "failed"
+        if code != exit_codes.OK and exit_codes.is_retryable(code) and state.restarts >= self._max_restarts:
+            self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; "
+                               f"no restarts left ({self._max_restarts} used)")
+        return Failure(state.task, code, state.output.tail())
+
+    def _finished(self, chief_done_at: float) -> bool:
+        """The chief is done: wait for the workers (and the evaluator's last score), bounded."""
+        waited = time.monotonic() - chief_done_at
+        workers = [s for s in self.states.values() if s.task.job == WORKER and s.running]
+        if workers and waited < self._grace_secs:
+            return False
+        evaluator = self.states.get(TaskId(EVALUATOR, 0))
+        if evaluator is not None and evaluator.running and waited < self._eval_wait_secs:
+            if evaluator.eval_step is None or evaluator.eval_step < (self._global_step or 0):
+                return False
+        return True
+
+    def _stopped_by_signal(self) -> Outcome:
+        name = signal.Signals(self._signal).name
+        self._console.line(f"[launcher] received {name}: stopping every task (the chief saves a checkpoint)")
+        self._stop_all()
+        code = exit_codes.PREEMPTED if self._signal == signal.SIGTERM else 128 + self._signal
+        return Outcome(code, f"stopped by {name}")
+
+    def _stop_all(self) -> None:
+        """SIGTERM in waves (chief and workers, then ps), then SIGKILL whatever outlives the grace."""
+        for wave in _STOP_WAVES:
+            states = [s for s in self.states.values() if s.task.job in wave and s.running]
+            for state in states:
+                state.handle.signal(signal.SIGTERM)
+            deadline = time.monotonic() + self._grace_secs
+            for state in states:
+                while state.handle.poll() is None and time.monotonic() < deadline:
+                    time.sleep(POLL_SECS)
+                if state.handle.poll() is None:
+                    state.handle.signal(signal.SIGKILL)
+                    while state.handle.poll() is None:
+                        time.sleep(POLL_SECS)
+                code = state.handle.poll()
+                state.exit_codes.append(code)
+                state.phase = "stopped"
+        for state in self.states.values():
+            state.output.close()
+
+    def _show_progress(self) -> None:
+        with self._lock:
+            line = progress.render(self._global_step, self._train_steps, self._rate.per_sec(),
+                                   [(s.task.name, s.phase) for s in self.states.values()])
+        self._console.progress(line)
+
+    def global_step(self) -> Optional[int]:
+        return self._global_step
+
+
+def parent_env() -> dict[str, str]:
+    """Environment entries that let a task notice when this launcher is gone (see `task_signals`)."""
+    from launcher.task_signals import PARENT_ENV
+
+    return {PARENT_ENV: str(os.getpid())}

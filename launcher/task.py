@@ -1,0 +1,111 @@
+"""The task program: one process of the cluster, started as `python -m launcher.task`.
+
+Its identity comes from --job_name/--task_index/--cluster_spec when given, else from TF_CONFIG, so the same
+program runs under this launcher, under Kubeflow's operator, or by hand. Exit codes follow `exit_codes`:
+bad input 2 (not worth a restart), an exception in training 1, stopped by a signal 128 + the signal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional, Sequence
+
+from absl import app, flags, logging
+
+from launcher import exit_codes, model_api, task_flags, tf_config
+from launcher.errors import UserError
+from launcher.spec import CHIEF, EVALUATOR, PS
+from launcher.task_signals import StopRequest, watch_parent
+
+FLAGS = flags.FLAGS
+PARENT_GRACE_SECS = 30.0
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(exit_codes.BAD_INPUT)
+
+
+def _peek_model(argv: Sequence[str]) -> str:
+    """--model, read before flag parsing: the model module must define its own flags first."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+        if arg == "--model" and i + 1 < len(argv):
+            return argv[i + 1]
+    return task_flags.MODEL.default
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        rest = FLAGS(argv)
+    except flags.Error as e:
+        _fail(str(e))
+    if len(rest) > 1:
+        _fail(f"unexpected arguments {rest[1:]} (flags are --name=value)")
+    return rest
+
+
+def _serve_forever() -> None:
+    # Not server.join(): it blocks in C++, where a stop signal could not be handled.
+    while True:
+        time.sleep(3600)
+
+
+def main(argv: list[str]) -> Optional[int]:
+    stop = StopRequest()
+    stop.install()
+    watch_parent(PARENT_GRACE_SECS)
+    try:
+        task, cluster = tf_config.resolve_identity(task_flags.JOB_NAME.value, task_flags.TASK_INDEX.value,
+                                                   task_flags.CLUSTER_SPEC.value, os.environ)
+        if task_flags.MODEL_DIR.value is None:
+            raise UserError("--model_dir is required")
+        build = model_api.load(task_flags.MODEL.value)
+        import tensorflow as tf
+
+        # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
+        tf.get_logger().handlers.clear()
+
+        if task.job == EVALUATOR:
+            from launcher import evaluation
+
+            return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
+        server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
+                                      task_index=task.index, start=True)
+        logging.info("%s serving at %s", task, server.target)
+        if task.job == PS:
+            _serve_forever()
+        from launcher import hooks, training
+
+        training.train(
+            task, cluster, server.target, build,
+            hooks.HookConfig(
+                is_chief=task.job == CHIEF, model_dir=task_flags.MODEL_DIR.value,
+                last_step=task_flags.TRAIN_STEPS.value,
+                save_checkpoint_steps=task_flags.SAVE_CHECKPOINT_STEPS.value,
+                save_checkpoint_secs=task_flags.SAVE_CHECKPOINT_SECS.value,
+                save_summaries_steps=task_flags.SAVE_SUMMARIES_STEPS.value,
+                log_step_count_steps=task_flags.LOG_STEP_COUNT_STEPS.value,
+                wait_for_workers_secs=task_flags.WAIT_FOR_WORKERS_SECS.value),
+            max_to_keep=task_flags.MAX_TO_KEEP.value, max_wait_secs=task_flags.MAX_WAIT_SECS.value,
+            recovery_wait_secs=task_flags.RECOVERY_WAIT_SECS.value,
+            recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop)
+    except UserError as e:
+        _fail(str(e))
+    return stop.exit_code if stop.requested else exit_codes.OK
+
+
+def run() -> None:
+    try:
+        model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
+    except UserError as e:
+        _fail(str(e))
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,45 @@
+"""The task program's absl flags, defined once, here.
+
+Where `tf.compat.v1.train.MonitoredTrainingSession` has an argument for a setting, the flag bears its name,
+so a TensorFlow user already knows it. A model module defines its own flags next to these; every flag can
+be set per role, from the spec's "flags" or the launcher's `--<role>_flags`.
+"""
+
+from absl import flags
+
+JOB_NAME = flags.DEFINE_enum("job_name", None, ["chief", "worker", "ps", "evaluator"],
+                             "This task's job; read from TF_CONFIG when not given.")
+TASK_INDEX = flags.DEFINE_integer("task_index", None, "This task's index in its job; from TF_CONFIG when not given.",
+                                  lower_bound=0)
+CLUSTER_SPEC = flags.DEFINE_string("cluster_spec", None,
+                                   "The cluster as JSON (job -> [host:port]); from TF_CONFIG when not given.")
+MODEL = flags.DEFINE_string("model", "launcher.models.linear",
+                            "Python module of the model: defines build(mode) -> launcher.Model.")
+MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, summaries and logs go here.")
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1000, "Train until the global step reaches this.",
+                                   lower_bound=1)
+
+SAVE_CHECKPOINT_STEPS = flags.DEFINE_integer(
+    "save_checkpoint_steps", None, "Save a checkpoint every this many global steps (chief).", lower_bound=1)
+SAVE_CHECKPOINT_SECS = flags.DEFINE_integer(
+    "save_checkpoint_secs", 60, "Save a checkpoint every this many seconds, unless save_checkpoint_steps "
+    "is set (chief).", lower_bound=1)
+MAX_TO_KEEP = flags.DEFINE_integer("max_to_keep", 5, "Checkpoints kept on disk; older ones are deleted.",
+                                   lower_bound=1)
+SAVE_SUMMARIES_STEPS = flags.DEFINE_integer(
+    "save_summaries_steps", 100, "Write TensorBoard summaries every this many global steps (chief).",
+    lower_bound=1)
+LOG_STEP_COUNT_STEPS = flags.DEFINE_integer(
+    "log_step_count_steps", 100, "Log loss and steps/sec every this many steps.", lower_bound=1)
+MAX_WAIT_SECS = flags.DEFINE_integer(
+    "max_wait_secs", 1800, "How long a worker waits for the chief to make the model ready.", lower_bound=1)
+
+RECOVERY_WAIT_SECS = flags.DEFINE_float(
+    "recovery_wait_secs", 0.25, "How often a waiting worker checks whether the chief's model is ready "
+    "(TensorFlow's default is 30 s).", lower_bound=0.01)
+RECOVERY_DEADLINE_SECS = flags.DEFINE_float(
+    "recovery_deadline_secs", 300, "How long a session keeps trying to reconnect to tasks that went away "
+    "(with back-off) before the task gives up.", lower_bound=1)
+WAIT_FOR_WORKERS_SECS = flags.DEFINE_float(
+    "wait_for_workers_secs", 300, "How long the chief, once the target step is reached, waits for workers "
+    "to finish their last step before its final checkpoint.", lower_bound=0)

@@ -1,0 +1,70 @@
+"""Where one task's output goes: its log file, the console (prefixed), and its state (status lines).
+
+Log files live at `<model_dir>/logs/<job>-<index>.log`; a restarted task appends to the same file after
+a header line, so one file tells a task's whole story.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from typing import Callable, Optional
+
+from launcher import status
+from launcher.console import Console, is_noise
+from launcher.spec import TaskId
+
+TAIL_LINES = 20
+
+
+def log_path(model_dir: str, task: TaskId) -> str:
+    return os.path.join(model_dir, "logs", f"{task.job}-{task.index}.log")
+
+
+class TaskOutput:
+    def __init__(self, task: TaskId, model_dir: str, console: Console,
+                 on_status: Callable[[TaskId, dict], None], show_tf_logs: bool = False):
+        self.task = task
+        self.path = log_path(model_dir, task)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._console = console
+        self._on_status = on_status
+        self._show_tf_logs = show_tf_logs
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._lock = threading.Lock()
+        self._file: Optional[object] = None
+
+    def begin(self, attempt: int, argv: list[str]) -> None:
+        """A new process of this task starts writing."""
+        with self._lock:
+            if self._file is None:
+                self._file = open(self.path, "a", buffering=1)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
+            self._tail.clear()
+
+    def write(self, line: str) -> None:
+        """One line of the task's stdout/stderr."""
+        line = line.rstrip("\n")
+        parsed = status.parse(line)
+        if parsed is not None:
+            self._on_status(self.task, parsed)
+            return
+        with self._lock:
+            if self._file is not None:
+                self._file.write(line + "\n")
+            self._tail.append(line)
+        if self._show_tf_logs or not is_noise(line):
+            self._console.line(f"[{self.task}] {line}")
+
+    def tail(self, lines: int = 10) -> list[str]:
+        with self._lock:
+            return [line for line in self._tail if not is_noise(line)][-lines:]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

@@ -1,0 +1,67 @@
+"""TF_CONFIG, TensorFlow's standard way of telling a process which cluster it is in and who it is.
+
+The launcher sets it for every task, and the task program reads its identity from it when its flags don't
+give one, so the same program runs under any engine that injects TF_CONFIG (Kubeflow's operator does).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping, Optional
+
+from launcher.errors import UserError
+from launcher.spec import TRAINING_JOBS, TaskId
+
+ENV_VAR = "TF_CONFIG"
+
+
+def build(cluster: Mapping[str, list[str]], task: TaskId) -> str:
+    """The TF_CONFIG value for `task` in `cluster` (a `ClusterSpec.cluster_dict()`)."""
+    return json.dumps({
+        "cluster": {job: list(addrs) for job, addrs in cluster.items() if job in TRAINING_JOBS},
+        "task": {"type": task.job, "index": task.index},
+        "environment": "cloud",
+    })
+
+
+def parse(value: Optional[str]) -> tuple[Optional[dict], Optional[TaskId]]:
+    """(cluster, task) from a TF_CONFIG value; None for each part it does not hold."""
+    if not value:
+        return None, None
+    try:
+        config = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{ENV_VAR}: not valid JSON: {e.msg}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{ENV_VAR}: must be a JSON object, got {type(config).__name__}")
+    task = config.get("task") or None
+    task_id = None
+    if task is not None:
+        job = task.get("type")
+        if job == "master":  # TF's older name for the chief
+            job = "chief"
+        try:
+            task_id = TaskId(str(job), int(task.get("index", 0)))
+        except (TypeError, ValueError):
+            raise UserError(f"{ENV_VAR}: task.index {task.get('index')!r} is not a number") from None
+    return config.get("cluster"), task_id
+
+
+def resolve_identity(job_name: Optional[str], task_index: Optional[int], cluster_json: Optional[str],
+                     environ: Mapping[str, str]) -> tuple[TaskId, dict]:
+    """Who this task is and which cluster it is in: its flags first, then TF_CONFIG.
+
+    Raises UserError when neither says, or when the identity names no task of the cluster.
+    """
+    env_cluster, env_task = parse(environ.get(ENV_VAR))
+    cluster = json.loads(cluster_json) if cluster_json else env_cluster
+    if cluster is None:
+        raise UserError(f"no cluster: pass --cluster_spec or set {ENV_VAR}")
+    if job_name is None and env_task is None:
+        raise UserError(f"no identity: pass --job_name and --task_index or set {ENV_VAR}")
+    task = TaskId(job_name if job_name is not None else env_task.job,
+                  task_index if task_index is not None else (env_task.index if env_task else 0))
+    members = cluster.get(task.job, [])
+    if task.job != "evaluator" and not 0 <= task.index < len(members):
+        raise UserError(f"task {task} is not in the cluster {json.dumps(cluster)}")
+    return task, cluster

@@ -1,0 +1,57 @@
+"""The training loop of a chief or a worker: between-graph replication with a MonitoredSession."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import tensorflow as tf
+
+from launcher import hooks as hooks_lib
+from launcher import session_creators, train_op
+from launcher.model_api import TRAIN, Model
+from launcher.spec import CHIEF, PS, TaskId
+from launcher.task_signals import StopRequest
+
+
+def device_setter(task: TaskId, cluster: dict):
+    """Variables on the ps tasks (round robin), or on the chief when there are none; ops on this task."""
+    worker_device = f"/job:{task.job}/task:{task.index}"
+    if cluster.get(PS):
+        return tf.compat.v1.train.replica_device_setter(worker_device=worker_device, cluster=cluster)
+    return tf.compat.v1.train.replica_device_setter(ps_tasks=1, ps_device="/job:chief/task:0",
+                                                    worker_device=worker_device)
+
+
+def session_config(task: TaskId) -> tf.compat.v1.ConfigProto:
+    """Each task talks to the ps and the chief only, so a dead worker never blocks another's session."""
+    filters = ["/job:ps", "/job:chief"]
+    if task.job != CHIEF:
+        filters.append(f"/job:{task.job}/task:{task.index}")
+    return tf.compat.v1.ConfigProto(device_filters=filters)
+
+
+def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model],
+          hook_config: hooks_lib.HookConfig, *, max_to_keep: int, max_wait_secs: float,
+          recovery_wait_secs: float, recovery_deadline_secs: float, stop: StopRequest) -> None:
+    """Train until the global step reaches `hook_config.last_step`, or until `stop` is requested."""
+    with tf.Graph().as_default():
+        with tf.compat.v1.device(device_setter(task, cluster)):
+            global_step = tf.compat.v1.train.get_or_create_global_step()
+            model = build(TRAIN)
+            step_op = train_op.capped(model, global_step, hook_config.last_step)
+        tf.compat.v1.summary.scalar("loss", model.loss)
+        scaffold = tf.compat.v1.train.Scaffold(
+            saver=tf.compat.v1.train.Saver(max_to_keep=max_to_keep, sharded=True, save_relative_paths=True))
+        recovery = session_creators.Recovery(recovery_deadline_secs)
+        config = session_config(task)
+        if hook_config.is_chief:
+            creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery)
+        else:
+            creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
+                                              recovery)
+        num_workers = len(cluster.get("worker", []))
+        task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop, num_workers,
+                                     task.index)
+        with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
+            while not session.should_stop():
+                session.run(step_op)

@@ -1,0 +1,228 @@
+"""Exported TFJob manifests and TF_CONFIG commands: valid against Kubeflow's CRD and true to the launcher.
+
+The CRD schema is the one Kubeflow's training operator v1.9.0 publishes (in ../shared/kubeflow, next to the
+repository); the round trip rebuilds the TF_CONFIG that the operator injects into each pod and checks that
+the task program finds its own identity in it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+import shlex
+import sys
+from typing import Callable
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the launcher is not installed in the test environment; run it from the checkout
+    sys.path.insert(0, str(REPO))
+
+from launcher import task_command, tf_config  # noqa: E402
+from launcher.errors import SpecError  # noqa: E402
+from launcher.export import tfjob  # noqa: E402
+from launcher.export.tf_config_commands import tf_config_commands  # noqa: E402
+from launcher.run_config import RunConfig  # noqa: E402
+from launcher.spec import EVALUATOR, TaskId, from_json  # noqa: E402
+
+KUBEFLOW_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "kubeflow"
+CRD_FILE = KUBEFLOW_DIR / "tfjobs.kubeflow.org-v1.9.0.crd.yaml"
+
+MODEL_DIR = "/mnt/shared/runs/export-test"
+MAX_RESTARTS = 2
+IMAGE = "registry.example.com/launcher:1.0"
+
+SPECS = {
+    "local1": {"cluster": {"chief": ["host-a:2222"]}},
+    "local2": {"cluster": {"chief": ["host-a:2222"], "worker": ["host-b:2222"], "ps": ["host-c:2222"]}},
+    "local4": {"cluster": {"chief": ["host-a:2222"],
+                           "worker": ["host-b:2222", "host-c:2222", "host-d:2222"],
+                           "ps": ["host-e:2222", "host-f:2222"]}},
+    "evaluator": {"cluster": {"chief": ["host-a:2222"], "worker": ["host-b:2222", "host-c:2222"],
+                              "ps": ["host-d:2222"], "evaluator": ["host-e:2222"]},
+                  # A value that needs shell quoting, so the command strings are put to the test.
+                  "flags": {"worker": ["--learning_rate=0.05", "--note=it's a \"test\" $HOME"],
+                            "evaluator": ["--eval_every=10"]}},
+}
+
+
+def make_config(name: str) -> RunConfig:
+    return RunConfig(spec=from_json(copy.deepcopy(SPECS[name]), name), model_dir=pathlib.Path(MODEL_DIR),
+                     max_restarts=MAX_RESTARTS)
+
+
+@pytest.fixture(params=sorted(SPECS))
+def config(request) -> RunConfig:
+    return make_config(request.param)
+
+
+@pytest.fixture(scope="module")
+def validator():
+    """A validator for the TFJob schema of the CRD; the tests that need it skip if the CRD is not there."""
+    if not CRD_FILE.is_file():
+        pytest.skip(f"Kubeflow TFJob CRD not found at {CRD_FILE} (the shared folder next to the repository)")
+    yaml = pytest.importorskip("yaml")
+    jsonschema = pytest.importorskip("jsonschema")
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_errors(validator, manifest: dict) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(manifest)]
+
+
+def replica_type(job: str) -> str:
+    return tfjob.REPLICA_TYPES[job]
+
+
+# --- the manifest against the CRD -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("namespace", [None, "ml-team"])
+def test_manifest_is_a_valid_tfjob(config, validator, namespace):
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+    assert schema_errors(validator, manifest) == []
+    assert manifest["apiVersion"] == "kubeflow.org/v1"
+    assert manifest["kind"] == "TFJob"
+    assert manifest["metadata"] == ({"name": "mnist", "namespace": namespace} if namespace else {"name": "mnist"})
+
+
+def _set_replica(field: str, value: object) -> Callable[[dict], None]:
+    def mutate(m: dict) -> None:
+        m["spec"]["tfReplicaSpecs"]["Chief"][field] = value
+    return mutate
+
+
+def _set_port(m: dict) -> None:
+    m["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "2222"
+
+
+def _drop_container_name(m: dict) -> None:
+    del m["spec"]["tfReplicaSpecs"]["Chief"]["template"]["spec"]["containers"][0]["name"]
+
+
+def _drop_replica_specs(m: dict) -> None:
+    del m["spec"]["tfReplicaSpecs"]
+
+
+def _set_backoff(m: dict) -> None:
+    m["spec"]["runPolicy"]["backoffLimit"] = "6"
+
+
+@pytest.mark.parametrize("break_it", [_set_replica("replicas", "3"), _set_replica("restartPolicy", 1),
+                                      _set_port, _drop_container_name, _drop_replica_specs, _set_backoff],
+                         ids=["replicas-string", "restartPolicy-number", "port-string", "no-container-name",
+                              "no-tfReplicaSpecs", "backoffLimit-string"])
+def test_validator_rejects_a_broken_manifest(validator, break_it):
+    manifest = tfjob.manifest(make_config("local2"), IMAGE)
+    assert schema_errors(validator, manifest) == []
+    break_it(manifest)
+    assert schema_errors(validator, manifest) != []
+
+
+# --- what the manifest says ----------------------------------------------------------------------------------
+
+def test_one_replica_spec_per_role(config):
+    replica_specs = tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"]
+    roles = {job for job in ("chief", "worker", "ps", "evaluator") if config.spec.count(job)}
+    assert set(replica_specs) == {replica_type(job) for job in roles}
+    assert set(replica_specs) <= {"Chief", "Worker", "PS", "Evaluator"}
+    for job in roles:
+        replica = replica_specs[replica_type(job)]
+        assert replica["replicas"] == config.spec.count(job)
+        assert replica["restartPolicy"] == "ExitCode"
+        (container,) = replica["template"]["spec"]["containers"]
+        assert container["name"] == "tensorflow"
+        assert container["image"] == IMAGE
+        assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
+        assert container["command"] == task_command.command(config, job, None, python="python",
+                                                            model_dir=MODEL_DIR)
+
+
+def test_command_takes_identity_from_tf_config(config):
+    for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
+        argv = replica["template"]["spec"]["containers"][0]["command"]
+        assert argv[:3] == ["python", "-m", "launcher.task"]
+        assert f"--model_dir={MODEL_DIR}" in argv
+        assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
+
+
+def test_role_flags_reach_their_role_only():
+    replicas = tfjob.manifest(make_config("evaluator"), IMAGE)["spec"]["tfReplicaSpecs"]
+    command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}
+    assert command["Worker"][-2:] == ["--learning_rate=0.05", "--note=it's a \"test\" $HOME"]
+    assert command["Evaluator"][-1] == "--eval_every=10"
+    assert not [a for a in command["Chief"] + command["PS"] if "learning_rate" in a or "eval_every" in a]
+
+
+def test_run_policy(config):
+    run_policy = tfjob.manifest(config, IMAGE)["spec"]["runPolicy"]
+    assert run_policy["cleanPodPolicy"] == "Running"
+    assert run_policy["backoffLimit"] == MAX_RESTARTS * len(list(config.spec.tasks()))
+
+
+# --- round trip through the operator's TF_CONFIG ---------------------------------------------------------------
+
+def operator_tf_config(manifest: dict, replica: str, index: int) -> str:
+    """The TF_CONFIG that Kubeflow's operator injects into pod `index` of `replica`.
+
+    The cluster lists the training replicas (the evaluator is left out) by their service names, under
+    lower-case job names; the task names the pod's own replica type and index.
+    """
+    name = manifest["metadata"]["name"]
+    namespace = manifest["metadata"].get("namespace", "default")
+    cluster = {}
+    for rtype, spec in manifest["spec"]["tfReplicaSpecs"].items():
+        job = rtype.lower()
+        if job == EVALUATOR:
+            continue
+        port = spec["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        cluster[job] = [f"{name}-{job}-{i}.{namespace}.svc:{port}" for i in range(spec["replicas"])]
+    return json.dumps({"cluster": cluster, "task": {"type": replica.lower(), "index": index},
+                       "environment": "cloud"})
+
+
+@pytest.mark.parametrize("namespace", [None, "ml-team"])
+def test_every_pod_finds_its_identity_in_the_operators_tf_config(config, namespace):
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+    pods = 0
+    for rtype, replica in manifest["spec"]["tfReplicaSpecs"].items():
+        for index in range(replica["replicas"]):
+            value = operator_tf_config(manifest, rtype, index)
+            task, cluster = tf_config.resolve_identity(None, None, None, {"TF_CONFIG": value})
+            assert task == TaskId(rtype.lower(), index)
+            assert EVALUATOR not in cluster
+            assert {job: len(addrs) for job, addrs in cluster.items()} == \
+                {job: len(addrs) for job, addrs in config.spec.cluster_dict(training_only=True).items()}
+            pods += 1
+    assert pods == len(list(config.spec.tasks()))
+
+
+# --- TF_CONFIG commands ---------------------------------------------------------------------------------------
+
+def test_one_tf_config_command_per_task(config):
+    entries = tf_config_commands(config)
+    tasks = list(config.spec.tasks())
+    assert [e["task"] for e in entries] == [t.name for t in tasks]
+    for entry, task in zip(entries, tasks):
+        assert entry["host"] == config.spec.address(task).host
+        cluster, parsed = tf_config.parse(entry["TF_CONFIG"])
+        assert parsed == task
+        assert cluster == config.spec.cluster_dict(training_only=True)
+        assert tf_config.resolve_identity(None, None, None, {"TF_CONFIG": entry["TF_CONFIG"]})[0] == task
+
+
+def test_tf_config_command_round_trips_through_the_shell(config):
+    for entry, task in zip(tf_config_commands(config), config.spec.tasks()):
+        argv = task_command.command(config, task.job, None, python="python")
+        assert shlex.split(entry["command"]) == [f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
+        assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
+
+
+def test_tf_config_commands_need_fixed_ports():
+    spec = from_json({"cluster": {"chief": ["host-a:2222"], "worker": ["host-b:0"]}}, "ports")
+    with pytest.raises(SpecError, match=r"cluster\.worker\[0\].*port 0"):
+        tf_config_commands(RunConfig(spec=spec, model_dir=pathlib.Path(MODEL_DIR)))
