@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import tempfile
 from typing import Mapping, Optional, Sequence
 
 from launcher import backends, checkpoint_names, flag_check, run_record, task_command, tf_config
@@ -29,8 +30,11 @@ def check_model_dir(model_dir: str) -> None:
         path = os.path.dirname(path)
     if not os.path.isdir(path):
         raise UserError(f"--model_dir {model_dir!r}: {path} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"--model_dir {model_dir!r}: {path} is not writable")
+    try:  # a real write: permissions alone don't tell (root, read-only mounts)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise UserError(f"--model_dir {model_dir!r}: {path} is not writable ({e.strerror})") from None
 
 
 def prepare(spec: ClusterSpec, model_dir: str, train_steps: object, model: str,

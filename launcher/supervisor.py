@@ -58,7 +58,7 @@ class TaskState:
     def record(self) -> dict:
         return {"job": self.task.job, "index": self.task.index,
                 "exit_code": self.exit_codes[-1] if self.exit_codes else None,
-                "exit_codes": self.exit_codes, "restarts": self.restarts,
+                "exit_codes": self.exit_codes, "restarts": self.restarts, "start_step": self.start_step,
                 "steps": self.steps_done + self.steps_current, "first_step_secs": self.first_step_secs}
 
 

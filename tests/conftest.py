@@ -1,0 +1,156 @@
+"""Fixtures that start real launcher processes and guarantee that none of their tasks outlives a test.
+
+Every process a test starts carries a marker in its environment, which tasks inherit; after each test,
+whatever still carries it is killed, and the test fails if anything had to be.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Optional
+
+import psutil
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TESTS = pathlib.Path(__file__).resolve().parent
+MARKER = "LAUNCHER_TEST_RUN"
+
+
+def _marked(value: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(MARKER) == value:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+class Launch:
+    """One `python -m launcher ...` process, with its output in files."""
+
+    def __init__(self, args: list[str], cwd: pathlib.Path, env: dict[str, str], name: str):
+        self.out_path = cwd / f"{name}.out"
+        self.err_path = cwd / f"{name}.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=cwd, env=env,
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def wait(self, timeout: float = 240) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"launcher still running after {timeout}s\n{self.stderr[-3000:]}")
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+    def tasks(self) -> dict[str, psutil.Process]:
+        """The launcher's task processes by name ("worker:0")."""
+        found = {}
+        for child in psutil.Process(self.proc.pid).children():
+            cmd = child.cmdline()
+            job = next((a.split("=", 1)[1] for a in cmd if a.startswith("--job_name=")), None)
+            index = next((a.split("=", 1)[1] for a in cmd if a.startswith("--task_index=")), None)
+            if job is not None:
+                found[f"{job}:{index}"] = child
+        return found
+
+
+class Runner:
+    def __init__(self, tmp_path: pathlib.Path):
+        self.tmp_path = tmp_path
+        self.marker = uuid.uuid4().hex
+        self.launches: list[Launch] = []
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[MARKER] = self.marker
+        env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
+        return env
+
+    def start(self, *args: str) -> Launch:
+        launch = Launch(list(args), self.tmp_path, self.env(), f"launch{len(self.launches)}")
+        self.launches.append(launch)
+        return launch
+
+    def run(self, *args: str, timeout: float = 240) -> Launch:
+        launch = self.start(*args)
+        launch.wait(timeout)
+        return launch
+
+    def leftovers(self) -> list[psutil.Process]:
+        return _marked(self.marker)
+
+    def cleanup(self) -> list[str]:
+        for launch in self.launches:
+            if launch.proc.poll() is None:
+                os.killpg(launch.proc.pid, signal.SIGKILL)
+                launch.proc.wait()
+        # Tasks run in sessions of their own: give them a moment to follow their launcher, then kill.
+        deadline = time.monotonic() + 5
+        while self.leftovers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = self.leftovers()
+        names = [" ".join(p.cmdline()[:6]) for p in left if p.is_running()]
+        for proc in left:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        return names
+
+
+@pytest.fixture
+def runner(tmp_path):
+    r = Runner(tmp_path)
+    try:
+        yield r
+    finally:
+        left = r.cleanup()
+    assert not left, f"processes left behind: {left}"
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def checkpoint_steps(model_dir: pathlib.Path) -> list[int]:
+    return sorted(int(p.name[len("model.ckpt-"):-len(".index")]) for p in model_dir.glob("model.ckpt-*.index"))
+
+
+def last_run(model_dir: pathlib.Path) -> dict:
+    return json.loads((model_dir / "run.json").read_text())["runs"][-1]
+
+
+def read_variables(model_dir: pathlib.Path, step: Optional[int] = None) -> dict:
+    """The variables of a checkpoint (the newest by default), read back with TensorFlow in a subprocess so
+    that the test process stays free of TensorFlow."""
+    steps = checkpoint_steps(model_dir)
+    prefix = model_dir / f"model.ckpt-{steps[-1] if step is None else step}"
+    code = ("import json,sys,tensorflow as tf;r=tf.train.load_checkpoint(sys.argv[1]);"
+            "print(json.dumps({n: r.get_tensor(n).tolist() for n in r.get_variable_to_shape_map()}))")
+    out = subprocess.run([sys.executable, "-c", code, str(prefix)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
