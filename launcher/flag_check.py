@@ -6,7 +6,10 @@ itself, run here over each flag on its own so that an error names the exact one.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import contextlib
+import os
+import sys
+from typing import Iterator, Mapping, Sequence
 
 from absl import flags
 
@@ -18,12 +21,27 @@ from launcher.spec import check_flag_syntax
 LAUNCHER_OWNED = ("job_name", "task_index", "cluster_spec", "model", "model_dir", "train_steps")
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """TensorFlow's C++ start-up notices go straight to fd 2; the launcher's stderr is for its own errors."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def check(model: str, sources: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
     """Check per-role flags. `sources` maps where the flags came from (a spec file, `--worker_flags`)
     to role -> flags. Importing the model module defines its flags; an import failure is reported too."""
     from launcher import task_flags  # noqa: F401  (defines the task program's flags)
 
-    model_api.load(model)
+    with _native_stderr_silenced():
+        model_api.load(model)
     for source, by_role in sources.items():
         for role, values in by_role.items():
             for i, value in enumerate(values):

@@ -43,9 +43,9 @@ def prepare(spec: ClusterSpec, model_dir: str, train_steps: object, model: str,
     if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
         raise UserError(f"--train_steps {train_steps!r} is not a positive integer")
     check_model_dir(model_dir)
+    resolved = backend.resolve(spec.with_flags(role_flags))
     flag_check.check(model, {spec.source: spec.flags, **{f"--{role}_flags": {role: list(values)}
                                                          for role, values in role_flags.items() if values}})
-    resolved = backend.resolve(spec.with_flags(role_flags))
     return RunConfig(spec=resolved, model_dir=model_dir, train_steps=train_steps, model=model, **options)
 
 

@@ -1,0 +1,3 @@
+"""Test model module that forgot its build function."""
+
+VERSION = 1
