@@ -20,4 +20,5 @@ def newest_step(model_dir: str) -> Optional[int]:
     if not os.path.isdir(model_dir):
         return None
     steps = [step_of(name[: -len(".index")]) for name in os.listdir(model_dir) if name.endswith(".index")]
+    steps = [step for step in steps if step >= 0]
     return max(steps) if steps else None

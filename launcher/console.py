@@ -34,7 +34,7 @@ class Console:
         self._lock = threading.Lock()
         self._progress = ""
         self._plain_every = plain_every_secs
-        self._last_plain = 0.0
+        self._last_plain = float("-inf")
 
     def line(self, text: str) -> None:
         with self._lock:

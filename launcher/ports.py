@@ -44,6 +44,7 @@ def resolve_local(spec: ClusterSpec) -> ClusterSpec:
     Only loopback hosts are accepted: a local run must not listen on, or send to, anything else.
     """
     picked = {}
+    taken = {spec.address(t).port for t in spec.tasks()}  # explicit ports are not bound yet
     for task in spec.tasks():
         address = spec.address(task)
         field = f"cluster.{task.job}[{task.index}]"
@@ -51,7 +52,11 @@ def resolve_local(spec: ClusterSpec) -> ClusterSpec:
             raise SpecError(spec.source, field,
                             f"host {address.host!r} is not loopback; a local run uses localhost only")
         if address.port == 0:
-            picked[task] = Address(address.host, portpicker.pick_unused_port())
+            port = portpicker.pick_unused_port()
+            while port in taken:
+                port = portpicker.pick_unused_port()
+            taken.add(port)
+            picked[task] = Address(address.host, port)
         elif _in_use(address):
             raise SpecError(spec.source, field, f"port {address.port} on {address.host} is already in use")
     return spec.replace_addresses(picked)

@@ -17,9 +17,12 @@ def read(model_dir: str) -> list[dict]:
     """Every run recorded so far, oldest first."""
     try:
         with open(path(model_dir)) as f:
-            return json.load(f)["runs"]
+            runs = json.load(f)["runs"]
     except FileNotFoundError:
         return []
+    if not isinstance(runs, list):
+        raise TypeError(f"{path(model_dir)}: \"runs\" is not a list")
+    return runs
 
 
 def append(model_dir: str, run: dict) -> None:

@@ -91,14 +91,24 @@ class _FastPollWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
         return self._session_manager
 
 
+def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
+    """The checkpoint the chief would restore into the current graph's variables (see `checkpoints`)."""
+    shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
+    return checkpoints.choose(model_dir, shapes)
+
+
 def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
-          model_dir: str, recovery: Recovery) -> tf.compat.v1.train.SessionCreator:
-    """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both."""
+          model_dir: str, recovery: Recovery, first_choice: checkpoints.Choice) -> tf.compat.v1.train.SessionCreator:
+    """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both.
+
+    `first_choice` is the choice made before the session's hooks touched the directory; later sessions
+    (after a ps restart) choose again, since newer checkpoints have been written since.
+    """
+    choices = [first_choice]
 
     def make() -> tf.compat.v1.Session:
         scaffold.finalize()
-        shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
-        choice = checkpoints.choose(model_dir, shapes)
+        choice = choices.pop() if choices else choose_checkpoint(model_dir)
         if choice.path is None:
             logging.info("no checkpoint in %s: initialising", model_dir)
         else:

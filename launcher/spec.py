@@ -64,7 +64,7 @@ def parse_address(text: object, source: str, field: str) -> Address:
         host = host[1:-1]
     if not sep or not host or not port_text or (":" in host and not text.startswith("[")):
         raise SpecError(source, field, f"{text!r} is not host:port")
-    if not port_text.isdigit():
+    if not (port_text.isascii() and port_text.isdigit()):
         raise SpecError(source, field, f"port {port_text!r} in {text!r} is not a number")
     port = int(port_text)
     if port > 65535:
@@ -122,7 +122,8 @@ def _check_roles(cluster: Mapping[str, Sequence[Address]], source: str) -> None:
         raise SpecError(source, "cluster.chief",
                         "a spec needs exactly one chief" + (f", it has {chiefs}" if chiefs else ", it has none"))
     if len(cluster.get(EVALUATOR, ())) > 1:
-        raise SpecError(source, "cluster.evaluator", "a spec may have at most one evaluator")
+        raise SpecError(source, "cluster.evaluator",
+                        f"a spec may have at most one evaluator, it has {len(cluster[EVALUATOR])}")
     seen: dict[Address, str] = {}
     for job, addresses in cluster.items():
         for index, address in enumerate(addresses):
@@ -189,7 +190,7 @@ def find(name_or_path: str) -> pathlib.Path:
             for candidate in (directory / name_or_path, directory / f"{name_or_path}.json"):
                 if candidate.is_file():
                     return candidate
-    bundled = sorted(p.stem for d in BUNDLED_DIRS if d.is_dir() for p in d.glob("*.json"))
+    bundled = sorted({p.stem for d in BUNDLED_DIRS if d.is_dir() for p in d.glob("*.json")})
     raise SpecError(name_or_path, "", "no such spec file" +
                     (f" (bundled specs: {', '.join(bundled)})" if bundled else ""))
 

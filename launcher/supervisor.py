@@ -42,6 +42,7 @@ class TaskState:
     exit_codes: list[int] = dataclasses.field(default_factory=list)
     first_step_secs: Optional[float] = None
     start_step: Optional[int] = None
+    session_steps: list[int] = dataclasses.field(default_factory=list)  # global step at each session start
     steps_done: int = 0      # local steps of the processes that have ended
     steps_current: int = 0   # local steps of the process running now
     eval_step: Optional[int] = None
@@ -59,6 +60,7 @@ class TaskState:
         return {"job": self.task.job, "index": self.task.index,
                 "exit_code": self.exit_codes[-1] if self.exit_codes else None,
                 "exit_codes": self.exit_codes, "restarts": self.restarts, "start_step": self.start_step,
+                "session_steps": self.session_steps,
                 "steps": self.steps_done + self.steps_current, "first_step_secs": self.first_step_secs}
 
 
@@ -119,6 +121,7 @@ class Supervisor:
             kind, step = event.get("event"), event.get("step")
             if kind == status.SESSION:
                 state.phase = "training"
+                state.session_steps.append(step)
                 if state.start_step is None:
                     state.start_step = step
             elif kind == status.FIRST_STEP and state.first_step_secs is None:

@@ -35,6 +35,8 @@ def parse(value: Optional[str]) -> tuple[Optional[dict], Optional[TaskId]]:
     if not isinstance(config, dict):
         raise UserError(f"{ENV_VAR}: must be a JSON object, got {type(config).__name__}")
     task = config.get("task") or None
+    if task is not None and not isinstance(task, dict):
+        raise UserError(f"{ENV_VAR}: task must be an object {{\"type\": ..., \"index\": ...}}, got {task!r}")
     task_id = None
     if task is not None:
         job = task.get("type")
@@ -54,9 +56,14 @@ def resolve_identity(job_name: Optional[str], task_index: Optional[int], cluster
     Raises UserError when neither says, or when the identity names no task of the cluster.
     """
     env_cluster, env_task = parse(environ.get(ENV_VAR))
-    cluster = json.loads(cluster_json) if cluster_json else env_cluster
+    try:
+        cluster = json.loads(cluster_json) if cluster_json else env_cluster
+    except json.JSONDecodeError as e:
+        raise UserError(f"--cluster_spec: not valid JSON: {e.msg}") from None
     if cluster is None:
         raise UserError(f"no cluster: pass --cluster_spec or set {ENV_VAR}")
+    if not isinstance(cluster, dict):
+        raise UserError(f"cluster must be an object of job -> addresses, got {cluster!r}")
     if job_name is None and env_task is None:
         raise UserError(f"no identity: pass --job_name and --task_index or set {ENV_VAR}")
     task = TaskId(job_name if job_name is not None else env_task.job,

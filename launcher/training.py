@@ -45,7 +45,9 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         recovery = session_creators.Recovery(recovery_deadline_secs)
         config = session_config(task)
         if hook_config.is_chief:
-            creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery)
+            # Before any hook writes to the model directory: a mismatch must leave it untouched.
+            choice = session_creators.choose_checkpoint(hook_config.model_dir)
+            creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery, choice)
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery)
