@@ -8,6 +8,7 @@ waits for the workers' last steps before its checkpoint saver writes the final c
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from typing import Optional
 
@@ -96,48 +97,65 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
 
 
 class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
-    """Workers report the end of their loop; the chief waits for all reports before its final save.
+    """Workers report the end of their loop; the chief waits for them before its final save.
 
-    Reports travel through a queue on the chief: without ps, the variables live on the chief, and a chief
-    that exited first would leave its workers retrying forever; and with ps, an update applied after the
-    chief's final save would be lost from it.
+    Reports travel through a queue on the chief: without ps the variables live on the chief, and a chief
+    that exited first would leave its workers retrying forever; with ps, an update applied after the
+    chief's final save would be missing from it. A worker that cannot report (its chief was restarted
+    meanwhile) just exits; the chief stops waiting for a worker whose server no longer accepts
+    connections, since an exited worker has nothing left to report.
     """
 
-    def __init__(self, is_chief: bool, num_workers: int, worker_index: int, timeout_secs: float,
+    def __init__(self, is_chief: bool, worker_addresses: list[str], worker_index: int, timeout_secs: float,
                  stop: StopRequest):
         self._is_chief = is_chief
-        self._num_workers = num_workers
+        self._workers = worker_addresses
         self._worker_index = worker_index
         self._timeout_secs = timeout_secs
         self._stop = stop
-        self._failure = ("not every worker reported done; saving anyway" if is_chief
-                         else "could not report done to the chief")
 
     def begin(self):
         with tf.compat.v1.device("/job:chief/task:0"):
-            queue = tf.queue.FIFOQueue(max(self._num_workers, 1), tf.int32, shapes=[],
+            queue = tf.queue.FIFOQueue(max(len(self._workers), 1), tf.int32, shapes=[],
                                        shared_name="launcher_workers_done", name="workers_done")
-        self._op = (queue.dequeue_many(self._num_workers) if self._is_chief
-                    else queue.enqueue(self._worker_index))
+        self._op = queue.dequeue() if self._is_chief else queue.enqueue(self._worker_index)
 
     def end(self, session):
-        if self._is_chief and self._num_workers == 0:
+        if self._is_chief:
+            self._wait_for_workers(session)
             return
+        try:
+            session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=int(self._timeout_secs * 1000)))
+        except tf.errors.OpError as e:
+            logging.warning("could not report done to the chief (%s)", type(e).__name__)
+
+    def _wait_for_workers(self, session) -> None:
+        pending = set(range(len(self._workers)))
         deadline = time.monotonic() + self._timeout_secs
         # Short waits, so that a stop request (preemption) is honoured while waiting.
-        while not self._stop.requested and time.monotonic() < deadline:
+        while pending and not self._stop.requested and time.monotonic() < deadline:
             try:
-                session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=1000))
-                return
+                pending.discard(int(session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=1000))))
             except tf.errors.DeadlineExceededError:
-                continue
+                pending = {i for i in pending if _accepts_connections(self._workers[i])}
             except tf.errors.OpError as e:
-                logging.warning("%s (%s)", self._failure, type(e).__name__)
+                logging.warning("stopped waiting for workers (%s)", type(e).__name__)
                 return
-        logging.warning(self._failure)
+        if pending:
+            logging.warning("workers %s did not report done; saving anyway", sorted(pending))
+
+
+def _accepts_connections(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
-          stop: StopRequest, num_workers: int, worker_index: int) -> list[tf.compat.v1.train.SessionRunHook]:
+          stop: StopRequest, worker_addresses: list[str], worker_index: int) -> list[tf.compat.v1.train.SessionRunHook]:
     """The hooks of one task."""
     global_step = tf.compat.v1.train.get_global_step()
     hooks = [
@@ -147,7 +165,7 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
         tf.compat.v1.train.LoggingTensorHook({"step": global_step, "loss": loss},
                                              every_n_iter=config.log_step_count_steps),
         StatusHook(recovery),
-        WorkersDoneHook(config.is_chief, num_workers, worker_index, config.wait_for_workers_secs, stop),
+        WorkersDoneHook(config.is_chief, worker_addresses, worker_index, config.wait_for_workers_secs, stop),
     ]
     if config.is_chief:
         save_steps = config.save_checkpoint_steps

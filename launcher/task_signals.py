@@ -53,10 +53,11 @@ class StopRequest:
 def watch_parent(grace_secs: float, poll_secs: float = 0.5) -> None:
     """If the launcher that started us (named in the environment) dies, stop; after `grace_secs`, die."""
     expected = os.environ.get(PARENT_ENV)
-    if not expected or int(expected) != os.getppid():
+    if not expected:
         return  # not started by a launcher on this machine (Kubeflow, by hand): nothing to watch
 
     def watch() -> None:
+        # The launcher may already be gone: it can die while this process is still importing.
         while os.getppid() == int(expected):
             time.sleep(poll_secs)
         logging.error("launcher (pid %s) is gone: stopping", expected)

@@ -51,9 +51,8 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery)
-        num_workers = len(cluster.get("worker", []))
-        task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop, num_workers,
-                                     task.index)
+        task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
+                                     list(cluster.get("worker", [])), task.index)
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
             while not session.should_stop():
                 session.run(step_op)

@@ -1,0 +1,557 @@
+"""Benchmark of the launcher: start-up time, training throughput and memory, against plain TensorFlow.
+
+For each cluster spec (default local1, local2, local4) and each model (default launcher.models.linear and
+launcher.models.mlp) this script runs `python -m launcher run` into a fresh temporary model directory and
+measures:
+
+- first step: seconds from launch to every task's first training step, i.e. the max (and the min) over
+  the chief and workers of `first_step_secs` in run.json. That clock starts when the launcher's supervisor
+  starts, after the launcher's own start-up; that start-up ("pre": launcher process start to its first task
+  process start, from the processes' create times) is shown separately;
+- steps/sec: the median of the chief's "global_step/sec" TensorBoard scalars (written by its
+  StepCounterHook every --log_step_count_steps global steps, 100 by default; "-" if the run was too short);
+- peak RSS: every process under the launcher is sampled with psutil every 0.2 s; a task is known by the
+  --job_name/--task_index of its command line. Reported: the max over tasks, the max per role, and the
+  launcher process itself.
+
+Side by side, for the same model and number of steps:
+
+- plain: one process of this script, with no cluster and no launcher, builds build("train"), a global step
+  and optimizer.minimize(loss, global_step) in a MonitoredTrainingSession without checkpoints or
+  summaries: seconds from process launch to its first step, steps/sec after a warm-up, and peak RSS;
+- floor: N bare processes (N = tasks of the spec), each only importing TensorFlow and starting a
+  tf.distribute.Server of a cluster of that size: seconds from launch until all N have printed "ready".
+  No launcher can start its tasks faster than that.
+
+With --repeat > 1 the table shows the median of the repeats; --out_json writes every raw figure.
+
+Run it from the repository (it takes minutes: keep the machine otherwise idle for meaningful figures):
+
+    python scripts/benchmark.py
+    python scripts/benchmark.py --specs local1,local2 --models launcher.models.linear --train_steps 300
+    python scripts/benchmark.py --repeat 3 --out_json /tmp/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import psutil
+
+from launcher import model_api, ports, run_record
+from launcher import spec as spec_lib
+from launcher.spec import CHIEF, JOBS, PS, WORKER
+
+DEFAULT_SPECS = ("local1", "local2", "local4")
+DEFAULT_MODELS = ("launcher.models.linear", "launcher.models.mlp")
+DEFAULT_TRAIN_STEPS = {"launcher.models.linear": 2000, "launcher.models.mlp": 300}
+FALLBACK_TRAIN_STEPS = 1000
+SAMPLE_SECS = 0.2
+STEP_RATE_TAG = "global_step/sec"  # what tf.compat.v1.train.StepCounterHook writes
+LAUNCHER_STOP_SECS = 45.0  # after SIGTERM, the launcher's own grace (30 s) plus a margin
+MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
+RUN_ID = uuid.uuid4().hex
+MB = 2 ** 20
+
+# A floor process: nothing but the TensorFlow import and a server, as a task does before training.
+FLOOR_PROGRAM = """\
+import json, sys, time
+import tensorflow as tf
+tf.distribute.Server(tf.train.ClusterSpec(json.loads(sys.argv[1])), job_name=sys.argv[2],
+                     task_index=int(sys.argv[3]), start=True)
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+class BenchmarkError(Exception):
+    """A trial that did not produce its figures."""
+
+
+# -- results --
+
+@dataclasses.dataclass
+class LauncherResult:
+    spec: str
+    model: str
+    train_steps: int
+    exit_code: int
+    wall_secs: float
+    prestart_secs: Optional[float]  # launcher process start -> its first task process start
+    first_step_max_secs: Optional[float]
+    first_step_min_secs: Optional[float]
+    tasks_without_first_step: int
+    global_steps: Optional[int]
+    step_rates: list[float]
+    rss_mb: dict[str, float]  # "chief:0", "worker:1", ..., "launcher"
+
+    @property
+    def steps_per_sec(self) -> Optional[float]:
+        """The median rate; without the first one (it includes the warm-up) when at least 2 others remain."""
+        rates = self.step_rates[1:] if len(self.step_rates) >= 3 else self.step_rates
+        return statistics.median(rates) if rates else None
+
+    def rss_max(self, job: Optional[str] = None) -> Optional[float]:
+        """Peak RSS over the tasks of `job`, or over every task when `job` is None."""
+        values = [mb for key, mb in self.rss_mb.items() if key.split(":")[0] in ((job,) if job else JOBS)]
+        return max(values) if values else None
+
+
+@dataclasses.dataclass
+class PlainResult:
+    model: str
+    train_steps: int
+    warmup_steps: int
+    first_step_secs: float
+    steps_per_sec: float
+    rss_mb: float
+
+
+@dataclasses.dataclass
+class FloorResult:
+    spec: str
+    processes: int
+    ready_secs: float
+
+
+# -- processes --
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env[MARKER] = RUN_ID
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # as the launcher sets it for its tasks
+    return env
+
+
+def start(argv: Sequence[str], **popen_args) -> subprocess.Popen:
+    """A child in a session of its own, so that it and what it spawns can be killed as a group."""
+    return subprocess.Popen(list(argv), env=child_env(), stdin=subprocess.DEVNULL, start_new_session=True,
+                            **popen_args)
+
+
+def _marked_processes() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(MARKER) == RUN_ID:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def kill_all(procs: Iterable[subprocess.Popen]) -> None:
+    """SIGKILL the process groups of `procs`, then anything else this benchmark started (tasks that
+    outlived their launcher, in sessions of their own)."""
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        proc.wait()
+    for stray in _marked_processes():
+        try:
+            if os.getpgid(stray.pid) == stray.pid:
+                os.killpg(stray.pid, signal.SIGKILL)
+            else:
+                stray.kill()
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            pass
+
+
+def stop_launcher(proc: subprocess.Popen) -> None:
+    """A launcher still running (timeout, Ctrl-C): SIGTERM, so that it stops its tasks, then SIGKILL all."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(LAUNCHER_STOP_SECS)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_all([proc])
+
+
+def _task_key(cmdline: Sequence[str]) -> Optional[str]:
+    """"chief:0" from a task's `--job_name=chief --task_index=0`, else None."""
+    values = dict(arg[2:].split("=", 1) for arg in cmdline if arg.startswith("--") and "=" in arg)
+    if "job_name" not in values:
+        return None
+    return f"{values['job_name']}:{values.get('task_index', 0)}"
+
+
+class RssSampler:
+    """Samples, in a thread, the RSS of a process and all its descendants; keeps the peak per key.
+
+    The root is keyed `root_name`; a task by its job and index; anything else by its pid.
+    """
+
+    def __init__(self, pid: int, root_name: str, every_secs: float = SAMPLE_SECS):
+        self._root = psutil.Process(pid)
+        self._root_name = root_name
+        self._every_secs = every_secs
+        self._keys: dict[psutil.Process, str] = {}
+        self.created: dict[str, float] = {}  # key -> create time of its first process
+        self.peak_mb: dict[str, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._done.is_set():
+            self.sample()
+            self._done.wait(self._every_secs)
+
+    def _key(self, proc: psutil.Process) -> str:
+        if proc not in self._keys:
+            key = self._root_name if proc == self._root else _task_key(proc.cmdline()) or f"pid:{proc.pid}"
+            self._keys[proc] = key
+            self.created.setdefault(key, proc.create_time())
+        return self._keys[proc]
+
+    def sample(self) -> None:
+        try:
+            procs = [self._root, *self._root.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return
+        for proc in procs:
+            try:
+                key, rss = self._key(proc), proc.memory_info().rss / MB
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            self.peak_mb[key] = max(self.peak_mb.get(key, 0.0), rss)
+
+
+# -- the launcher --
+
+def read_step_rates(model_dir: str) -> list[float]:
+    """Every "global_step/sec" scalar in the events files of `model_dir`, in file order."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # summary_iterator's deprecation notice
+    rates = []
+    for path in sorted(glob.glob(os.path.join(model_dir, "events.out.tfevents.*"))):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(path):
+                rates += [v.simple_value for v in event.summary.value if v.tag == STEP_RATE_TAG]
+        except tf.errors.DataLossError:
+            pass  # a truncated last record (a writer that was killed): keep what came before it
+    return rates
+
+
+def _is_task(key: str) -> bool:
+    return key.split(":")[0] in JOBS
+
+
+def _prestart_secs(sampler: RssSampler) -> Optional[float]:
+    """Launcher process start to its first task's start. Both are create times on the same clock (the
+    difference of two is exact to a clock tick, unlike a difference against time.time())."""
+    tasks = [created for key, created in sampler.created.items() if _is_task(key)]
+    if "launcher" not in sampler.created or not tasks:
+        return None
+    return round(min(tasks) - sampler.created["launcher"], 3)
+
+
+def _log_tail(path: str, lines: int = 15) -> str:
+    with open(path, errors="replace") as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def run_launcher(spec: str, model: str, train_steps: int, timeout_secs: float) -> LauncherResult:
+    """One `launcher run` into a fresh model directory, deleted afterwards."""
+    workdir = tempfile.mkdtemp(prefix="launcher-benchmark-")
+    model_dir, log_path = os.path.join(workdir, "model"), os.path.join(workdir, "launcher.log")
+    argv = [sys.executable, "-m", "launcher", "run", f"--spec={spec}", f"--model_dir={model_dir}",
+            f"--train_steps={train_steps}", f"--model={model}"]
+    proc = None
+    try:
+        with open(log_path, "w") as log:
+            started = time.monotonic()
+            proc = start(argv, stdout=log, stderr=subprocess.STDOUT)
+        with RssSampler(proc.pid, "launcher") as sampler:
+            try:
+                exit_code = proc.wait(timeout_secs)
+            except subprocess.TimeoutExpired:
+                raise BenchmarkError(f"{spec} {model}: no end after {timeout_secs:.0f} s; log:\n"
+                                     f"{_log_tail(log_path)}") from None
+        wall_secs = time.monotonic() - started
+        if exit_code != 0:
+            raise BenchmarkError(f"{spec} {model}: launcher exit code {exit_code}; log:\n{_log_tail(log_path)}")
+        return _launcher_result(spec, model, train_steps, exit_code, wall_secs, model_dir, sampler)
+    finally:
+        if proc is not None:
+            stop_launcher(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wall_secs: float,
+                     model_dir: str, sampler: RssSampler) -> LauncherResult:
+    run = run_record.read(model_dir)[-1]
+    trainers = [t for t in run["tasks"] if t["job"] in (CHIEF, WORKER)]
+    first_steps = [t["first_step_secs"] for t in trainers if t["first_step_secs"] is not None]
+    start_step, end_step = run.get("global_step_start") or 0, run.get("global_step_end")
+    return LauncherResult(
+        spec=spec, model=model, train_steps=train_steps, exit_code=exit_code, wall_secs=round(wall_secs, 3),
+        prestart_secs=_prestart_secs(sampler),
+        first_step_max_secs=max(first_steps, default=None), first_step_min_secs=min(first_steps, default=None),
+        tasks_without_first_step=len(trainers) - len(first_steps),
+        global_steps=None if end_step is None else end_step - start_step,
+        step_rates=read_step_rates(model_dir), rss_mb={k: round(v, 1) for k, v in sampler.peak_mb.items()})
+
+
+# -- plain TensorFlow, one process --
+
+def warmup_steps(train_steps: int) -> int:
+    return max(1, min(100, train_steps // 5))
+
+
+def plain_child(model: str, train_steps: int, launched_at: float) -> None:
+    """The plain run itself (in a child process): prints its figures as one JSON line."""
+    build = model_api.load(model)  # imports TensorFlow, and defines the model's flags
+    import tensorflow as tf
+    from absl import flags
+
+    flags.FLAGS(["plain"])  # the model's flags at their defaults, as the launcher's tasks have them
+    warmup = min(warmup_steps(train_steps), train_steps - 1)
+    with tf.Graph().as_default():
+        global_step = tf.compat.v1.train.get_or_create_global_step()
+        model_ = build(model_api.TRAIN)
+        train_op = model_.optimizer.minimize(model_.loss, global_step=global_step)
+        with tf.compat.v1.train.MonitoredTrainingSession(
+                checkpoint_dir=None, save_checkpoint_secs=None, save_summaries_steps=None,
+                save_summaries_secs=None, log_step_count_steps=None) as session:
+            session.run(train_op)
+            first_step_secs = time.time() - launched_at
+            for _ in range(warmup - 1):
+                session.run(train_op)
+            timed_from = time.perf_counter()
+            for _ in range(train_steps - warmup):
+                session.run(train_op)
+            steps_per_sec = (train_steps - warmup) / (time.perf_counter() - timed_from)
+    print(json.dumps({"first_step_secs": round(first_step_secs, 3), "steps_per_sec": steps_per_sec,
+                      "warmup_steps": warmup}))
+
+
+def run_plain(model: str, train_steps: int, timeout_secs: float) -> PlainResult:
+    """`plain_child` in a subprocess of this script, sampled like the launcher's tasks."""
+    argv = [sys.executable, os.path.abspath(__file__), "--plain_child", model,
+            f"--train_steps={train_steps}", f"--launched_at={time.time()!r}"]
+    proc = start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with RssSampler(proc.pid, "plain") as sampler:
+            try:
+                out, err = proc.communicate(timeout=timeout_secs)
+            except subprocess.TimeoutExpired:
+                raise BenchmarkError(f"plain {model}: no end after {timeout_secs:.0f} s") from None
+        if proc.returncode != 0:
+            raise BenchmarkError(f"plain {model}: exit code {proc.returncode}:\n{err[-2000:]}")
+        figures = json.loads(out.strip().splitlines()[-1])
+        return PlainResult(model=model, train_steps=train_steps, warmup_steps=figures["warmup_steps"],
+                           first_step_secs=figures["first_step_secs"], steps_per_sec=figures["steps_per_sec"],
+                           rss_mb=round(max(sampler.peak_mb.values()), 1))
+    finally:
+        kill_all([proc])
+
+
+# -- the floor: bare TensorFlow servers --
+
+def _wait_ready(proc: subprocess.Popen, ready: list[Optional[float]], i: int) -> None:
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            ready[i] = time.monotonic()
+            return
+
+
+def run_floor(spec: str, timeout_secs: float) -> FloorResult:
+    """N processes that only import TensorFlow and start a server of the spec's cluster (ports picked)."""
+    resolved = ports.resolve_local(spec_lib.load(spec))
+    cluster = resolved.cluster_dict(training_only=True)
+    tasks = [t for t in resolved.tasks() if t.job in cluster]
+    ready: list[Optional[float]] = [None] * len(tasks)
+    procs: list[subprocess.Popen] = []
+    try:
+        started = time.monotonic()
+        for task in tasks:
+            procs.append(start([sys.executable, "-c", FLOOR_PROGRAM, json.dumps(cluster), task.job,
+                                str(task.index)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        readers = [threading.Thread(target=_wait_ready, args=(p, ready, i), daemon=True)
+                   for i, p in enumerate(procs)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(max(0.0, started + timeout_secs - time.monotonic()))
+        if None in ready:
+            raise BenchmarkError(f"floor {spec}: {ready.count(None)} of {len(tasks)} servers never ready")
+        return FloorResult(spec=spec, processes=len(tasks), ready_secs=round(max(ready) - started, 3))
+    finally:
+        kill_all(procs)
+
+
+# -- the table --
+
+def _median(values: Iterable[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _fmt(value: Optional[float], digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+COLUMNS = ("spec", "model", "tasks", "floor s", "pre s", "1st step max s", "min s", "plain 1st s",
+           "steps/s", "plain steps/s", "RSS max MB", "chief", "worker", "ps", "launcher", "plain MB")
+
+
+def table_row(spec: str, model: str, runs: list[LauncherResult], plains: list[PlainResult],
+              floors: list[FloorResult]) -> list[str]:
+    def med(get: Callable[[Any], Optional[float]], items: list) -> Optional[float]:
+        return _median(get(item) for item in items)
+
+    incomplete = "*" if any(r.tasks_without_first_step for r in runs) else ""
+    return [spec, model.rsplit(".", 1)[-1], str(floors[0].processes) if floors else "-",
+            _fmt(med(lambda f: f.ready_secs, floors)), _fmt(med(lambda r: r.prestart_secs, runs)),
+            _fmt(med(lambda r: r.first_step_max_secs, runs)) + incomplete,
+            _fmt(med(lambda r: r.first_step_min_secs, runs)), _fmt(med(lambda p: p.first_step_secs, plains)),
+            _fmt(med(lambda r: r.steps_per_sec, runs), 0), _fmt(med(lambda p: p.steps_per_sec, plains), 0),
+            _fmt(med(lambda r: r.rss_max(), runs), 0), _fmt(med(lambda r: r.rss_max(CHIEF), runs), 0),
+            _fmt(med(lambda r: r.rss_max(WORKER), runs), 0), _fmt(med(lambda r: r.rss_max(PS), runs), 0),
+            _fmt(med(lambda r: r.rss_mb.get("launcher"), runs), 0), _fmt(med(lambda p: p.rss_mb, plains), 0)]
+
+
+def format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    left = 2  # spec and model are text; the rest numbers
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+LEGEND = """\
+floor s: N bare processes import TensorFlow and start a server, launch to all ready (N = tasks)
+pre s: launcher start to its first task's start; the run.json clock of "1st step" starts there
+1st step max/min s: run.json first_step_secs over chief and workers (* = a task never stepped)
+steps/s: median of the chief's global_step/sec summaries (every 100 steps; the first, with the
+  warm-up, left out when 2 others remain); plain: one process, no cluster, timed after a warm-up
+RSS MB: peak resident memory; max over tasks, then per role (max over its tasks), the launcher itself,
+  and the plain process"""
+
+
+# -- main --
+
+def steps_for(model: str, override: Optional[int]) -> int:
+    return override or DEFAULT_TRAIN_STEPS.get(model, FALLBACK_TRAIN_STEPS)
+
+
+def _attempt(trial: Callable[[], Any], errors: list[str]) -> Optional[Any]:
+    """Run one trial; a failed trial is reported and the benchmark goes on."""
+    try:
+        return trial()
+    except BenchmarkError as e:
+        print(f"FAILED: {e}", file=sys.stderr, flush=True)
+        errors.append(str(e))
+        return None
+
+
+def benchmark(specs: Sequence[str], models: Sequence[str], train_steps: Optional[int], repeat: int,
+              timeout_secs: float) -> dict[str, list]:
+    results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
+    errors = results["errors"]
+    for attempt in range(1, repeat + 1):
+        for model in models:
+            print(f"[{attempt}/{repeat}] plain {model}", file=sys.stderr, flush=True)
+            results["plain"].append(_attempt(lambda: run_plain(model, steps_for(model, train_steps),
+                                                               timeout_secs), errors))
+        for spec in specs:
+            print(f"[{attempt}/{repeat}] floor {spec}", file=sys.stderr, flush=True)
+            results["floor"].append(_attempt(lambda: run_floor(spec, timeout_secs), errors))
+            for model in models:
+                print(f"[{attempt}/{repeat}] launcher {spec} {model}", file=sys.stderr, flush=True)
+                results["launcher"].append(_attempt(
+                    lambda: run_launcher(spec, model, steps_for(model, train_steps), timeout_secs), errors))
+    for kind in ("launcher", "plain", "floor"):
+        results[kind] = [r for r in results[kind] if r is not None]
+    return results
+
+
+def report(results: dict[str, list], specs: Sequence[str], models: Sequence[str]) -> str:
+    rows = [table_row(spec, model,
+                      [r for r in results["launcher"] if r.spec == spec and r.model == model],
+                      [p for p in results["plain"] if p.model == model],
+                      [f for f in results["floor"] if f.spec == spec])
+            for spec in specs for model in models]
+    return format_table(rows) + "\n\n" + LEGEND
+
+
+def to_json(results: dict[str, list]) -> dict:
+    def raw(item: Any) -> Any:
+        if isinstance(item, LauncherResult):
+            return {**dataclasses.asdict(item), "steps_per_sec": item.steps_per_sec}
+        return dataclasses.asdict(item) if dataclasses.is_dataclass(item) else item
+
+    return {kind: [raw(item) for item in items] for kind, items in results.items()}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated spec names or files")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model modules")
+    parser.add_argument("--train_steps", type=int, default=None,
+                        help="global steps for every model (default: " +
+                             ", ".join(f"{m.rsplit('.', 1)[-1]} {n}" for m, n in DEFAULT_TRAIN_STEPS.items()) +
+                             f", others {FALLBACK_TRAIN_STEPS})")
+    parser.add_argument("--repeat", type=int, default=1, help="trials of each kind; the table shows medians")
+    parser.add_argument("--out_json", default=None, help="write every raw figure to this file")
+    parser.add_argument("--timeout_secs", type=float, default=1800.0, help="per trial")
+    parser.add_argument("--plain_child", default=None, help=argparse.SUPPRESS)  # internal: run_plain's child
+    parser.add_argument("--launched_at", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.train_steps is not None and args.train_steps < 2):
+        parser.error("--repeat must be >= 1 and --train_steps >= 2")
+    return args
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the trials' clean-up
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    if args.plain_child:
+        plain_child(args.plain_child, steps_for(args.plain_child, args.train_steps), args.launched_at)
+        return 0
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    specs = [s for s in args.specs.split(",") if s]
+    models = [m for m in args.models.split(",") if m]
+    results = benchmark(specs, models, args.train_steps, args.repeat, args.timeout_secs)
+    print(report(results, specs, models))
+    if args.out_json:
+        with open(args.out_json, "w") as f:
+            json.dump(to_json(results), f, indent=2)
+    return 1 if results["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""Faults: killed tasks are restarted and training goes on from what was saved; nothing saved is lost."""
+
+import os
+import signal
+
+import pytest
+
+from conftest import checkpoint_steps, last_run, wait_for
+
+# Slow steps give the test time to act mid-training; checkpoints every 20 steps.
+SLOW = "--step_sleep_secs=0.01"
+
+
+def _tasks(run):
+    return {f"{t['job']}:{t['index']}": t for t in run["tasks"]}
+
+
+def _start_slow(runner, model_dir, train_steps, *extra):
+    return runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.probe",
+                        "--train_steps", str(train_steps),
+                        f"--chief_flags={SLOW} --save_checkpoint_steps=20 --max_to_keep=3",
+                        f"--worker_flags={SLOW}", "--ps_flags=--recovery_deadline_secs=60", *extra)
+
+
+def _wait_for_checkpoint(model_dir, at_least=20):
+    return wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= at_least],
+                    what=f"a checkpoint at step {at_least} or later")[-1]
+
+
+@pytest.mark.parametrize("victim", ["chief:0", "worker:0", "ps:0"])
+def test_killed_task_is_restarted_and_training_reaches_the_target(runner, tmp_path, victim):
+    model_dir = tmp_path / "model"
+    launch = _start_slow(runner, model_dir, 300)
+    saved = _wait_for_checkpoint(model_dir)
+    os.kill(launch.tasks()[victim].pid, signal.SIGKILL)
+    assert launch.wait() == 0, launch.stderr
+    run = last_run(model_dir)
+    tasks = _tasks(run)
+    assert {name: t["restarts"] for name, t in tasks.items()} == {
+        name: int(name == victim) for name in ("chief:0", "worker:0", "ps:0")}
+    assert tasks[victim]["exit_codes"][0] == -signal.SIGKILL
+    assert run["global_step_end"] == 300 and checkpoint_steps(model_dir)[-1] == 300
+    # Restarts count the checkpoints already on disk against --max_to_keep.
+    assert len(checkpoint_steps(model_dir)) <= 3, checkpoint_steps(model_dir)
+    # No step that was in a checkpoint is lost: every session after the kill started at or past it.
+    assert all(step >= saved for step in tasks["chief:0"]["session_steps"][1:]), tasks["chief:0"]
+    if victim != "ps:0":
+        assert tasks[victim]["steps"] > 0
+
+
+def test_task_that_keeps_dying_exhausts_its_restarts(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = _start_slow(runner, model_dir, 100000, "--max_restarts", "1")
+    _wait_for_checkpoint(model_dir)
+    first = launch.tasks()["worker:0"]
+    first.kill()
+    wait_for(lambda: launch.tasks().get("worker:0") and launch.tasks()["worker:0"].pid != first.pid,
+             what="the worker's restart")
+    launch.tasks()["worker:0"].kill()
+    assert launch.wait() == 1, launch.stderr
+    assert "worker:0 killed by SIGKILL" in launch.stderr
+    run = last_run(model_dir)
+    assert run["outcome"] == "failed" and _tasks(run)["worker:0"]["restarts"] == 1
+
+
+def test_killed_launcher_leaves_no_task_running(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = _start_slow(runner, model_dir, 100000)
+    wait_for(lambda: len(launch.tasks()) == 3, what="three tasks")
+    launch.proc.kill()  # the launcher alone, not its tasks: they must notice by themselves
+    launch.proc.wait()
+    wait_for(lambda: not runner.leftovers(), timeout=45, what="the tasks to exit")
+
+
+def test_sigint_stops_everything_with_its_own_code(runner, tmp_path):
+    launch = _start_slow(runner, tmp_path / "model", 100000)
+    wait_for(lambda: len(launch.tasks()) == 3, what="three tasks")
+    launch.proc.send_signal(signal.SIGINT)
+    assert launch.wait(60) == 130, launch.stderr
+    assert runner.leftovers() == []
