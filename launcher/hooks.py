@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from launcher import status
-from launcher.session_creators import Recovery
+from launcher.recovery import Recovery
 from launcher.task_signals import StopRequest
 
 

@@ -6,65 +6,54 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 - the chief picks its checkpoint with `checkpoints.choose` each time a session is made (after a ps
   restart too), so a garbled state file or a truncated newest checkpoint never sends it back to step 0;
 - a worker polls for the chief's model every `--recovery_wait_secs` instead of every 30 s;
-- `MonitoredSession` re-creates sessions on Unavailable/Aborted forever and without pause: `Recovery`
+- `MonitoredSession` re-creates sessions on Unavailable/Aborted forever and without pause: `recovery`
   adds back-off and a deadline, so a task that never comes back ends the run instead of hanging it.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable
+import socket
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
 
 from launcher import checkpoints
+from launcher.recovery import Recovery
 
 _RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
 
 
-class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
-    """Sessions kept failing for longer than the deadline; not retried by MonitoredSession."""
-
-    def __init__(self, message: str):
-        super().__init__(None, None, message)
-
-
-class Recovery:
-    """Back-off and a deadline for re-creating sessions; the clock restarts at every training step."""
-
-    def __init__(self, deadline_secs: float, first_backoff_secs: float = 0.1, max_backoff_secs: float = 5.0):
-        self.deadline_secs = deadline_secs
-        self._first_backoff = first_backoff_secs
-        self._max_backoff = max_backoff_secs
-        self._failing_since = None
-        self._backoff = first_backoff_secs
-
-    def progressed(self) -> None:
-        self._failing_since = None
-        self._backoff = self._first_backoff
-
-    def failed(self, error: Exception) -> None:
-        """Wait before the next attempt, or raise when failures have lasted past the deadline."""
-        now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        if now - self._failing_since > self.deadline_secs:
-            raise RecoveryDeadlineExceeded(
-                f"gave up after {self.deadline_secs:.0f}s of failing to reach the cluster: "
-                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        logging.warning("session failed (%s); retrying in %.1fs", type(error).__name__, self._backoff)
-        time.sleep(self._backoff)
-        self._backoff = min(self._backoff * 2, self._max_backoff)
+def _unreachable(peers: Sequence[str]) -> Optional[str]:
+    """The first of `peers` ("host:port") whose server does not accept connections, if any."""
+    for address in peers:
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                pass
+        except OSError:
+            return address
+    return None
 
 
 class _BoundedCreator(tf.compat.v1.train.SessionCreator):
-    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery):
+    """Creates sessions with back-off and a deadline.
+
+    TensorFlow's CreateSession waits without end for a task that does not answer ("CreateSession still
+    waiting for response from worker"), where no deadline could act. So the peers this session needs
+    are probed first, and one that is down counts as a failed attempt.
+    """
+
+    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery, peers: Sequence[str]):
         self._make = make
         self._recovery = recovery
+        self._peers = peers
 
     def create_session(self) -> tf.compat.v1.Session:
         try:
+            down = _unreachable(self._peers)
+            if down is not None:
+                raise tf.errors.UnavailableError(None, None, f"{down} does not accept connections")
             return self._make()
         except _RECONNECT_ERRORS as e:
             self._recovery.failed(e)
@@ -98,7 +87,8 @@ def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
 
 
 def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
-          model_dir: str, recovery: Recovery, first_choice: checkpoints.Choice) -> tf.compat.v1.train.SessionCreator:
+          model_dir: str, recovery: Recovery, first_choice: checkpoints.Choice,
+          peers: Sequence[str]) -> tf.compat.v1.train.SessionCreator:
     """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both.
 
     `first_choice` is the choice made before the session's hooks touched the directory; later sessions
@@ -119,12 +109,13 @@ def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.
             scaffold=scaffold, master=master, config=config,
             checkpoint_filename_with_path=choice.path).create_session()
 
-    return _BoundedCreator(make, recovery)
+    return _BoundedCreator(make, recovery, peers)
 
 
 def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
-           max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery) -> tf.compat.v1.train.SessionCreator:
+           max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery,
+           peers: Sequence[str]) -> tf.compat.v1.train.SessionCreator:
     """Wait (polling quickly) until the chief has made the model ready."""
     creator = _FastPollWorkerSessionCreator(scaffold=scaffold, master=master, config=config,
                                             max_wait_secs=max_wait_secs, recovery_wait_secs=recovery_wait_secs)
-    return _BoundedCreator(creator.create_session, recovery)
+    return _BoundedCreator(creator.create_session, recovery, peers)

@@ -16,6 +16,7 @@ from absl import app, flags, logging
 
 from launcher import exit_codes, model_api, task_flags, tf_config
 from launcher.errors import UserError
+from launcher.recovery import RecoveryDeadlineExceeded
 from launcher.spec import CHIEF, EVALUATOR, PS
 from launcher.task_signals import StopRequest, watch_parent
 
@@ -96,6 +97,9 @@ def main(argv: list[str]) -> Optional[int]:
             recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop)
     except UserError as e:
         _fail(str(e))
+    except RecoveryDeadlineExceeded as e:
+        logging.error("%s", e)
+        return exit_codes.TRAINING_FAILED
     return stop.exit_code if stop.requested else exit_codes.OK
 
 

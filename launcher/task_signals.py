@@ -39,6 +39,9 @@ class StopRequest:
         return 128 + self.signum
 
     def _handle(self, signum: int, frame) -> None:
+        if self.signum is not None and signum != self.signum:
+            # A second, different signal (Ctrl-C after SIGTERM): the user wants out now.
+            raise SystemExit(128 + signum)
         if self.signum is None:
             self.signum = signum
             logging.warning("received %s: stopping", signal.Signals(signum).name)

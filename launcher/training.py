@@ -9,6 +9,7 @@ import tensorflow as tf
 from launcher import hooks as hooks_lib
 from launcher import session_creators, train_op
 from launcher.model_api import TRAIN, Model
+from launcher.recovery import Recovery
 from launcher.spec import CHIEF, PS, TaskId
 from launcher.task_signals import StopRequest
 
@@ -42,15 +43,17 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         tf.compat.v1.summary.scalar("loss", model.loss)
         scaffold = tf.compat.v1.train.Scaffold(
             saver=tf.compat.v1.train.Saver(max_to_keep=max_to_keep, sharded=True, save_relative_paths=True))
-        recovery = session_creators.Recovery(recovery_deadline_secs)
+        recovery = Recovery(recovery_deadline_secs)
         config = session_config(task)
+        peers = [*cluster.get(PS, []), *cluster.get(CHIEF, [])]  # what device_filters let the session see
         if hook_config.is_chief:
             # Before any hook writes to the model directory: a mismatch must leave it untouched.
             choice = session_creators.choose_checkpoint(hook_config.model_dir)
-            creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery, choice)
+            creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery, choice,
+                                             peers)
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
-                                              recovery)
+                                              recovery, peers)
         task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
                                      list(cluster.get("worker", [])), task.index)
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:

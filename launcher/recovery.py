@@ -1,0 +1,48 @@
+"""Back-off and a deadline for re-creating sessions after peers went away.
+
+`MonitoredSession` re-creates its session on Unavailable/Aborted forever and without pause; a ps that never
+comes back would hang its run. The clock restarts at every training step, so only failures that last, with
+no step in between, end the task.
+"""
+
+from __future__ import annotations
+
+import time
+
+import tensorflow as tf
+from absl import logging
+
+
+class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
+    """Sessions kept failing for longer than the deadline; not retried by MonitoredSession."""
+
+    def __init__(self, message: str):
+        super().__init__(None, None, message)
+
+
+class Recovery:
+    """Back-off and a deadline for re-creating sessions; the clock restarts at every training step."""
+
+    def __init__(self, deadline_secs: float, first_backoff_secs: float = 0.1, max_backoff_secs: float = 1.0):
+        self.deadline_secs = deadline_secs
+        self._first_backoff = first_backoff_secs
+        self._max_backoff = max_backoff_secs
+        self._failing_since = None
+        self._backoff = first_backoff_secs
+
+    def progressed(self) -> None:
+        self._failing_since = None
+        self._backoff = self._first_backoff
+
+    def failed(self, error: Exception) -> None:
+        """Wait before the next attempt, or raise when failures have lasted past the deadline."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since > self.deadline_secs:
+            raise RecoveryDeadlineExceeded(
+                f"gave up after {self.deadline_secs:.0f}s of failing to reach the cluster: "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        logging.warning("session failed (%s); retrying in %.1fs", type(error).__name__, self._backoff)
+        time.sleep(self._backoff)
+        self._backoff = min(self._backoff * 2, self._max_backoff)

@@ -1,0 +1,42 @@
+"""The task program on its own, as an engine other than the launcher would start it."""
+
+import json
+import subprocess
+import sys
+
+import portpicker
+
+from conftest import checkpoint_steps
+
+
+def _task(runner, args, env_extra=None, timeout=120):
+    env = runner.env()
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "launcher.task", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, start_new_session=True)
+
+
+def test_identity_and_cluster_come_from_tf_config(runner, tmp_path):
+    cluster = {"chief": [f"localhost:{portpicker.pick_unused_port()}"]}
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+    done = _task(runner, [f"--model_dir={tmp_path}", "--train_steps=20"], {"TF_CONFIG": tf_config})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert checkpoint_steps(tmp_path)[-1] == 20
+
+
+def test_a_ps_that_never_answers_ends_the_task_at_the_recovery_deadline(runner, tmp_path):
+    cluster = {"chief": [f"localhost:{portpicker.pick_unused_port()}"],
+               "ps": [f"localhost:{portpicker.pick_unused_port()}"]}  # nothing will listen there
+    done = _task(runner, ["--job_name=chief", "--task_index=0", f"--cluster_spec={json.dumps(cluster)}",
+                          f"--model_dir={tmp_path}", "--recovery_deadline_secs=3"])
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"gave up after 3s of failing to reach the cluster" in done.stderr
+    assert cluster["ps"][0] in done.stderr
+
+
+def test_unknown_task_flag_is_bad_input(runner, tmp_path):
+    done = _task(runner, ["--job_name=chief", "--no_such_flag=1", f"--model_dir={tmp_path}"])
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and "no_such_flag" in lines[-1]
+    assert "Traceback" not in done.stderr
