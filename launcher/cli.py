@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from typing import Optional, Sequence, Union
 
 import fire
@@ -18,6 +19,8 @@ from launcher.errors import UserError
 from launcher.restart_policy import RestartPolicy
 
 Flags = Union[str, Sequence[str], None]
+# "Seconds from launch" in run.json count from here: the launcher's own checks are part of the wait.
+_LAUNCHED = time.time()
 
 
 def _flag_list(value: Flags) -> list[str]:
@@ -88,7 +91,7 @@ class Launcher:
             {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags), "ps": _flag_list(ps_flags),
              "evaluator": _flag_list(evaluator_flags)},
             engine, max_restarts=max_restarts, grace_secs=float(grace_secs), show_tf_logs=bool(show_tf_logs))
-        return run_lib.execute(config, engine, policy=policy)
+        return run_lib.execute(config, engine, policy=policy, launched=_LAUNCHED)
 
     def export(self, spec: str = "local2.json", format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,

@@ -60,8 +60,12 @@ def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
 
 
 def execute(config: RunConfig, backend: backends.Backend, console: Optional[Console] = None,
-            policy: RestartPolicy = RestartPolicy.EXIT_CODE) -> Outcome:
-    """Run the cluster of `config` to its end and append the run to `run.json`."""
+            policy: RestartPolicy = RestartPolicy.EXIT_CODE, launched: Optional[float] = None) -> Outcome:
+    """Run the cluster of `config` to its end and append the run to `run.json`.
+
+    `launched`: when the user started the launcher (epoch seconds), from which run.json counts the
+    seconds to each task's first step; its own checks and TensorFlow import are part of that wait.
+    """
     console = console or Console()
     os.makedirs(config.model_dir, exist_ok=True)
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -75,7 +79,7 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
         command=lambda task: task_command.command(config, task.job, task),
         env=lambda task: task_env(config, task), make_output=make_output,
         train_steps=config.train_steps, policy=policy, max_restarts=config.max_restarts,
-        grace_secs=config.grace_secs)
+        grace_secs=config.grace_secs, launched=launched)
     outcome = None
     try:
         outcome = supervisor.run()
@@ -91,7 +95,7 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
             "model": config.model, "train_steps": config.train_steps,
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
-            "tasks": [state.record() for state in supervisor.states.values()],
+            "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
             **({"eval": _eval_record(supervisor)} if _eval_record(supervisor) else {}),
         })
     return outcome

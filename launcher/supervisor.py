@@ -33,35 +33,53 @@ _STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
 
 
 @dataclasses.dataclass
+class Attempt:
+    """One process of a task. Times are Unix epoch seconds, comparable across processes and machines."""
+
+    started: float
+    first_step: Optional[float] = None
+    sessions: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time, global step)
+    local_steps: int = 0
+    ended: Optional[float] = None
+    exit_code: Optional[int] = None
+
+    def record(self) -> dict:
+        return {"started": self.started, "first_step": self.first_step, "ended": self.ended,
+                "exit_code": self.exit_code, "local_steps": self.local_steps,
+                "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
+
+
+@dataclasses.dataclass
 class TaskState:
     task: TaskId
     output: TaskOutput
     handle: Optional[TaskHandle] = None
     phase: str = "pending"
-    attempts: int = 0
-    exit_codes: list[int] = dataclasses.field(default_factory=list)
-    first_step_secs: Optional[float] = None
-    start_step: Optional[int] = None
-    session_steps: list[int] = dataclasses.field(default_factory=list)  # global step at each session start
-    steps_done: int = 0      # local steps of the processes that have ended
-    steps_current: int = 0   # local steps of the process running now
+    attempts: list[Attempt] = dataclasses.field(default_factory=list)
     eval_step: Optional[int] = None
     eval_metrics: Optional[dict] = None
 
     @property
     def restarts(self) -> int:
-        return max(self.attempts - 1, 0)
+        return max(len(self.attempts) - 1, 0)
 
     @property
     def running(self) -> bool:
         return self.handle is not None and self.phase not in ("done", "failed", "stopped")
 
-    def record(self) -> dict:
+    def ended(self, code: int) -> None:
+        self.attempts[-1].exit_code, self.attempts[-1].ended = code, time.time()
+
+    def record(self, launched: float) -> dict:
+        sessions = [step for a in self.attempts for _, step in a.sessions]
+        first_steps = [a.first_step for a in self.attempts if a.first_step is not None]
         return {"job": self.task.job, "index": self.task.index,
-                "exit_code": self.exit_codes[-1] if self.exit_codes else None,
-                "exit_codes": self.exit_codes, "restarts": self.restarts, "start_step": self.start_step,
-                "session_steps": self.session_steps,
-                "steps": self.steps_done + self.steps_current, "first_step_secs": self.first_step_secs}
+                "exit_code": self.attempts[-1].exit_code if self.attempts else None,
+                "exit_codes": [a.exit_code for a in self.attempts], "restarts": self.restarts,
+                "steps": sum(a.local_steps for a in self.attempts),
+                "start_step": sessions[0] if sessions else None, "session_steps": sessions,
+                "first_step_secs": round(first_steps[0] - launched, 3) if first_steps else None,
+                "attempts": [a.record() for a in self.attempts]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +113,7 @@ class Supervisor:
                  command: Callable[[TaskId], list[str]], env: Callable[[TaskId], dict[str, str]],
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
-                 eval_wait_secs: float = 120.0):
+                 launched: Optional[float] = None, eval_wait_secs: float = 120.0):
         self._spec = spec
         self._backend = backend
         self._console = console
@@ -109,7 +127,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._signal: Optional[int] = None
-        self._started = time.monotonic()
+        self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
 
@@ -118,16 +136,15 @@ class Supervisor:
     def _on_status(self, task: TaskId, event: dict) -> None:
         with self._lock:
             state = self.states[task]
+            attempt = state.attempts[-1]
             kind, step = event.get("event"), event.get("step")
             if kind == status.SESSION:
                 state.phase = "training"
-                state.session_steps.append(step)
-                if state.start_step is None:
-                    state.start_step = step
-            elif kind == status.FIRST_STEP and state.first_step_secs is None:
-                state.first_step_secs = round(time.monotonic() - self._started, 3)
+                attempt.sessions.append((time.time(), step))
+            elif kind == status.FIRST_STEP:
+                attempt.first_step = time.time()
             elif kind in (status.PROGRESS, status.DONE):
-                state.steps_current = event.get("local_steps", state.steps_current)
+                attempt.local_steps = event.get("local_steps", attempt.local_steps)
             elif kind == status.EVAL:
                 state.eval_step, state.eval_metrics = step, event.get("metrics")
             if isinstance(step, int) and kind != status.EVAL:
@@ -153,11 +170,9 @@ class Supervisor:
             self._console.close()
 
     def _start(self, state: TaskState) -> None:
-        state.attempts += 1
-        state.steps_done += state.steps_current
-        state.steps_current = 0
+        state.attempts.append(Attempt(started=time.time()))
         argv = self._command(state.task)
-        state.output.begin(state.attempts, argv)
+        state.output.begin(len(state.attempts), argv)
         state.handle = self._backend.start(state.task, argv, self._env(state.task), state.output.write)
         state.phase = "serving" if state.task.job == PS else "starting"
 
@@ -189,7 +204,7 @@ class Supervisor:
 
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended; restart it if the policy says so. A Failure ends the run."""
-        state.exit_codes.append(code)
+        state.ended(code)
         if code == exit_codes.OK and state.task.job in (CHIEF, WORKER):
             state.phase = "done"
             return None
@@ -240,8 +255,7 @@ class Supervisor:
                     state.handle.signal(signal.SIGKILL)
                     while state.handle.poll() is None:
                         time.sleep(POLL_SECS)
-                code = state.handle.poll()
-                state.exit_codes.append(code)
+                state.ended(state.handle.poll())
                 state.phase = "stopped"
         for state in self.states.values():
             state.output.close()

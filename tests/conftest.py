@@ -64,7 +64,12 @@ class Launch:
         """The launcher's task processes by name ("worker:0")."""
         found = {}
         for child in psutil.Process(self.proc.pid).children():
-            cmd = child.cmdline()
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    continue  # ended, not yet reaped by the launcher
+                cmd = child.cmdline()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
             job = next((a.split("=", 1)[1] for a in cmd if a.startswith("--job_name=")), None)
             index = next((a.split("=", 1)[1] for a in cmd if a.startswith("--task_index=")), None)
             if job is not None:
