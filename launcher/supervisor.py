@@ -127,6 +127,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._signal: Optional[int] = None
+        self._evaluator_failure: Optional[Failure] = None
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
@@ -196,6 +197,10 @@ class Supervisor:
             if chief_done_at is None and self.states[TaskId(CHIEF, 0)].phase == "done":
                 chief_done_at = time.monotonic()
             if chief_done_at is not None and self._finished(chief_done_at):
+                if self._evaluator_failure is not None:
+                    return Outcome(exit_codes.TRAINING_FAILED, f"training reached step {self._train_steps}, "
+                                   f"but the evaluator failed: {self._evaluator_failure.message()}",
+                                   self._evaluator_failure)
                 return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
@@ -205,7 +210,7 @@ class Supervisor:
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended; restart it if the policy says so. A Failure ends the run."""
         state.ended(code)
-        if code == exit_codes.OK and state.task.job in (CHIEF, WORKER):
+        if code == exit_codes.OK and state.task.job in (CHIEF, WORKER, EVALUATOR):
             state.phase = "done"
             return None
         if training_over and state.task.job == WORKER:
@@ -217,6 +222,10 @@ class Supervisor:
             self._start(state)
             return None
         state.phase = "failed"
+        if state.task.job == EVALUATOR:  # the evaluator never stops training; the run ends failed
+            self._evaluator_failure = Failure(state.task, code, state.output.tail())
+            self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; training goes on")
+            return None
         if code != exit_codes.OK and exit_codes.is_retryable(code) and state.restarts >= self._max_restarts:
             self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; "
                                f"no restarts left ({self._max_restarts} used)")
@@ -229,10 +238,8 @@ class Supervisor:
         if workers and waited < self._grace_secs:
             return False
         evaluator = self.states.get(TaskId(EVALUATOR, 0))
-        if evaluator is not None and evaluator.running and waited < self._eval_wait_secs:
-            if evaluator.eval_step is None or evaluator.eval_step < (self._global_step or 0):
-                return False
-        return True
+        # The evaluator exits by itself once it has scored the final checkpoint.
+        return evaluator is None or not evaluator.running or waited >= self._eval_wait_secs
 
     def _stopped_by_signal(self) -> Outcome:
         name = signal.Signals(self._signal).name
