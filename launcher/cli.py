@@ -60,7 +60,9 @@ class Launcher:
           restart_policy: exit_code (restart tasks ended by a signal), on_failure, or never.
           grace_secs: how long tasks get to save and exit after SIGTERM before SIGKILL.
           show_tf_logs: show TensorFlow's start-up notices on the console.
-          backend: where tasks run: local.
+          backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
+          ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
+            and stopped with the run.
         """
         try:
             outcome = self._run(spec, model_dir, train_steps, model, chief_flags, worker_flags, ps_flags,
@@ -86,11 +88,15 @@ class Launcher:
                             f"{', '.join(p.value for p in RestartPolicy)}") from None
         loaded = spec_lib.load(str(spec))
         engine = backends.get(backend, address=ray_address)
-        config = run_lib.prepare(
-            loaded, str(model_dir), train_steps, str(model),
-            {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags), "ps": _flag_list(ps_flags),
-             "evaluator": _flag_list(evaluator_flags)},
-            engine, max_restarts=max_restarts, grace_secs=float(grace_secs), show_tf_logs=bool(show_tf_logs))
+        try:
+            config = run_lib.prepare(
+                loaded, str(model_dir), train_steps, str(model),
+                {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
+                 "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)},
+                engine, max_restarts=max_restarts, grace_secs=float(grace_secs), show_tf_logs=bool(show_tf_logs))
+        except BaseException:
+            engine.close()
+            raise
         return run_lib.execute(config, engine, policy=policy, launched=_LAUNCHED)
 
     def export(self, spec: str = "local2.json", format: str = "tfjob", image: Optional[str] = None,

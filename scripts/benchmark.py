@@ -25,11 +25,30 @@ Side by side, for the same model and number of steps:
 
 With --repeat > 1 the table shows the median of the repeats; --out_json writes every raw figure.
 
+Recovery (--recovery after that table, --recovery_only instead of it): a task SIGKILLed mid-training on
+local2 with launcher.models.mlp, one trial per victim (chief:0, worker:0, ps:0) in a fresh model directory.
+The run checkpoints every 50 steps and logs "step = N" every 10; once a checkpoint at step 100 or later
+exists, the victim is killed, and once it has recovered (a restarted chief or worker logs a step; after a
+ps kill, the chief logs a step in a session created after the kill) the launcher gets SIGTERM (it exits
+143, preempted) and run.json is read:
+
+- recovery s: kill to the next training step: the restarted victim's first step (run.json), or after a
+  ps kill the chief's first session created after the kill (a session start is followed by a step at
+  once); "log step s": the same from the first "step =" log line after the kill (a coarser, independent
+  clock: the log hook writes every 10 steps of its process);
+- respawn s: kill to the start of the victim's next process (how fast the launcher noticed and restarted);
+- floor s: one bare process importing TensorFlow and starting a server (`run_floor` on local1), measured
+  right after each trial: no restarted task can step sooner;
+- step at kill (the highest "step = N" in the chief's and worker's logs), last saved (the newest
+  checkpoint), restored from (the step the chief's first post-kill session started at), steps lost (step
+  at kill - restored from; 0 when the chief kept its session), restarts per task and exit code.
+
 Run it from the repository (it takes minutes: keep the machine otherwise idle for meaningful figures):
 
     python scripts/benchmark.py
     python scripts/benchmark.py --specs local1,local2 --models launcher.models.linear --train_steps 300
     python scripts/benchmark.py --repeat 3 --out_json /tmp/bench.json
+    python scripts/benchmark.py --recovery_only [--victims ps:0]
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -52,9 +72,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import psutil
 
-from launcher import model_api, ports, run_record
+from launcher import checkpoint_names, model_api, ports, run_record, task_output
 from launcher import spec as spec_lib
-from launcher.spec import CHIEF, JOBS, PS, WORKER
+from launcher.spec import CHIEF, JOBS, PS, WORKER, TaskId
 
 DEFAULT_SPECS = ("local1", "local2", "local4")
 DEFAULT_MODELS = ("launcher.models.linear", "launcher.models.mlp")
@@ -408,6 +428,305 @@ def run_floor(spec: str, timeout_secs: float) -> FloorResult:
         kill_all(procs)
 
 
+# -- recovery: a task killed mid-training --
+
+RECOVERY_SPEC = "local2"
+RECOVERY_MODEL = "launcher.models.mlp"
+RECOVERY_VICTIMS = ("chief:0", "worker:0", "ps:0")
+RECOVERY_TRAIN_STEPS = 1_000_000  # never reached: the run is ended by SIGTERM
+RECOVERY_SAVE_STEPS = 50
+RECOVERY_LOG_STEPS = 10
+RECOVERY_KILL_AFTER_SAVED = 100  # kill once a checkpoint at this step or later exists
+RECOVERY_WAIT_SECS = 120.0  # kill to recovered, at most
+RECOVERY_SETTLE_SECS = 2.0  # recovered to SIGTERM
+RECOVERY_POLL_SECS = 0.1
+TRAINERS = ("chief:0", "worker:0")  # the tasks of local2 that log steps
+STEP_LINE = re.compile(r"\bstep = (\d+)")  # tf.compat.v1.train.LoggingTensorHook: "loss = ..., step = N (...)"
+# A chief session being created: the launcher's own line, then TensorFlow's; both name the checkpoint.
+RESTORE_LINE = re.compile(r"(?:restoring|Restoring parameters from) (\S+)")
+ABSL_TIME = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6}) ")  # I1126 02:27:30.554600
+
+
+@dataclasses.dataclass
+class RecoveryResult:
+    victim: str
+    exit_code: Optional[int]
+    kill_time: float  # Unix epoch, as run.json's attempt times
+    step_at_kill: Optional[int]
+    last_saved: Optional[int]
+    recovered: bool  # seen in the logs within RECOVERY_WAIT_SECS
+    recovery_secs: Optional[float]  # kill -> next global step, from run.json
+    log_step_secs: Optional[float]  # kill -> first "step =" log line of the recovered session
+    respawn_secs: Optional[float]  # kill -> the victim's next process started (run.json)
+    restored_from: Optional[int]  # the step the chief's first session after the kill started from
+    steps_lost: Optional[int]
+    restored_checkpoint: Optional[int]  # the step of the checkpoint that the chief restored after the kill (log)
+    rolled_back: Optional[int]  # highest step logged before that session - restored_checkpoint
+    restarts: dict[str, int]
+    floor_secs: Optional[float] = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def _read_log(path: str, offset: int = 0) -> tuple[str, int]:
+    """The text of `path` from byte `offset` on, and the offset of its end ("" while it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return "", offset
+    return data.decode(errors="replace"), offset + len(data)
+
+
+def _log_steps(text: str) -> list[int]:
+    return [int(m.group(1)) for m in STEP_LINE.finditer(text)]
+
+
+def _absl_time(line: str, year: int) -> Optional[float]:
+    """The Unix time of an absl log line ("I1126 02:27:30.554600 ..." is local time, without the year)."""
+    match = ABSL_TIME.match(line)
+    if match is None:
+        return None
+    month, day, hour, minute, second, micros = map(int, match.groups())
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1)) + micros / 1e6
+    except (OverflowError, ValueError):
+        return None
+
+
+def _recovered_text(victim: str, logs: dict[str, str], offsets: dict[str, int]) -> str:
+    """What the logs hold after the kill from the point where recovery shows, or "" when it does not yet:
+    for a chief or worker, its log from its next attempt's header; for a ps, the chief's log from its
+    first session restore after the kill."""
+    if victim.split(":")[0] == PS:
+        text, _ = _read_log(logs[CHIEF + ":0"], offsets[CHIEF + ":0"])
+        match = RESTORE_LINE.search(text)
+        return text[match.start():] if match else ""
+    text, _ = _read_log(logs[victim], offsets[victim])
+    start = text.find(f"=== {victim} attempt ")
+    return text[start:] if start >= 0 else ""
+
+
+def _timed_steps(text: str, year: int) -> list[tuple[float, int]]:
+    """(time, step) of every "step = N" log line with an absl timestamp."""
+    found = []
+    for line in text.splitlines():
+        step, at = STEP_LINE.search(line), _absl_time(line, year)
+        if step and at is not None:
+            found.append((at, int(step.group(1))))
+    return found
+
+
+def _first_step_line(text: str) -> Optional[str]:
+    return next((line for line in text.splitlines() if STEP_LINE.search(line)), None)
+
+
+def _task_process(launcher_pid: int, key: str) -> psutil.Process:
+    """The launcher's live task process `key` ("ps:0"), found by its --job_name/--task_index."""
+    for child in psutil.Process(launcher_pid).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and _task_key(child.cmdline()) == key:
+                return child
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+    raise BenchmarkError(f"recovery {key}: no process of {key} under the launcher (pid {launcher_pid})")
+
+
+def _wait_until(condition: Callable[[], bool], proc: subprocess.Popen, timeout_secs: float) -> str:
+    """"ok" once `condition()` holds; "exited" if the launcher ends first; "timeout" after `timeout_secs`."""
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        if condition():
+            return "ok"
+        if proc.poll() is not None:
+            return "exited"
+        if time.monotonic() >= deadline:
+            return "timeout"
+        time.sleep(RECOVERY_POLL_SECS)
+
+
+def _keep_logs(workdir: str, model_dir: str, keep_dir: str) -> None:
+    """The launcher's log, the tasks' logs and run.json of a trial, copied to `keep_dir`."""
+    os.makedirs(keep_dir, exist_ok=True)
+    for source in (os.path.join(workdir, "launcher.log"), os.path.join(model_dir, "logs"), run_record.path(model_dir)):
+        target = os.path.join(keep_dir, os.path.basename(source))
+        if os.path.isdir(source):
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        elif os.path.exists(source):
+            shutil.copy(source, target)
+
+
+def run_recovery(victim: str, timeout_secs: float, keep_dir: Optional[str] = None) -> RecoveryResult:
+    """One local2 run of the MLP whose task `victim` is SIGKILLed mid-training; the model directory is
+    deleted afterwards (its logs and run.json copied to `keep_dir` first, when given)."""
+    workdir = tempfile.mkdtemp(prefix="launcher-benchmark-recovery-")
+    model_dir, log_path = os.path.join(workdir, "model"), os.path.join(workdir, "launcher.log")
+    argv = [sys.executable, "-m", "launcher", "run", f"--spec={RECOVERY_SPEC}", f"--model={RECOVERY_MODEL}",
+            f"--model_dir={model_dir}", f"--train_steps={RECOVERY_TRAIN_STEPS}",
+            f"--chief_flags=--save_checkpoint_steps={RECOVERY_SAVE_STEPS} "
+            f"--log_step_count_steps={RECOVERY_LOG_STEPS}",
+            f"--worker_flags=--log_step_count_steps={RECOVERY_LOG_STEPS}"]
+    logs = {key: task_output.log_path(model_dir, TaskId(key.split(":")[0], int(key.split(":")[1])))
+            for key in {*TRAINERS, victim}}
+    proc = None
+    try:
+        with open(log_path, "w") as log:
+            proc = start(argv, stdout=log, stderr=subprocess.STDOUT)
+        waited = _wait_until(lambda: (checkpoint_names.newest_step(model_dir) or -1) >= RECOVERY_KILL_AFTER_SAVED,
+                             proc, timeout_secs)
+        if waited != "ok":
+            raise BenchmarkError(f"recovery {victim}: no checkpoint at step {RECOVERY_KILL_AFTER_SAVED} ("
+                                 f"{'launcher exited ' + str(proc.returncode) if waited == 'exited' else waited});"
+                                 f" log:\n{_log_tail(log_path)}")
+        target = _task_process(proc.pid, victim)
+        # The moment of the kill: what the logs show, and what is saved, just before it.
+        offsets, logged_steps = {}, []
+        for key, path in logs.items():
+            text, offsets[key] = _read_log(path)
+            if key in TRAINERS:
+                logged_steps += _log_steps(text)
+        step_at_kill = max(logged_steps, default=None)
+        last_saved = checkpoint_names.newest_step(model_dir)
+        target.send_signal(signal.SIGKILL)
+        kill_time = time.time()
+        waited = _wait_until(lambda: _first_step_line(_recovered_text(victim, logs, offsets)) is not None,
+                             proc, RECOVERY_WAIT_SECS)
+        notes = []
+        if waited == "ok":
+            time.sleep(RECOVERY_SETTLE_SECS)
+        elif waited == "timeout":
+            notes.append(f"no step logged by the recovered {'chief' if victim.startswith(PS) else victim} "
+                         f"within {RECOVERY_WAIT_SECS:.0f} s of the kill")
+        else:
+            notes.append(f"the launcher exited {proc.returncode} by itself after the kill; its log ends:\n"
+                         f"{_log_tail(log_path, 8)}")
+        stop_launcher(proc)  # SIGTERM: the chief saves, the launcher writes run.json and exits 143
+        if proc.returncode != 143 and waited != "exited":
+            notes.append(f"launcher exit code {proc.returncode} after SIGTERM, not 143; its log ends:\n"
+                         f"{_log_tail(log_path, 8)}")
+        runs = run_record.read(model_dir)
+        if not runs:
+            raise BenchmarkError(f"recovery {victim}: no run.json after the launcher exited {proc.returncode}; "
+                                 f"log:\n{_log_tail(log_path)}")
+        year = time.localtime(kill_time).tm_year
+        log_line = _first_step_line(_recovered_text(victim, logs, offsets))
+        log_time = _absl_time(log_line, year) if log_line else None
+        restore = RESTORE_LINE.search(_read_log(logs[CHIEF + ":0"], offsets[CHIEF + ":0"])[0])
+        restored = checkpoint_names.step_of(restore.group(1)) if restore else -1
+        timed_steps = [pair for key in TRAINERS for pair in _timed_steps(_read_log(logs[key])[0], year)]
+        return _recovery_result(victim, runs[-1], proc.returncode, kill_time, step_at_kill, last_saved,
+                                waited == "ok", None if log_time is None else log_time - kill_time,
+                                None if restored < 0 else restored, timed_steps, notes)
+    finally:
+        if proc is not None:
+            stop_launcher(proc)
+        if keep_dir is not None:
+            _keep_logs(workdir, model_dir, keep_dir)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _recovery_result(victim: str, run: dict, exit_code: Optional[int], kill_time: float,
+                     step_at_kill: Optional[int], last_saved: Optional[int], recovered: bool,
+                     log_step_secs: Optional[float], restored_checkpoint: Optional[int],
+                     timed_steps: list[tuple[float, int]], notes: list[str]) -> RecoveryResult:
+    tasks = {f"{t['job']}:{t['index']}": t for t in run["tasks"]}
+    attempts = tasks[victim]["attempts"]
+    later = attempts[1] if len(attempts) > 1 else None
+    # The chief's first session created after the kill (a restarted chief's, or a ps kill's re-created one).
+    chief_session = next((s for a in tasks[CHIEF + ":0"]["attempts"] for s in a["sessions"]
+                          if s["time"] > kill_time), None)
+    if victim.split(":")[0] == PS:
+        next_step = chief_session["time"] if chief_session else None
+    else:
+        next_step = later["first_step"] if later else None
+    restored_from = chief_session["step"] if chief_session else None
+    if restored_from is not None:
+        steps_lost = None if step_at_kill is None else step_at_kill - restored_from
+    else:
+        steps_lost = 0 if victim.split(":")[0] == WORKER else None  # the chief kept its session
+    # What the restore undid: the highest step reached (as logged) before the new session, which may be
+    # past the step at the kill when the other trainer kept training meanwhile.
+    rolled_back = 0 if chief_session is None and victim.split(":")[0] == WORKER else None
+    if chief_session is not None and restored_checkpoint is not None:
+        reached = max((step for at, step in timed_steps if at < chief_session["time"]), default=None)
+        rolled_back = None if reached is None else reached - restored_checkpoint
+    if later is None:
+        notes.append(f"run.json shows no restart of {victim}")
+
+    def since_kill(t: Optional[float]) -> Optional[float]:
+        return None if t is None else round(t - kill_time, 3)
+
+    return RecoveryResult(
+        victim=victim, exit_code=exit_code, kill_time=kill_time, step_at_kill=step_at_kill,
+        last_saved=last_saved, recovered=recovered, recovery_secs=since_kill(next_step),
+        log_step_secs=None if log_step_secs is None else round(log_step_secs, 3),
+        respawn_secs=since_kill(later["started"] if later else None), restored_from=restored_from,
+        steps_lost=steps_lost, restored_checkpoint=restored_checkpoint, rolled_back=rolled_back,
+        restarts={name: t["restarts"] for name, t in tasks.items()}, notes=notes)
+
+
+def recovery_benchmark(victims: Sequence[str], repeat: int, timeout_secs: float, errors: list[str],
+                       keep_logs: Optional[str] = None) -> list[RecoveryResult]:
+    results = []
+    for attempt in range(1, repeat + 1):
+        for victim in victims:
+            print(f"[{attempt}/{repeat}] recovery {RECOVERY_SPEC} {RECOVERY_MODEL}, kill {victim}",
+                  file=sys.stderr, flush=True)
+            keep_dir = os.path.join(keep_logs, f"{victim.replace(':', '-')}-{attempt}") if keep_logs else None
+            result = _attempt(lambda: run_recovery(victim, timeout_secs, keep_dir), errors)
+            if result is None:
+                continue
+            # The floor beside it, under the same load, with the trial's processes gone.
+            floor = _attempt(lambda: run_floor("local1", timeout_secs), errors)
+            result.floor_secs = floor.ready_secs if floor else None
+            results.append(result)
+    return results
+
+
+RECOVERY_COLUMNS = ("victim", "recovery s", "log step s", "respawn s", "floor s", "step at kill", "last saved",
+                    "ckpt restored", "restored from", "steps lost", "rolled back", "restarts c/w/p", "exit")
+
+
+def _int(value: Optional[int]) -> str:
+    return "-" if value is None else str(value)
+
+
+def recovery_row(r: RecoveryResult) -> list[str]:
+    restarts = "/".join(_int(r.restarts.get(key)) for key in ("chief:0", "worker:0", "ps:0"))
+    return [r.victim, _fmt(r.recovery_secs) + ("" if r.recovered else "*"), _fmt(r.log_step_secs),
+            _fmt(r.respawn_secs), _fmt(r.floor_secs), _int(r.step_at_kill), _int(r.last_saved),
+            _int(r.restored_checkpoint), _int(r.restored_from), _int(r.steps_lost), _int(r.rolled_back), restarts,
+            _int(r.exit_code)]
+
+
+RECOVERY_LEGEND = f"""\
+{RECOVERY_SPEC}, {RECOVERY_MODEL.rsplit('.', 1)[-1]}; victim SIGKILLed once a checkpoint at step >= \
+{RECOVERY_KILL_AFTER_SAVED} exists (checkpoints every {RECOVERY_SAVE_STEPS} steps)
+recovery s: kill to the next global step: the restarted victim's first step (run.json); ps: the chief's
+  first session created after the kill (* = not recovered within {RECOVERY_WAIT_SECS:.0f} s)
+log step s: kill to the first "step =" log line of the recovered process (ps: of the chief's new session);
+  that hook logs every {RECOVERY_LOG_STEPS} steps of its process, so it may come a few steps late
+respawn s: kill to the start of the victim's next process; floor s: one bare process importing TensorFlow
+  and starting a server, launch to ready (measured after each trial)
+step at kill: highest "step = N" in the chief's and worker's logs (they lag by up to {RECOVERY_LOG_STEPS} steps)
+last saved: the newest checkpoint then; ckpt restored: the checkpoint the chief restored after the kill
+  (its log); restored from: the global step its first session after the kill started at, which is past
+  that checkpoint when the worker kept training meanwhile (- = none: the chief kept its session)
+steps lost: step at kill - restored from; rolled back: the highest step logged before that session -
+  ckpt restored, i.e. the steps the restore undid, the worker's steps while the chief was down included
+restarts c/w/p: restarts of chief, worker, ps in run.json; exit: the launcher's (143 = preempted by SIGTERM)"""
+
+
+def recovery_report(results: list[RecoveryResult]) -> str:
+    if not results:
+        return "recovery: no trial produced figures"
+    lines = [format_table([recovery_row(r) for r in results], RECOVERY_COLUMNS, left=1), "", RECOVERY_LEGEND]
+    notes = [f"{r.victim}: {note}" for r in results for note in r.notes]
+    if notes:
+        lines += ["", "notes:", *notes]
+    return "\n".join(lines)
+
+
 # -- the table --
 
 def _median(values: Iterable[Optional[float]]) -> Optional[float]:
@@ -439,14 +758,14 @@ def table_row(spec: str, model: str, runs: list[LauncherResult], plains: list[Pl
             _fmt(med(lambda r: r.rss_mb.get("launcher"), runs), 0), _fmt(med(lambda p: p.rss_mb, plains), 0)]
 
 
-def format_table(rows: list[list[str]]) -> str:
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
-    left = 2  # spec and model are text; the rest numbers
+def format_table(rows: list[list[str]], columns: Sequence[str] = COLUMNS, left: int = 2) -> str:
+    """`left`: how many leading columns are text (left-aligned); the rest are numbers."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 LEGEND = """\
@@ -525,11 +844,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="trials of each kind; the table shows medians")
     parser.add_argument("--out_json", default=None, help="write every raw figure to this file")
     parser.add_argument("--timeout_secs", type=float, default=1800.0, help="per trial")
+    parser.add_argument("--recovery", action="store_true",
+                        help=f"after the table, the recovery benchmark: a task killed mid-training ({RECOVERY_SPEC}, "
+                             f"{RECOVERY_MODEL})")
+    parser.add_argument("--recovery_only", action="store_true", help="the recovery benchmark alone")
+    parser.add_argument("--victims", default=",".join(RECOVERY_VICTIMS),
+                        help="comma-separated tasks to kill in the recovery benchmark")
+    parser.add_argument("--keep_logs", default=None,
+                        help="copy each recovery trial's logs and run.json to DIR/<victim>-<repeat>/")
     parser.add_argument("--plain_child", default=None, help=argparse.SUPPRESS)  # internal: run_plain's child
     parser.add_argument("--launched_at", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1 or (args.train_steps is not None and args.train_steps < 2):
         parser.error("--repeat must be >= 1 and --train_steps >= 2")
+    unknown = [v for v in args.victims.split(",") if v and v not in RECOVERY_VICTIMS]
+    if unknown or not any(args.victims.split(",")):
+        parser.error(f"--victims: expected some of {', '.join(RECOVERY_VICTIMS)}")
     return args
 
 
@@ -545,8 +875,16 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     specs = [s for s in args.specs.split(",") if s]
     models = [m for m in args.models.split(",") if m]
-    results = benchmark(specs, models, args.train_steps, args.repeat, args.timeout_secs)
-    print(report(results, specs, models))
+    if args.recovery_only:
+        results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
+    else:
+        results = benchmark(specs, models, args.train_steps, args.repeat, args.timeout_secs)
+        print(report(results, specs, models), flush=True)
+    if args.recovery or args.recovery_only:
+        victims = [v for v in args.victims.split(",") if v]
+        results["recovery"] = recovery_benchmark(victims, args.repeat, args.timeout_secs, results["errors"],
+                                                 args.keep_logs)
+        print(("\n" if not args.recovery_only else "") + recovery_report(results["recovery"]))
     if args.out_json:
         with open(args.out_json, "w") as f:
             json.dump(to_json(results), f, indent=2)

@@ -38,11 +38,12 @@ def _marked(value: str) -> list[psutil.Process]:
 class Launch:
     """One `python -m launcher ...` process, with its output in files."""
 
-    def __init__(self, args: list[str], cwd: pathlib.Path, env: dict[str, str], name: str):
+    def __init__(self, args: list[str], cwd: pathlib.Path, env: dict[str, str], name: str,
+                 prefix: tuple[str, ...] = ()):
         self.out_path = cwd / f"{name}.out"
         self.err_path = cwd / f"{name}.err"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "launcher", *args], cwd=cwd, env=env,
+            self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "launcher", *args], cwd=cwd, env=env,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
 
@@ -89,8 +90,8 @@ class Runner:
         env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
         return env
 
-    def start(self, *args: str) -> Launch:
-        launch = Launch(list(args), self.tmp_path, self.env(), f"launch{len(self.launches)}")
+    def start(self, *args: str, prefix: tuple[str, ...] = ()) -> Launch:
+        launch = Launch(list(args), self.tmp_path, self.env(), f"launch{len(self.launches)}", prefix)
         self.launches.append(launch)
         return launch
 
@@ -98,6 +99,18 @@ class Runner:
         launch = self.start(*args)
         launch.wait(timeout)
         return launch
+
+    def marked_tasks(self, job: str) -> list[psutil.Process]:
+        """Task processes of `job` started under this runner, wherever they run (a Ray worker's child)."""
+        found = []
+        for proc in _marked(self.marker):
+            try:
+                cmd = proc.cmdline()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue
+            if "launcher.task" in cmd and f"--job_name={job}" in cmd:
+                found.append(proc)
+        return found
 
     def leftovers(self) -> list[psutil.Process]:
         return _marked(self.marker)

@@ -40,4 +40,8 @@ def get(name: str, **options) -> Backend:
         from launcher.backends.local import LocalBackend
 
         return LocalBackend()
-    raise UserError(f"--backend {name!r}: unknown backend (known: local)")
+    if name == "ray":
+        from launcher.backends.ray_backend import RayBackend
+
+        return RayBackend(options.get("address"))
+    raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")

@@ -1,0 +1,197 @@
+"""Tasks as OS processes on the nodes of a Ray cluster.
+
+Each task gets one Ray actor, placed where Ray chooses; the actor picks the task's port on its own node,
+then starts and restarts the task program there as a subprocess, the same program and flags as locally.
+The resolved spec is built from the real node addresses before any server starts. Output comes back
+through the actor, line by line. Ray is imported only here, and only when this backend is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Callable, Mapping, Optional
+
+from launcher.errors import UserError
+from launcher.spec import Address, ClusterSpec, TaskId
+from launcher.task_signals import PARENT_ENV
+
+try:
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+except ImportError:  # checked when the backend is created, with a message that says what to install
+    ray = None
+
+READ_WAIT_SECS = 0.5
+
+
+class _TaskRunner:
+    """The actor: runs one task's processes on its node, one at a time."""
+
+    def __init__(self) -> None:
+        self._proc = None
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._reader: Optional[threading.Thread] = None
+
+    def place(self, port: int) -> tuple[str, int, str]:
+        """(node address, port, node id): a free port when `port` is 0."""
+        import portpicker
+
+        host = ray.util.get_node_ip_address()
+        if port == 0:
+            port = portpicker.pick_unused_port()
+        return host, port, ray.get_runtime_context().get_node_id()
+
+    def start(self, argv: list[str], env_delta: Mapping[str, str], port: int) -> int:
+        import subprocess
+
+        _wait_until_free(port)
+        env = dict(os.environ)
+        # Ray sets this for actors with num_cpus=0; the task's own TensorFlow must not inherit it.
+        env.pop("OMP_NUM_THREADS", None)
+        env.update(env_delta)
+        env[PARENT_ENV] = str(os.getpid())  # the task watches this actor's process, not the launcher
+        self._lines = []
+        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True, text=True,
+                                      errors="replace", bufsize=1)
+        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
+        self._reader.start()
+        return self._proc.pid
+
+    def _read(self, proc) -> None:
+        for line in proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        proc.wait()
+        with self._cond:
+            self._cond.notify_all()
+
+    def read(self) -> tuple[list[str], Optional[int]]:
+        """Lines since the last call, and the exit status once the process has ended and is drained."""
+        with self._cond:
+            if not self._lines and self._reader.is_alive():
+                self._cond.wait(READ_WAIT_SECS)
+            lines, self._lines = self._lines, []
+            done = not self._reader.is_alive() and not self._lines
+        return lines, self._proc.returncode if done else None
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.killpg(self._proc.pid, signum)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            pass
+
+
+def _wait_until_free(port: int, timeout_secs: float = 60.0) -> None:
+    """A task orphaned by a dead actor still holds its port until it notices and exits (see task_signals)."""
+    import time
+
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("", port))
+                return
+            except OSError:
+                time.sleep(0.2)
+
+
+class RayTask:
+    """The launcher's handle on one task process run by an actor."""
+
+    def __init__(self, actor, argv: list[str], env_delta: Mapping[str, str], port: int,
+                 on_line: Callable[[str], None]):
+        self._actor = actor
+        self._code: Optional[int] = None
+        self.pid: Optional[int] = ray.get(actor.start.remote(argv, env_delta, port))
+        self._pump = threading.Thread(target=self._follow, args=(on_line,), daemon=True)
+        self._pump.start()
+
+    def _follow(self, on_line: Callable[[str], None]) -> None:
+        try:
+            while True:
+                lines, code = ray.get(self._actor.read.remote())
+                for line in lines:
+                    on_line(line)
+                if code is not None:
+                    self._code = code
+                    return
+        except ray.exceptions.RayError:
+            self._code = -9  # the actor (its Ray worker or node) died: the task is gone with it
+
+    def poll(self) -> Optional[int]:
+        return self._code
+
+    def signal(self, signum: int) -> None:
+        try:
+            ray.get(self._actor.signal.remote(signum), timeout=10)
+        except ray.exceptions.RayError:
+            pass
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError):
+        # ray.init would wait for minutes on an address where nothing listens.
+        raise UserError(f"--ray_address {address!r}: nothing accepts connections there") from None
+
+
+class RayBackend:
+    def __init__(self, address: Optional[str] = None):
+        if ray is None:
+            raise UserError("--backend ray needs Ray: pip install '.[ray]' (or: pip install 'ray[default]')")
+        if address:
+            _check_reachable(address)
+            # "auto" with RAY_ADDRESS also finds the token that `ray start --head` may have turned on.
+            os.environ["RAY_ADDRESS"] = address
+        self._owns_cluster = not address
+        ray.init(address="auto" if address else None, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=False)
+        self._remote = ray.remote(num_cpus=0, max_concurrency=4)(_TaskRunner)
+        self._actors: dict[TaskId, object] = {}
+        self._nodes: dict[TaskId, str] = {}
+        self._ports: dict[TaskId, int] = {}
+
+    def _actor(self, task: TaskId):
+        actor = self._actors.get(task)
+        if actor is None:
+            options = {}
+            if task in self._nodes:  # a replacement stays on its task's node: the address is in the spec
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._nodes[task], soft=False)
+            actor = self._actors[task] = self._remote.options(**options).remote()
+        return actor
+
+    def resolve(self, spec: ClusterSpec) -> ClusterSpec:
+        placed = {task: self._actor(task).place.remote(spec.address(task).port) for task in spec.tasks()}
+        addresses = {}
+        for task, ref in placed.items():
+            host, port, node = ray.get(ref)
+            addresses[task], self._nodes[task], self._ports[task] = Address(host, port), node, port
+        return spec.replace_addresses(addresses)
+
+    def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
+              on_line: Callable[[str], None]) -> RayTask:
+        delta = {k: v for k, v in env.items() if os.environ.get(k) != v}
+        port = self._ports[task]
+        try:
+            return RayTask(self._actor(task), argv, delta, port, on_line)
+        except ray.exceptions.RayActorError:
+            self._actors.pop(task, None)  # its worker died: a new actor on the same node
+            return RayTask(self._actor(task), argv, delta, port, on_line)
+
+    def close(self) -> None:
+        for actor in self._actors.values():
+            try:
+                ray.kill(actor)
+            except Exception:  # already dead; nothing else to release
+                pass
+        self._actors.clear()
+        ray.shutdown()  # stops the local instance this backend started; detaches from a remote one
