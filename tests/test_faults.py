@@ -78,3 +78,25 @@ def test_sigint_stops_everything_with_its_own_code(runner, tmp_path):
     launch.proc.send_signal(signal.SIGINT)
     assert launch.wait(60) == 130, launch.stderr
     assert runner.leftovers() == []
+
+
+def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):
+    """Saves every step, so kills land in the middle of writes; every restart must find a good checkpoint."""
+    model_dir = tmp_path / "model"
+    launch = runner.start("run", "--spec", "local1", "--model_dir", str(model_dir), "--train_steps", "400",
+                          "--max_restarts", "3", "--chief_flags=--save_checkpoint_steps=1 --max_to_keep=2")
+    for kill in range(3):
+        chief = wait_for(lambda: launch.tasks().get("chief:0"), what="the chief")
+        log = model_dir / "logs" / "chief-0.log"
+        # Wait until this process is saving (a save every step), then kill it wherever it is.
+        wait_for(lambda: log.exists() and log.read_text().count("Saving checkpoints for") >= 20 * (kill + 1),
+                 what="the chief's saves")
+        wait_for(lambda: list(model_dir.glob("*_temp*")), timeout=10, what="a save under way")
+        chief.kill()
+        chief.wait()
+    assert launch.wait() == 0, launch.stderr
+    run = last_run(model_dir)
+    chief = run["tasks"][0]
+    assert chief["restarts"] == 3 and run["global_step_end"] == 400
+    # Each restart resumed from a checkpoint: the global step never went back to 0.
+    assert all(step > 0 for step in chief["session_steps"][1:]), chief["session_steps"]
