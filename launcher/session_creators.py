@@ -86,19 +86,34 @@ def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
     return checkpoints.choose(model_dir, shapes)
 
 
+def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.compat.v1.train.Scaffold) -> bool:
+    """Whether every variable of the model is initialised on the cluster already."""
+    with tf.compat.v1.Session(master, config=config) as session:
+        return session.run(scaffold.ready_op).size == 0
+
+
 def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
           model_dir: str, recovery: Recovery, first_choice: checkpoints.Choice,
-          peers: Sequence[str]) -> tf.compat.v1.train.SessionCreator:
+          peers: Sequence[str], variables_on_ps: bool) -> tf.compat.v1.train.SessionCreator:
     """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both.
 
     `first_choice` is the choice made before the session's hooks touched the directory; later sessions
-    (after a ps restart) choose again, since newer checkpoints have been written since.
+    (after a ps restart) choose again, since newer checkpoints have been written since. A chief that
+    restarts while its ps tasks live on joins their variables (see `make`): restoring the checkpoint
+    would roll back what the workers trained meanwhile.
     """
     choices = [first_choice]
 
     def make() -> tf.compat.v1.Session:
         scaffold.finalize()
         choice = choices.pop() if choices else choose_checkpoint(model_dir)
+        if variables_on_ps and _model_ready(master, config, scaffold):
+            # A restarted chief whose ps tasks lived on: their variables are newer than any checkpoint
+            # (the workers kept training), and restoring would throw that work away.
+            logging.info("the variables on the ps are live: joining them instead of restoring")
+            scaffold.saver.recover_last_checkpoints(list(choice.restorable))
+            return tf.compat.v1.train.WorkerSessionCreator(
+                scaffold=scaffold, master=master, config=config).create_session()
         if choice.path is None:
             logging.info("no checkpoint in %s: initialising", model_dir)
         else:

@@ -201,6 +201,7 @@ class Supervisor:
                     return Outcome(exit_codes.TRAINING_FAILED, f"training reached step {self._train_steps}, "
                                    f"but the evaluator failed: {self._evaluator_failure.message()}",
                                    self._evaluator_failure)
+                self._show_progress(force=True)
                 return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
@@ -267,11 +268,11 @@ class Supervisor:
         for state in self.states.values():
             state.output.close()
 
-    def _show_progress(self) -> None:
+    def _show_progress(self, force: bool = False) -> None:
         with self._lock:
             line = progress.render(self._global_step, self._train_steps, self._rate.per_sec(),
                                    [(s.task.name, s.phase) for s in self.states.values()])
-        self._console.progress(line)
+        self._console.progress(line, force=force)
 
     def global_step(self) -> Optional[int]:
         return self._global_step

@@ -50,7 +50,7 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
             # Before any hook writes to the model directory: a mismatch must leave it untouched.
             choice = session_creators.choose_checkpoint(hook_config.model_dir)
             creator = session_creators.chief(scaffold, master, config, hook_config.model_dir, recovery, choice,
-                                             peers)
+                                             peers, variables_on_ps=bool(cluster.get(PS)))
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery, peers)

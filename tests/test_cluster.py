@@ -63,6 +63,7 @@ def test_local2_every_task_trains_and_role_flags_reach_only_their_role(runner, t
     # Exactly at the target, although two tasks step concurrently.
     assert run["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
     assert re.search(r"^\[worker:0\] ", launch.stdout, re.M), "worker output is not prefixed"
+    assert re.search(r"^step 600/600 \(100%\) .*chief:0 done, worker:0 done", launch.stdout, re.M), launch.stdout[-500:]
     assert "oneDNN" not in launch.stdout  # TensorFlow's start-up noise stays in the logs
     assert "oneDNN" in (model_dir / "logs" / "worker-0.log").read_text()
 

@@ -46,6 +46,9 @@ def test_killed_task_is_restarted_and_training_reaches_the_target(runner, tmp_pa
     assert all(step >= saved for step in tasks["chief:0"]["session_steps"][1:]), tasks["chief:0"]
     if victim != "ps:0":
         assert tasks[victim]["steps"] > 0
+    if victim == "chief:0":
+        # The ps lived on with what the worker trained meanwhile: the new chief joins it, no rollback.
+        assert "joining them instead of restoring" in (model_dir / "logs" / "chief-0.log").read_text()
 
 
 def test_task_that_keeps_dying_exhausts_its_restarts(runner, tmp_path):
