@@ -144,35 +144,29 @@ def from_json(data: object, source: str) -> ClusterSpec:
         cluster_data, flags_data = data["cluster"], data.get("flags", {})
     else:
         cluster_data, flags_data = data, {}
-    if not isinstance(cluster_data, dict):
-        raise SpecError(source, "cluster", f"must be an object of job -> addresses, got {type(cluster_data).__name__}")
     cluster: dict[str, list[Address]] = {}
-    for job, addresses in cluster_data.items():
-        field = f"cluster.{job}"
-        if job not in JOBS:
-            raise SpecError(source, field, f"unknown job name {job!r} (known: {', '.join(JOBS)})")
-        if not isinstance(addresses, list):
-            raise SpecError(source, field, f"must be a list of \"host:port\", got {addresses!r}")
-        cluster[job] = [parse_address(a, source, f"{field}[{i}]") for i, a in enumerate(addresses)]
-        if not cluster[job]:
-            del cluster[job]
-    return ClusterSpec(cluster=cluster, flags=_check_flags(flags_data, source), source=source)
-
-
-def _check_flags(flags_data: object, source: str) -> dict[str, list[str]]:
-    if not isinstance(flags_data, dict):
-        raise SpecError(source, "flags", f"must be an object of role -> list of flags, got {flags_data!r}")
+    for job, field, addresses in _by_job(cluster_data, source, "cluster", "job name", "\"host:port\""):
+        if addresses:
+            cluster[job] = [parse_address(a, source, f"{field}[{i}]") for i, a in enumerate(addresses)]
     flags: dict[str, list[str]] = {}
-    for role, values in flags_data.items():
-        field = f"flags.{role}"
-        if role not in JOBS:
-            raise SpecError(source, field, f"unknown role {role!r} (known: {', '.join(JOBS)})")
-        if not isinstance(values, list):
-            raise SpecError(source, field, f"must be a list of \"--name=value\" strings, got {values!r}")
+    for role, field, values in _by_job(flags_data, source, "flags", "role", "\"--name=value\" strings"):
         for i, value in enumerate(values):
             check_flag_syntax(value, source, f"{field}[{i}]")
         flags[role] = list(values)
-    return flags
+    return ClusterSpec(cluster=cluster, flags=flags, source=source)
+
+
+def _by_job(data: object, source: str, section: str, noun: str, items: str) -> Iterator[tuple[str, str, list]]:
+    """(job, field, list) for each entry of a JSON object that maps job names to lists."""
+    if not isinstance(data, dict):
+        raise SpecError(source, section, f"must be an object of {noun} -> list of {items}, got {data!r}")
+    for job, values in data.items():
+        field = f"{section}.{job}"
+        if job not in JOBS:
+            raise SpecError(source, field, f"unknown {noun} {job!r} (known: {', '.join(JOBS)})")
+        if not isinstance(values, list):
+            raise SpecError(source, field, f"must be a list of {items}, got {values!r}")
+        yield job, field, values
 
 
 def check_flag_syntax(value: object, source: str, field: str) -> None:
