@@ -6,6 +6,7 @@ is created): a bad spec, flag, model module or directory costs nothing and chang
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import tempfile
@@ -83,6 +84,10 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
     outcome = None
     try:
         outcome = supervisor.run()
+        if outcome.exit_code > 128:
+            step = checkpoint_names.newest_step(config.model_dir)
+            outcome = dataclasses.replace(outcome, summary=f"{outcome.summary}; newest checkpoint at step {step}: "
+                                                           "run the same command again to resume")
     finally:
         backend.close()
         run_record.append(config.model_dir, {

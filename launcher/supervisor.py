@@ -128,6 +128,7 @@ class Supervisor:
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._signal: Optional[int] = None
         self._evaluator_failure: Optional[Failure] = None
+        self._hurry = False
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
@@ -157,6 +158,8 @@ class Supervisor:
     def _on_signal(self, signum: int, frame) -> None:
         if self._signal is None:
             self._signal = signum
+        else:
+            self._hurry = True  # asked twice: no more grace, SIGKILL now
 
     def run(self) -> Outcome:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -257,7 +260,7 @@ class Supervisor:
                 state.handle.signal(signal.SIGTERM)
             deadline = time.monotonic() + self._grace_secs
             for state in states:
-                while state.handle.poll() is None and time.monotonic() < deadline:
+                while state.handle.poll() is None and time.monotonic() < deadline and not self._hurry:
                     time.sleep(POLL_SECS)
                 if state.handle.poll() is None:
                     state.handle.signal(signal.SIGKILL)

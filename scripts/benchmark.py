@@ -5,9 +5,10 @@ launcher.models.mlp) this script runs `python -m launcher run` into a fresh temp
 measures:
 
 - first step: seconds from launch to every task's first training step, i.e. the max (and the min) over
-  the chief and workers of `first_step_secs` in run.json. That clock starts when the launcher's supervisor
-  starts, after the launcher's own start-up; that start-up ("pre": launcher process start to its first task
-  process start, from the processes' create times) is shown separately;
+  the chief and workers of `first_step_secs` in run.json. That clock starts when the launcher's CLI module
+  is imported (launcher.cli._LAUNCHED, a moment after its interpreter starts), so it includes the launcher's
+  own start-up, which is also shown on its own ("pre": launcher process start to its first task process
+  start, from the processes' create times; with Ray, the start of Ray's local instance is part of it);
 - steps/sec: the median of the chief's "global_step/sec" TensorBoard scalars (written by its
   StepCounterHook every --log_step_count_steps global steps, 100 by default; "-" if the run was too short);
 - peak RSS: every process under the launcher is sampled with psutil every 0.2 s; a task is known by the
@@ -22,6 +23,12 @@ Side by side, for the same model and number of steps:
 - floor: N bare processes (N = tasks of the spec), each only importing TensorFlow and starting a
   tf.distribute.Server of a cluster of that size: seconds from launch until all N have printed "ready".
   No launcher can start its tasks faster than that.
+
+Backends (--backends, default local): each spec and model gets one row per backend. "ray" runs
+`launcher run --backend ray` without --ray_address, so the launcher starts (and stops) a local Ray instance,
+inside a network namespace with only loopback (`unshare -n`, as tests/test_ray_backend.py does: Ray would
+otherwise bind to the machine's routable address), with Ray's temporary directory in the trial's own
+directory. Where `unshare -n` (root) or Ray is missing, Ray rows are skipped and the report says why.
 
 With --repeat > 1 the table shows the median of the repeats; --out_json writes every raw figure.
 
@@ -48,6 +55,7 @@ Run it from the repository (it takes minutes: keep the machine otherwise idle fo
     python scripts/benchmark.py
     python scripts/benchmark.py --specs local1,local2 --models launcher.models.linear --train_steps 300
     python scripts/benchmark.py --repeat 3 --out_json /tmp/bench.json
+    python scripts/benchmark.py --specs local2 --models launcher.models.linear --backends local,ray
     python scripts/benchmark.py --recovery_only [--victims ps:0]
 """
 
@@ -56,6 +64,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -84,6 +93,10 @@ SAMPLE_SECS = 0.2
 STEP_RATE_TAG = "global_step/sec"  # what tf.compat.v1.train.StepCounterHook writes
 LAUNCHER_STOP_SECS = 45.0  # after SIGTERM, the launcher's own grace (30 s) plus a margin
 MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
+BACKENDS = ("local", "ray")
+# A loopback-only network namespace, as tests/test_ray_backend.py runs Ray: nothing leaves loopback.
+NETNS = ("unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"')
+LEFTOVER_WAIT_SECS = 5.0  # after a Ray run ends: how long its processes get to go by themselves
 RUN_ID = uuid.uuid4().hex
 MB = 2 ** 20
 
@@ -117,7 +130,9 @@ class LauncherResult:
     tasks_without_first_step: int
     global_steps: Optional[int]
     step_rates: list[float]
-    rss_mb: dict[str, float]  # "chief:0", "worker:1", ..., "launcher"
+    rss_mb: dict[str, float]  # "chief:0", "worker:1", ..., "launcher"; "pid:N": others (Ray's)
+    backend: str = "local"
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def steps_per_sec(self) -> Optional[float]:
@@ -158,10 +173,34 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def start(argv: Sequence[str], **popen_args) -> subprocess.Popen:
+def start(argv: Sequence[str], env: Optional[dict[str, str]] = None, **popen_args) -> subprocess.Popen:
     """A child in a session of its own, so that it and what it spawns can be killed as a group."""
-    return subprocess.Popen(list(argv), env=child_env(), stdin=subprocess.DEVNULL, start_new_session=True,
+    return subprocess.Popen(list(argv), env=env or child_env(), stdin=subprocess.DEVNULL, start_new_session=True,
                             **popen_args)
+
+
+def ray_unavailable() -> Optional[str]:
+    """Why Ray trials cannot run here, or None when they can."""
+    if importlib.util.find_spec("ray") is None:
+        return "Ray is not installed (pip install 'ray[default]')"
+    missing = [tool for tool in NETNS[:1] + ("ip",) if shutil.which(tool) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found, and Ray trials run in a loopback-only network namespace"
+    probe = subprocess.run([*NETNS, "true"], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if probe.returncode != 0:
+        why = probe.stderr.strip().splitlines()[-1:] or [f"exit code {probe.returncode}"]
+        return f"`unshare -n` is not available here ({why[0]}; it needs root or user namespaces)"
+    return None
+
+
+def ray_env(workdir: str) -> dict[str, str]:
+    """A Ray trial's environment: Ray's files in the trial's directory; a local instance, never another
+    cluster named by RAY_ADDRESS; no usage report (it could not leave the namespace anyway)."""
+    env = child_env()
+    env.pop("RAY_ADDRESS", None)
+    env["RAY_TMPDIR"] = workdir
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    return env
 
 
 def _marked_processes() -> list[psutil.Process]:
@@ -175,9 +214,33 @@ def _marked_processes() -> list[psutil.Process]:
     return found
 
 
+def _describe(proc: psutil.Process) -> str:
+    try:
+        return f"{proc.pid} {' '.join(proc.cmdline())[:100] or proc.name()}"
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return str(proc.pid)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def wait_for_strays(timeout_secs: float) -> list[str]:
+    """Waits up to `timeout_secs` for every process of this benchmark to end by itself; those left."""
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        left = [p for p in _marked_processes() if _alive(p)]
+        if not left or time.monotonic() >= deadline:
+            return [_describe(p) for p in left]
+        time.sleep(0.2)
+
+
 def kill_all(procs: Iterable[subprocess.Popen]) -> None:
     """SIGKILL the process groups of `procs`, then anything else this benchmark started (tasks that
-    outlived their launcher, in sessions of their own)."""
+    outlived their launcher, in sessions of their own; a Ray instance's processes)."""
     for proc in procs:
         if proc.poll() is None:
             try:
@@ -193,6 +256,9 @@ def kill_all(procs: Iterable[subprocess.Popen]) -> None:
                 stray.kill()
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             pass
+    left = wait_for_strays(5.0)
+    if left:
+        print(f"WARNING: still running after SIGKILL: {'; '.join(left)}", file=sys.stderr, flush=True)
 
 
 def stop_launcher(proc: subprocess.Popen) -> None:
@@ -298,27 +364,46 @@ def _log_tail(path: str, lines: int = 15) -> str:
         return "".join(f.readlines()[-lines:])
 
 
-def run_launcher(spec: str, model: str, train_steps: int, timeout_secs: float) -> LauncherResult:
-    """One `launcher run` into a fresh model directory, deleted afterwards."""
+def run_launcher(spec: str, model: str, train_steps: int, timeout_secs: float,
+                 backend: str = "local") -> LauncherResult:
+    """One `launcher run` into a fresh model directory, deleted afterwards.
+
+    backend "ray": `--backend ray` in a loopback-only network namespace; the launcher starts a local Ray
+    instance (its files under the trial's directory) and stops it at its end. Its processes carry the
+    marker: any still there a few seconds after the launcher's exit is noted, then killed with the rest.
+    """
     workdir = tempfile.mkdtemp(prefix="launcher-benchmark-")
     model_dir, log_path = os.path.join(workdir, "model"), os.path.join(workdir, "launcher.log")
     argv = [sys.executable, "-m", "launcher", "run", f"--spec={spec}", f"--model_dir={model_dir}",
             f"--train_steps={train_steps}", f"--model={model}"]
+    env = None
+    if backend == "ray":
+        argv, env = [*NETNS, *argv, "--backend=ray"], ray_env(workdir)
+    what = f"{spec} {model} {backend}"
     proc = None
     try:
         with open(log_path, "w") as log:
             started = time.monotonic()
-            proc = start(argv, stdout=log, stderr=subprocess.STDOUT)
+            proc = start(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         with RssSampler(proc.pid, "launcher") as sampler:
             try:
                 exit_code = proc.wait(timeout_secs)
             except subprocess.TimeoutExpired:
-                raise BenchmarkError(f"{spec} {model}: no end after {timeout_secs:.0f} s; log:\n"
+                raise BenchmarkError(f"{what}: no end after {timeout_secs:.0f} s; log:\n"
                                      f"{_log_tail(log_path)}") from None
         wall_secs = time.monotonic() - started
+        notes = []
+        if backend == "ray":
+            left = wait_for_strays(LEFTOVER_WAIT_SECS)
+            if left:
+                notes.append(f"{len(left)} process(es) still running {LEFTOVER_WAIT_SECS:.0f} s after the "
+                             f"launcher exited, killed: {'; '.join(left)}")
         if exit_code != 0:
-            raise BenchmarkError(f"{spec} {model}: launcher exit code {exit_code}; log:\n{_log_tail(log_path)}")
-        return _launcher_result(spec, model, train_steps, exit_code, wall_secs, model_dir, sampler)
+            raise BenchmarkError(f"{what}: launcher exit code {exit_code}; "
+                                 f"{''.join(n + '; ' for n in notes)}log:\n{_log_tail(log_path)}")
+        result = _launcher_result(spec, model, train_steps, exit_code, wall_secs, model_dir, sampler, backend)
+        result.notes += notes
+        return result
     finally:
         if proc is not None:
             stop_launcher(proc)
@@ -326,7 +411,7 @@ def run_launcher(spec: str, model: str, train_steps: int, timeout_secs: float) -
 
 
 def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wall_secs: float,
-                     model_dir: str, sampler: RssSampler) -> LauncherResult:
+                     model_dir: str, sampler: RssSampler, backend: str = "local") -> LauncherResult:
     run = run_record.read(model_dir)[-1]
     trainers = [t for t in run["tasks"] if t["job"] in (CHIEF, WORKER)]
     first_steps = [t["first_step_secs"] for t in trainers if t["first_step_secs"] is not None]
@@ -337,7 +422,8 @@ def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wa
         first_step_max_secs=max(first_steps, default=None), first_step_min_secs=min(first_steps, default=None),
         tasks_without_first_step=len(trainers) - len(first_steps),
         global_steps=None if end_step is None else end_step - start_step,
-        step_rates=read_step_rates(model_dir), rss_mb={k: round(v, 1) for k, v in sampler.peak_mb.items()})
+        step_rates=read_step_rates(model_dir), rss_mb={k: round(v, 1) for k, v in sampler.peak_mb.items()},
+        backend=backend)
 
 
 # -- plain TensorFlow, one process --
@@ -738,17 +824,17 @@ def _fmt(value: Optional[float], digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-COLUMNS = ("spec", "model", "tasks", "floor s", "pre s", "1st step max s", "min s", "plain 1st s",
+COLUMNS = ("spec", "model", "backend", "tasks", "floor s", "pre s", "1st step max s", "min s", "plain 1st s",
            "steps/s", "plain steps/s", "RSS max MB", "chief", "worker", "ps", "launcher", "plain MB")
 
 
-def table_row(spec: str, model: str, runs: list[LauncherResult], plains: list[PlainResult],
+def table_row(spec: str, model: str, backend: str, runs: list[LauncherResult], plains: list[PlainResult],
               floors: list[FloorResult]) -> list[str]:
     def med(get: Callable[[Any], Optional[float]], items: list) -> Optional[float]:
         return _median(get(item) for item in items)
 
     incomplete = "*" if any(r.tasks_without_first_step for r in runs) else ""
-    return [spec, model.rsplit(".", 1)[-1], str(floors[0].processes) if floors else "-",
+    return [spec, model.rsplit(".", 1)[-1], backend, str(floors[0].processes) if floors else "-",
             _fmt(med(lambda f: f.ready_secs, floors)), _fmt(med(lambda r: r.prestart_secs, runs)),
             _fmt(med(lambda r: r.first_step_max_secs, runs)) + incomplete,
             _fmt(med(lambda r: r.first_step_min_secs, runs)), _fmt(med(lambda p: p.first_step_secs, plains)),
@@ -758,7 +844,7 @@ def table_row(spec: str, model: str, runs: list[LauncherResult], plains: list[Pl
             _fmt(med(lambda r: r.rss_mb.get("launcher"), runs), 0), _fmt(med(lambda p: p.rss_mb, plains), 0)]
 
 
-def format_table(rows: list[list[str]], columns: Sequence[str] = COLUMNS, left: int = 2) -> str:
+def format_table(rows: list[list[str]], columns: Sequence[str] = COLUMNS, left: int = 3) -> str:
     """`left`: how many leading columns are text (left-aligned); the rest are numbers."""
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
@@ -769,13 +855,16 @@ def format_table(rows: list[list[str]], columns: Sequence[str] = COLUMNS, left: 
 
 
 LEGEND = """\
+backend: local: task processes on this machine; ray: --backend ray, the launcher starts and stops a local
+  Ray instance (in a loopback-only network namespace); floor and plain are the same on both rows
 floor s: N bare processes import TensorFlow and start a server, launch to all ready (N = tasks)
-pre s: launcher start to its first task's start; the run.json clock of "1st step" starts there
-1st step max/min s: run.json first_step_secs over chief and workers (* = a task never stepped)
+pre s: launcher process start to its first task's start (process create times); ray: Ray's start included
+1st step max/min s: run.json first_step_secs over chief and workers (* = a task never stepped); counted
+  from the launcher's start (its CLI import, just after its interpreter starts), so pre s is part of it
 steps/s: median of the chief's global_step/sec summaries (every 100 steps; the first, with the
   warm-up, left out when 2 others remain); plain: one process, no cluster, timed after a warm-up
-RSS MB: peak resident memory; max over tasks, then per role (max over its tasks), the launcher itself,
-  and the plain process"""
+RSS MB: peak resident memory; max over tasks, then per role (max over its tasks), the launcher itself
+  (Ray's own processes not included), and the plain process"""
 
 
 # -- main --
@@ -795,8 +884,14 @@ def _attempt(trial: Callable[[], Any], errors: list[str]) -> Optional[Any]:
 
 
 def benchmark(specs: Sequence[str], models: Sequence[str], train_steps: Optional[int], repeat: int,
-              timeout_secs: float) -> dict[str, list]:
-    results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
+              timeout_secs: float, backends: Sequence[str] = ("local",)) -> dict[str, list]:
+    results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": [], "skipped": []}
+    if "ray" in backends:
+        why = ray_unavailable()
+        if why is not None:
+            results["skipped"].append(f"ray rows skipped: {why}")
+            print(results["skipped"][-1], file=sys.stderr, flush=True)
+            backends = [b for b in backends if b != "ray"]
     errors = results["errors"]
     for attempt in range(1, repeat + 1):
         for model in models:
@@ -807,21 +902,31 @@ def benchmark(specs: Sequence[str], models: Sequence[str], train_steps: Optional
             print(f"[{attempt}/{repeat}] floor {spec}", file=sys.stderr, flush=True)
             results["floor"].append(_attempt(lambda: run_floor(spec, timeout_secs), errors))
             for model in models:
-                print(f"[{attempt}/{repeat}] launcher {spec} {model}", file=sys.stderr, flush=True)
-                results["launcher"].append(_attempt(
-                    lambda: run_launcher(spec, model, steps_for(model, train_steps), timeout_secs), errors))
+                for backend in backends:
+                    print(f"[{attempt}/{repeat}] launcher {spec} {model} {backend}", file=sys.stderr, flush=True)
+                    results["launcher"].append(_attempt(
+                        lambda: run_launcher(spec, model, steps_for(model, train_steps), timeout_secs, backend),
+                        errors))
     for kind in ("launcher", "plain", "floor"):
         results[kind] = [r for r in results[kind] if r is not None]
     return results
 
 
-def report(results: dict[str, list], specs: Sequence[str], models: Sequence[str]) -> str:
-    rows = [table_row(spec, model,
-                      [r for r in results["launcher"] if r.spec == spec and r.model == model],
+def report(results: dict[str, list], specs: Sequence[str], models: Sequence[str],
+           backends: Sequence[str] = ("local",)) -> str:
+    skipped = results.get("skipped", [])
+    shown = [b for b in backends if not (b == "ray" and skipped)]
+    rows = [table_row(spec, model, backend,
+                      [r for r in results["launcher"] if (r.spec, r.model, r.backend) == (spec, model, backend)],
                       [p for p in results["plain"] if p.model == model],
                       [f for f in results["floor"] if f.spec == spec])
-            for spec in specs for model in models]
-    return format_table(rows) + "\n\n" + LEGEND
+            for spec in specs for model in models for backend in shown]
+    lines = [format_table(rows), *skipped, "", LEGEND]
+    notes = [f"{r.spec} {r.model.rsplit('.', 1)[-1]} {r.backend}: {note}" for r in results["launcher"]
+             for note in r.notes]
+    if notes:
+        lines += ["", "notes:", *notes]
+    return "\n".join(lines)
 
 
 def to_json(results: dict[str, list]) -> dict:
@@ -841,6 +946,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="global steps for every model (default: " +
                              ", ".join(f"{m.rsplit('.', 1)[-1]} {n}" for m, n in DEFAULT_TRAIN_STEPS.items()) +
                              f", others {FALLBACK_TRAIN_STEPS})")
+    parser.add_argument("--backends", default="local",
+                        help="comma-separated: local, ray (--backend ray, a local Ray instance in a loopback-only "
+                             "network namespace); one row per backend")
     parser.add_argument("--repeat", type=int, default=1, help="trials of each kind; the table shows medians")
     parser.add_argument("--out_json", default=None, help="write every raw figure to this file")
     parser.add_argument("--timeout_secs", type=float, default=1800.0, help="per trial")
@@ -857,6 +965,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat < 1 or (args.train_steps is not None and args.train_steps < 2):
         parser.error("--repeat must be >= 1 and --train_steps >= 2")
+    backends = [b for b in args.backends.split(",") if b]
+    if not backends or any(b not in BACKENDS for b in backends) or len(set(backends)) != len(backends):
+        parser.error(f"--backends: expected some of {', '.join(BACKENDS)}, each once")
     unknown = [v for v in args.victims.split(",") if v and v not in RECOVERY_VICTIMS]
     if unknown or not any(args.victims.split(",")):
         parser.error(f"--victims: expected some of {', '.join(RECOVERY_VICTIMS)}")
@@ -875,11 +986,12 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     specs = [s for s in args.specs.split(",") if s]
     models = [m for m in args.models.split(",") if m]
+    backends = [b for b in args.backends.split(",") if b]
     if args.recovery_only:
         results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
     else:
-        results = benchmark(specs, models, args.train_steps, args.repeat, args.timeout_secs)
-        print(report(results, specs, models), flush=True)
+        results = benchmark(specs, models, args.train_steps, args.repeat, args.timeout_secs, backends)
+        print(report(results, specs, models, backends), flush=True)
     if args.recovery or args.recovery_only:
         victims = [v for v in args.victims.split(",") if v]
         results["recovery"] = recovery_benchmark(victims, args.repeat, args.timeout_secs, results["errors"],

@@ -95,6 +95,7 @@ def test_sigterm_stops_every_task_after_a_final_checkpoint(runner, tmp_path):
     assert saved >= 20  # saved at SIGTERM: the periodic saver would not have run for an hour
     run = last_run(model_dir)
     assert run["outcome"] == "preempted" and run["global_step_end"] == saved
+    assert f"newest checkpoint at step {saved}: run the same command again" in launch.stderr
     assert _tasks(run)["chief:0"]["exit_code"] == 143
 
     resumed = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--train_steps",
