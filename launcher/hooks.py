@@ -93,6 +93,10 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
             status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
 
     def end(self, session):
+        try:  # the step fetched with the last train op may predate its increment
+            self._step = int(session.run(self._global_step))
+        except tf.errors.OpError:
+            pass  # the variables' task is gone (a stop on preemption): the last step seen will do
         status.emit(status.DONE, step=self._step, local_steps=self._local_steps)
 
 
