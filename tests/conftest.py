@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -95,8 +96,8 @@ class Runner:
         self.launches.append(launch)
         return launch
 
-    def run(self, *args: str, timeout: float = 240) -> Launch:
-        launch = self.start(*args)
+    def run(self, *args: str, timeout: float = 240, prefix: tuple[str, ...] = ()) -> Launch:
+        launch = self.start(*args, prefix=prefix)
         launch.wait(timeout)
         return launch
 
@@ -152,6 +153,13 @@ def wait_for(predicate, timeout: float = 120, what: str = "condition"):
             return value
         time.sleep(0.1)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def logged_step(log: pathlib.Path) -> int:
+    """The highest global step that a task's LoggingTensorHook has logged ("loss = ..., step = N")."""
+    if not log.exists():
+        return -1
+    return max((int(m) for m in re.findall(r"step = (\d+)", log.read_text())), default=-1)
 
 
 def checkpoint_steps(model_dir: pathlib.Path) -> list[int]:

@@ -49,7 +49,7 @@ def test_cli_user_errors_are_one_line(args, words):
 def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
     from launcher.backends import ray_backend
 
-    monkeypatch.setattr(ray_backend, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
     with pytest.raises(UserError, match=r"pip install '\.\[ray\]'"):
         ray_backend.RayBackend()
 

@@ -4,7 +4,7 @@ import json
 import re
 import signal
 
-from conftest import checkpoint_steps, last_run, read_variables, wait_for
+from conftest import checkpoint_steps, last_run, logged_step, read_variables, wait_for
 
 
 def _tasks(run: dict) -> dict:
@@ -86,7 +86,7 @@ def test_sigterm_stops_every_task_after_a_final_checkpoint(runner, tmp_path):
                           "--step_sleep_secs=0.005",
                           "--worker_flags=--step_sleep_secs=0.005")
     log = model_dir / "logs" / "chief-0.log"
-    wait_for(lambda: log.exists() and "step = 20" in log.read_text(), what="the chief's step 20")
+    wait_for(lambda: logged_step(log) >= 20, what="the chief's step 20")
     assert set(launch.tasks()) == {"chief:0", "worker:0", "ps:0"}
     launch.proc.send_signal(signal.SIGTERM)
     assert launch.wait(60) == 143, launch.stderr

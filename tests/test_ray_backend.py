@@ -4,13 +4,16 @@ Ray replaces 127.0.0.1 with the machine's routable address; in a namespace with 
 other, so nothing leaves this machine's loopback.
 """
 
+import pathlib
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 
 import pytest
 
-from conftest import checkpoint_steps, last_run, wait_for
+from conftest import checkpoint_steps, last_run, logged_step, wait_for
 
 pytest.importorskip("ray")
 NETNS = ("unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"')
@@ -46,3 +49,37 @@ def test_local2_on_ray_trains_and_recovers_a_killed_task(runner, tmp_path, victi
     addresses = [a for job in run["spec"]["cluster"].values() for a in job]
     assert all(a.startswith("127.0.0.1:") and not a.endswith(":0") for a in addresses), addresses
     assert "[worker:0] " in launch.stdout  # output streams back through the actors, prefixed
+
+
+def test_sigterm_on_ray_preempts_like_a_local_run(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--model_dir", str(model_dir),
+                          "--model", "models.probe", "--train_steps", "100000",
+                          "--chief_flags=--step_sleep_secs=0.01 --save_checkpoint_secs=3600",
+                          "--worker_flags=--step_sleep_secs=0.01", prefix=NETNS)
+    log = model_dir / "logs" / "chief-0.log"
+    wait_for(lambda: logged_step(log) >= 100, timeout=180, what="the chief's step 100")
+    launch.proc.send_signal(signal.SIGTERM)
+    assert launch.wait(120) == 143, launch.stderr[-3000:]
+    assert runner.leftovers() == []  # tasks, actors and the Ray instance the launcher started
+    run = last_run(model_dir)
+    assert run["outcome"] == "preempted" and run["global_step_end"] >= 100
+    assert checkpoint_steps(model_dir)[-1] == run["global_step_end"]
+
+
+def test_runs_on_a_ray_cluster_that_is_already_running(runner, tmp_path):
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    ray_cli = pathlib.Path(sys.executable).parent / "ray"
+    head = (f'ip link set lo up && "{ray_cli}" start --head --port=6390 --num-cpus=4 --include-dashboard=false '
+            f'--disable-usage-stats --temp-dir={ray_tmp} >/dev/null && exec "$0" "$@"')
+    model_dir = tmp_path / "model"
+    try:
+        launch = runner.run("run", "--spec", "local2", "--backend", "ray", "--ray_address", "127.0.0.1:6390",
+                            "--model_dir", str(model_dir), "--train_steps", "300",
+                            prefix=("unshare", "-n", "sh", "-c", head), timeout=300)
+        assert launch.proc.returncode == 0, launch.stderr[-3000:]
+        assert last_run(model_dir)["global_step_end"] == 300
+    finally:
+        for proc in runner.leftovers():  # the head we started, and only it: not `ray stop`, which ends all
+            proc.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -17,11 +17,14 @@ from launcher.errors import UserError
 from launcher.spec import Address, ClusterSpec, TaskId
 from launcher.task_signals import PARENT_ENV
 
-try:
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-except ImportError:  # checked when the backend is created, with a message that says what to install
-    ray = None
+
+def _import_ray():
+    """Ray, imported late: its auth mode is read from the environment at import time."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install '.[ray]' (or: pip install 'ray==2.60.*')") from None
+    return ray
 
 READ_WAIT_SECS = 0.5
 
@@ -38,6 +41,7 @@ class _TaskRunner:
     def place(self, port: int) -> tuple[str, int, str]:
         """(node address, port, node id): a free port when `port` is 0."""
         import portpicker
+        import ray
 
         host = ray.util.get_node_ip_address()
         if port == 0:
@@ -106,22 +110,23 @@ class RayTask:
 
     def __init__(self, actor, argv: list[str], env_delta: Mapping[str, str], port: int,
                  on_line: Callable[[str], None]):
+        self._ray = _import_ray()
         self._actor = actor
         self._code: Optional[int] = None
-        self.pid: Optional[int] = ray.get(actor.start.remote(argv, env_delta, port))
+        self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port))
         self._pump = threading.Thread(target=self._follow, args=(on_line,), daemon=True)
         self._pump.start()
 
     def _follow(self, on_line: Callable[[str], None]) -> None:
         try:
             while True:
-                lines, code = ray.get(self._actor.read.remote())
+                lines, code = self._ray.get(self._actor.read.remote())
                 for line in lines:
                     on_line(line)
                 if code is not None:
                     self._code = code
                     return
-        except ray.exceptions.RayError:
+        except self._ray.exceptions.RayError:
             self._code = -9  # the actor (its Ray worker or node) died: the task is gone with it
 
     def poll(self) -> Optional[int]:
@@ -129,8 +134,8 @@ class RayTask:
 
     def signal(self, signum: int) -> None:
         try:
-            ray.get(self._actor.signal.remote(signum), timeout=10)
-        except ray.exceptions.RayError:
+            self._ray.get(self._actor.signal.remote(signum), timeout=10)
+        except self._ray.exceptions.RayError:
             pass
 
 
@@ -144,16 +149,21 @@ def _check_reachable(address: str) -> None:
         raise UserError(f"--ray_address {address!r}: nothing accepts connections there") from None
 
 
+def _token_available() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
+
+
 class RayBackend:
     def __init__(self, address: Optional[str] = None):
-        if ray is None:
-            raise UserError("--backend ray needs Ray: pip install '.[ray]' (or: pip install 'ray[default]')")
         if address:
             _check_reachable(address)
-            # "auto" with RAY_ADDRESS also finds the token that `ray start --head` may have turned on.
-            os.environ["RAY_ADDRESS"] = address
-        self._owns_cluster = not address
-        ray.init(address="auto" if address else None, include_dashboard=False, log_to_driver=False,
+            if _token_available():
+                # `ray start --head` turns token auth on when a token exists, but a driver connecting by
+                # address does not send it unless told to; a token-mode driver works on open clusters too.
+                os.environ.setdefault("RAY_AUTH_MODE", "token")
+        self._ray = ray = _import_ray()
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
         self._remote = ray.remote(num_cpus=0, max_concurrency=4)(_TaskRunner)
         self._actors: dict[TaskId, object] = {}
@@ -165,6 +175,8 @@ class RayBackend:
         if actor is None:
             options = {}
             if task in self._nodes:  # a replacement stays on its task's node: the address is in the spec
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
                 options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._nodes[task], soft=False)
             actor = self._actors[task] = self._remote.options(**options).remote()
         return actor
@@ -173,7 +185,7 @@ class RayBackend:
         placed = {task: self._actor(task).place.remote(spec.address(task).port) for task in spec.tasks()}
         addresses = {}
         for task, ref in placed.items():
-            host, port, node = ray.get(ref)
+            host, port, node = self._ray.get(ref)
             addresses[task], self._nodes[task], self._ports[task] = Address(host, port), node, port
         return spec.replace_addresses(addresses)
 
@@ -183,15 +195,15 @@ class RayBackend:
         port = self._ports[task]
         try:
             return RayTask(self._actor(task), argv, delta, port, on_line)
-        except ray.exceptions.RayActorError:
+        except self._ray.exceptions.RayActorError:
             self._actors.pop(task, None)  # its worker died: a new actor on the same node
             return RayTask(self._actor(task), argv, delta, port, on_line)
 
     def close(self) -> None:
         for actor in self._actors.values():
             try:
-                ray.kill(actor)
+                self._ray.kill(actor)
             except Exception:  # already dead; nothing else to release
                 pass
         self._actors.clear()
-        ray.shutdown()  # stops the local instance this backend started; detaches from a remote one
+        self._ray.shutdown()  # stops the local instance this backend started; detaches from a remote one
