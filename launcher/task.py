@@ -12,9 +12,10 @@ import sys
 import time
 from typing import Optional, Sequence
 
+import tensorflow as tf
 from absl import app, flags, logging
 
-from launcher import exit_codes, model_api, task_flags, tf_config
+from launcher import evaluation, exit_codes, hooks, model_api, task_flags, tf_config, training
 from launcher.errors import UserError
 from launcher.recovery import RecoveryDeadlineExceeded
 from launcher.spec import CHIEF, EVALUATOR, PS
@@ -66,22 +67,15 @@ def main(argv: list[str]) -> Optional[int]:
         if task_flags.MODEL_DIR.value is None:
             raise UserError("--model_dir is required")
         build = model_api.load(task_flags.MODEL.value)
-        import tensorflow as tf
-
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()
-
         if task.job == EVALUATOR:
-            from launcher import evaluation
-
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
         server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
                                       task_index=task.index, start=True)
         logging.info("%s serving at %s", task, server.target)
         if task.job == PS:
             _serve_forever()
-        from launcher import hooks, training
-
         training.train(
             task, cluster, server.target, build,
             hooks.HookConfig(

@@ -75,11 +75,12 @@ def test_killed_launcher_leaves_no_task_running(runner, tmp_path):
     wait_for(lambda: not runner.leftovers(), timeout=45, what="the tasks to exit")
 
 
-def test_sigint_stops_everything_with_its_own_code(runner, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_sigint_and_sighup_stop_everything_with_their_own_code(runner, tmp_path, signum):
     launch = _start_slow(runner, tmp_path / "model", 100000)
     wait_for(lambda: len(launch.tasks()) == 3, what="three tasks")
-    launch.proc.send_signal(signal.SIGINT)
-    assert launch.wait(60) == 130, launch.stderr
+    launch.proc.send_signal(signum)
+    assert launch.wait(60) == 128 + signum, launch.stderr
     assert runner.leftovers() == []
 
 
