@@ -8,7 +8,6 @@ waits for the workers' last steps before its checkpoint saver writes the final c
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from typing import Optional
 
@@ -16,6 +15,7 @@ import tensorflow as tf
 from absl import logging
 
 from launcher import status
+from launcher.peers import accepts_connections
 from launcher.recovery import Recovery
 from launcher.task_signals import StopRequest
 
@@ -141,21 +141,12 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
             try:
                 pending.discard(int(session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=1000))))
             except tf.errors.DeadlineExceededError:
-                pending = {i for i in pending if _accepts_connections(self._workers[i])}
+                pending = {i for i in pending if accepts_connections(self._workers[i], timeout_secs=1)}
             except tf.errors.OpError as e:
                 logging.warning("stopped waiting for workers (%s)", type(e).__name__)
                 return
         if pending:
             logging.warning("workers %s did not report done; saving anyway", sorted(pending))
-
-
-def _accepts_connections(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,

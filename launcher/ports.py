@@ -27,7 +27,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _in_use(address: Address) -> bool:
+def in_use(address: Address) -> bool:
+    """Whether binding `address` fails now (another process holds the port)."""
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -57,6 +58,6 @@ def resolve_local(spec: ClusterSpec) -> ClusterSpec:
                 port = portpicker.pick_unused_port()
             taken.add(port)
             picked[task] = Address(address.host, port)
-        elif _in_use(address):
+        elif in_use(address):
             raise SpecError(spec.source, field, f"port {address.port} on {address.host} is already in use")
     return spec.replace_addresses(picked)

@@ -12,28 +12,16 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 
 from __future__ import annotations
 
-import socket
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 from absl import logging
 
 from launcher import checkpoints
+from launcher.peers import accepts_connections
 from launcher.recovery import Recovery
 
 _RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
-
-
-def _unreachable(peers: Sequence[str]) -> Optional[str]:
-    """The first of `peers` ("host:port") whose server does not accept connections, if any."""
-    for address in peers:
-        host, _, port = address.rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
-                pass
-        except OSError:
-            return address
-    return None
 
 
 class _BoundedCreator(tf.compat.v1.train.SessionCreator):
@@ -51,7 +39,7 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
 
     def create_session(self) -> tf.compat.v1.Session:
         try:
-            down = _unreachable(self._peers)
+            down = next((peer for peer in self._peers if not accepts_connections(peer)), None)
             if down is not None:
                 raise tf.errors.UnavailableError(None, None, f"{down} does not accept connections")
             return self._make()

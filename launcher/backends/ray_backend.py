@@ -9,11 +9,12 @@ through the actor, line by line. Ray is imported only here, and only when this b
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from typing import Callable, Mapping, Optional
 
+from launcher import ports
 from launcher.errors import UserError
+from launcher.peers import accepts_connections
 from launcher.spec import Address, ClusterSpec, TaskId
 from launcher.task_signals import PARENT_ENV
 
@@ -95,14 +96,8 @@ def _wait_until_free(port: int, timeout_secs: float = 60.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout_secs
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("", port))
-                return
-            except OSError:
-                time.sleep(0.2)
+    while ports.in_use(Address("", port)) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 class RayTask:
@@ -140,13 +135,9 @@ class RayTask:
 
 
 def _check_reachable(address: str) -> None:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=5):
-            pass
-    except (OSError, ValueError):
+    if not accepts_connections(address, timeout_secs=5):
         # ray.init would wait for minutes on an address where nothing listens.
-        raise UserError(f"--ray_address {address!r}: nothing accepts connections there") from None
+        raise UserError(f"--ray_address {address!r}: nothing accepts connections there")
 
 
 def _token_available() -> bool:
