@@ -1,0 +1,27 @@
+"""Running trials: each announced on stderr; a failed one reported, and the benchmark goes on."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional, TypeVar
+
+T = TypeVar("T")
+
+
+class BenchmarkError(Exception):
+    """A trial that did not produce its figures."""
+
+
+def announce(line: str) -> None:
+    """A progress line on stderr (stdout is for the report)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def attempt(trial: Callable[[], T], errors: list[str]) -> Optional[T]:
+    """Run one trial; a failed trial is reported and the benchmark goes on."""
+    try:
+        return trial()
+    except BenchmarkError as e:
+        print(f"FAILED: {e}", file=sys.stderr, flush=True)
+        errors.append(str(e))
+        return None
