@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional, Sequence
+from typing import Optional
 
 from launcher.run_config import RunConfig
 from launcher.spec import TaskId
@@ -28,8 +28,3 @@ def command(config: RunConfig, job: str, task: Optional[TaskId] = None, *,
         argv += [f"--job_name={task.job}", f"--task_index={task.index}",
                  f"--cluster_spec={json.dumps(config.spec.cluster_dict(training_only=True))}"]
     return argv + list(config.spec.role_flags(job))
-
-
-def launcher_owned_flags() -> Sequence[str]:
-    """Flags that the launcher sets itself; a per-role flag may not set them."""
-    return ("job_name", "task_index", "cluster_spec", "model_dir", "model")

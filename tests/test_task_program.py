@@ -30,7 +30,7 @@ def test_a_ps_that_never_answers_ends_the_task_at_the_recovery_deadline(runner, 
     done = _task(runner, ["--job_name=chief", "--task_index=0", f"--cluster_spec={json.dumps(cluster)}",
                           f"--model_dir={tmp_path}", "--recovery_deadline_secs=3"])
     assert done.returncode == 1, done.stderr[-2000:]
-    assert f"gave up after 3s of failing to reach the cluster" in done.stderr
+    assert "gave up after 3s of failing to reach the cluster" in done.stderr
     assert cluster["ps"][0] in done.stderr
 
 
