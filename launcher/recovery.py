@@ -20,6 +20,9 @@ class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
         super().__init__(None, None, message)
 
 
+QUIET_SECS = 10.0
+
+
 class Recovery:
     """Back-off and a deadline for re-creating sessions; the clock restarts at every training step."""
 
@@ -43,6 +46,9 @@ class Recovery:
             raise RecoveryDeadlineExceeded(
                 f"gave up after {self.deadline_secs:.0f}s of failing to reach the cluster: "
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        logging.warning("session failed (%s); retrying in %.1fs", type(error).__name__, self._backoff)
+        # A peer that is still starting is normal for a few seconds; only a longer outage is worth a warning.
+        log = logging.warning if now - self._failing_since > QUIET_SECS else logging.info
+        log("cluster not reachable (%s); retrying in %.1fs", str(error).splitlines()[0] if str(error) else
+            type(error).__name__, self._backoff)
         time.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, self._max_backoff)

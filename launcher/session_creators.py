@@ -38,10 +38,10 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
         self._peers = peers
 
     def create_session(self) -> tf.compat.v1.Session:
+        # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
+        while (down := next((p for p in self._peers if not accepts_connections(p)), None)) is not None:
+            self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"))
         try:
-            down = next((peer for peer in self._peers if not accepts_connections(peer)), None)
-            if down is not None:
-                raise tf.errors.UnavailableError(None, None, f"{down} does not accept connections")
             return self._make()
         except _RECONNECT_ERRORS as e:
             self._recovery.failed(e)

@@ -44,7 +44,7 @@ class StopRequest:
             raise SystemExit(128 + signum)
         if self.signum is None:
             self.signum = signum
-            logging.warning("received %s: stopping", signal.Signals(signum).name)
+            logging.info("received %s: stopping", signal.Signals(signum).name)
         if not self.loop_running:
             raise SystemExit(self.exit_code)
 
