@@ -63,3 +63,20 @@ def test_console_prints_lines_and_plain_progress_at_most_every_interval(monkeypa
 ])
 def test_is_noise(line, noise):
     assert is_noise(line) is noise
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_console_on_a_terminal_redraws_progress_in_place_below_task_output():
+    terminal = _Terminal()
+    console = Console(terminal)
+    console.progress("step 1/10")
+    console.progress("step 2/10")
+    console.line("[worker:0] hello")
+    console.close()
+    # Each redraw clears the line; task output goes above the progress line, which is then redrawn.
+    assert terminal.getvalue() == ("\r\033[Kstep 1/10" "\r\033[Kstep 2/10"
+                                   "\r\033[K[worker:0] hello\nstep 2/10" "\n")
