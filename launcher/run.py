@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Mapping, Optional, Sequence
 
-from launcher import backends, checkpoint_names, flag_check, run_record, task_command, tf_config
+from launcher import backends, checkpoint_names, flag_check, model_dir_lock, run_record, task_command, tf_config
 from launcher.console import Console
 from launcher.errors import UserError
 from launcher.restart_policy import RestartPolicy
@@ -69,6 +69,15 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
     """
     console = console or Console()
     os.makedirs(config.model_dir, exist_ok=True)
+    try:
+        with model_dir_lock.held(config.model_dir):
+            return _execute(config, backend, console, policy, launched)
+    finally:
+        backend.close()
+
+
+def _execute(config: RunConfig, backend: backends.Backend, console: Console, policy: RestartPolicy,
+             launched: Optional[float]) -> Outcome:
     started = datetime.datetime.now(datetime.timezone.utc)
     start_step = checkpoint_names.newest_step(config.model_dir)
 
@@ -89,7 +98,6 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
             outcome = dataclasses.replace(outcome, summary=f"{outcome.summary}; newest checkpoint at step {step}: "
                                                            "run the same command again to resume")
     finally:
-        backend.close()
         run_record.append(config.model_dir, {
             "started": started.isoformat(timespec="seconds"),
             "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

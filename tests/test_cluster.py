@@ -102,3 +102,17 @@ def test_sigterm_stops_every_task_after_a_final_checkpoint(runner, tmp_path):
                          str(saved + 10))
     assert resumed.proc.returncode == 0, resumed.stderr
     assert _tasks(last_run(model_dir))["chief:0"]["start_step"] == saved
+
+
+def test_second_launcher_on_the_same_model_dir_is_refused(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    first = runner.start("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.probe",
+                         "--train_steps", "100000", "--chief_flags=--step_sleep_secs=0.01")
+    wait_for(lambda: "chief:0" in first.tasks(), what="the first run's chief")
+    second = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--train_steps", "10")
+    assert second.proc.returncode == 2, second.stderr
+    assert f"is in use by launcher pid {first.proc.pid}" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait(60) == 143
+    assert len(json.loads((model_dir / "run.json").read_text())["runs"]) == 1  # the refused run left no record
