@@ -64,40 +64,26 @@ class Launcher:
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
         """
+        from launcher import run as run_lib
+
+        role_flags = {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
+                      "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)}
         try:
-            outcome = self._run(spec, model_dir, train_steps, model, chief_flags, worker_flags, ps_flags,
-                                evaluator_flags, max_restarts, restart_policy, grace_secs, show_tf_logs,
-                                backend, ray_address)
+            loaded = spec_lib.load(str(spec))
+            engine = backends.get(backend, address=ray_address)
+            try:
+                config = run_lib.prepare(loaded, str(model_dir), train_steps, str(model), role_flags, engine,
+                                         max_restarts=max_restarts, restart_policy=restart_policy,
+                                         grace_secs=grace_secs, show_tf_logs=bool(show_tf_logs))
+            except BaseException:
+                engine.close()
+                raise
+            outcome = run_lib.execute(config, engine, launched=_LAUNCHED)
         except UserError as e:
             _fail(e)
         stream = sys.stdout if outcome.exit_code == exit_codes.OK else sys.stderr
         stream.write(f"{outcome.name}: {outcome.summary}\n")
         sys.exit(outcome.exit_code)
-
-    @staticmethod
-    def _run(spec, model_dir, train_steps, model, chief_flags, worker_flags, ps_flags, evaluator_flags,
-             max_restarts, restart_policy, grace_secs, show_tf_logs, backend, ray_address):
-        from launcher import run as run_lib
-
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-            raise UserError(f"--max_restarts {max_restarts!r} is not a non-negative integer")
-        try:
-            policy = RestartPolicy(restart_policy)
-        except ValueError:
-            raise UserError(f"--restart_policy {restart_policy!r}: expected one of "
-                            f"{', '.join(p.value for p in RestartPolicy)}") from None
-        loaded = spec_lib.load(str(spec))
-        engine = backends.get(backend, address=ray_address)
-        try:
-            config = run_lib.prepare(
-                loaded, str(model_dir), train_steps, str(model),
-                {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
-                 "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)},
-                engine, max_restarts=max_restarts, grace_secs=float(grace_secs), show_tf_logs=bool(show_tf_logs))
-        except BaseException:
-            engine.close()
-            raise
-        return run_lib.execute(config, engine, policy=policy, launched=_LAUNCHED)
 
     def export(self, spec: str = "local2.json", format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,

@@ -38,16 +38,32 @@ def check_model_dir(model_dir: str) -> None:
         raise UserError(f"--model_dir {model_dir!r}: {path} is not writable ({e.strerror})") from None
 
 
+def _count(name: str, value: object, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise UserError(f"--{name} {value!r} is not {'a positive' if least else 'a non-negative'} integer")
+    return value
+
+
 def prepare(spec: ClusterSpec, model_dir: str, train_steps: object, model: str,
-            role_flags: Mapping[str, Sequence[str]], backend: backends.Backend, **options) -> RunConfig:
+            role_flags: Mapping[str, Sequence[str]], backend: backends.Backend, *, max_restarts: object,
+            restart_policy: str, grace_secs: object, show_tf_logs: bool) -> RunConfig:
     """Check every input and resolve the spec's addresses; raises UserError before anything is started."""
-    if isinstance(train_steps, bool) or not isinstance(train_steps, int) or train_steps < 1:
-        raise UserError(f"--train_steps {train_steps!r} is not a positive integer")
+    train_steps = _count("train_steps", train_steps, 1)
+    max_restarts = _count("max_restarts", max_restarts, 0)
+    try:
+        policy = RestartPolicy(restart_policy)
+    except ValueError:
+        raise UserError(f"--restart_policy {restart_policy!r}: expected one of "
+                        f"{', '.join(p.value for p in RestartPolicy)}") from None
+    if isinstance(grace_secs, bool) or not isinstance(grace_secs, (int, float)) or grace_secs < 0:
+        raise UserError(f"--grace_secs {grace_secs!r} is not a non-negative number of seconds")
     check_model_dir(model_dir)
     resolved = backend.resolve(spec.with_flags(role_flags))
     flag_check.check(model, {spec.source: spec.flags, **{f"--{role}_flags": {role: list(values)}
                                                          for role, values in role_flags.items() if values}})
-    return RunConfig(spec=resolved, model_dir=model_dir, train_steps=train_steps, model=model, **options)
+    return RunConfig(spec=resolved, model_dir=model_dir, train_steps=train_steps, model=model,
+                     max_restarts=max_restarts, restart_policy=policy, grace_secs=float(grace_secs),
+                     show_tf_logs=show_tf_logs)
 
 
 def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
@@ -61,7 +77,7 @@ def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
 
 
 def execute(config: RunConfig, backend: backends.Backend, console: Optional[Console] = None,
-            policy: RestartPolicy = RestartPolicy.EXIT_CODE, launched: Optional[float] = None) -> Outcome:
+            launched: Optional[float] = None) -> Outcome:
     """Run the cluster of `config` to its end and append the run to `run.json`.
 
     `launched`: when the user started the launcher (epoch seconds), from which run.json counts the
@@ -71,13 +87,12 @@ def execute(config: RunConfig, backend: backends.Backend, console: Optional[Cons
     os.makedirs(config.model_dir, exist_ok=True)
     try:
         with model_dir_lock.held(config.model_dir):
-            return _execute(config, backend, console, policy, launched)
+            return _execute(config, backend, console, launched)
     finally:
         backend.close()
 
 
-def _execute(config: RunConfig, backend: backends.Backend, console: Console, policy: RestartPolicy,
-             launched: Optional[float]) -> Outcome:
+def _execute(config: RunConfig, backend: backends.Backend, console: Console, launched: Optional[float]) -> Outcome:
     started = datetime.datetime.now(datetime.timezone.utc)
     start_step = checkpoint_names.newest_step(config.model_dir)
 
@@ -88,7 +103,7 @@ def _execute(config: RunConfig, backend: backends.Backend, console: Console, pol
         config.spec, backend, console,
         command=lambda task: task_command.command(config, task.job, task),
         env=lambda task: task_env(config, task), make_output=make_output,
-        train_steps=config.train_steps, policy=policy, max_restarts=config.max_restarts,
+        train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, launched=launched)
     outcome = None
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from launcher.restart_policy import RestartPolicy
 from launcher.spec import ClusterSpec
 
 DEFAULT_MODEL = "launcher.models.linear"
@@ -21,6 +22,7 @@ class RunConfig:
     model: str = DEFAULT_MODEL
     # Restarts allowed per task for retryable failures (a task killed by a signal).
     max_restarts: int = DEFAULT_MAX_RESTARTS
+    restart_policy: RestartPolicy = RestartPolicy.EXIT_CODE
     # How long tasks get to save and exit after SIGTERM before they are killed.
     grace_secs: float = DEFAULT_GRACE_SECS
     # Show TensorFlow's start-up notices on the console (they always go to the log files).

@@ -43,6 +43,8 @@ CASES = [
     ("local1", ["--train_steps", "1.5"], ["--train_steps", "1.5", "not a positive integer"]),
     ("local1", ["--model_dir", "/proc/launcher-test/model"], ["/proc", "not writable"]),
     ("local1", ["--restart_policy", "sometimes"], ["--restart_policy", "'sometimes'"]),
+    ("local1", ["--max_restarts", "-1"], ["--max_restarts", "-1", "not a non-negative integer"]),
+    ("local1", ["--grace_secs", "soon"], ["--grace_secs", "'soon'", "not a non-negative number"]),
 ]
 
 
