@@ -38,6 +38,7 @@ class LauncherResult:
     step_rates: list[float]
     rss_mb: dict[str, float]  # "chief:0", "worker:1", ..., "launcher"; "pid:N": others (Ray's)
     backend: str = "local"
+    worker_wait_secs: Optional[float] = None  # chief's model ready -> the last worker's session ready
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -113,6 +114,20 @@ def run_launcher(spec: str, model: str, train_steps: int, timeout_secs: float,
             return result
 
 
+def _worker_wait_secs(tasks: list[dict]) -> Optional[float]:
+    """How long after the chief's first session the slowest worker had its own (run.json timelines):
+    TensorFlow's stock worker polls the chief every 30 s, so this is where a slow poll would show."""
+    def first_session(task: dict) -> Optional[float]:
+        times = [s["time"] for a in task.get("attempts", []) for s in a["sessions"]]
+        return min(times, default=None)
+
+    chief = next((first_session(t) for t in tasks if t["job"] == CHIEF), None)
+    workers = [first_session(t) for t in tasks if t["job"] == WORKER]
+    if chief is None or not workers or None in workers:
+        return None
+    return round(max(workers) - chief, 3)
+
+
 def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wall_secs: float,
                      model_dir: str, sampler: RssSampler, backend: str) -> LauncherResult:
     run = run_record.read(model_dir)[-1]
@@ -126,4 +141,4 @@ def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wa
         tasks_without_first_step=len(trainers) - len(first_steps),
         global_steps=None if end_step is None else end_step - start_step,
         step_rates=read_step_rates(model_dir), rss_mb={k: round(v, 1) for k, v in sampler.peak_mb.items()},
-        backend=backend)
+        backend=backend, worker_wait_secs=_worker_wait_secs(run["tasks"]))

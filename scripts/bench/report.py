@@ -10,7 +10,8 @@ from bench.plain import PlainResult
 from bench.table import fmt, format_table, median, with_notes
 from launcher.spec import CHIEF, PS, WORKER
 
-COLUMNS = ("spec", "model", "backend", "tasks", "floor s", "pre s", "1st step max s", "min s", "plain 1st s",
+COLUMNS = ("spec", "model", "backend", "tasks", "floor s", "pre s", "1st step max s", "min s", "wkr wait s",
+           "plain 1st s",
            "steps/s", "plain steps/s", "RSS max MB", "chief", "worker", "ps", "launcher", "plain MB")
 
 LEGEND = """\
@@ -20,6 +21,8 @@ floor s: N bare processes import TensorFlow and start a server, launch to all re
 pre s: launcher process start to its first task's start (process create times); ray: Ray's start included
 1st step max/min s: run.json first_step_secs over chief and workers (* = a task never stepped); counted
   from the launcher's start (its CLI import, just after its interpreter starts), so pre s is part of it
+wkr wait s: the chief's first session ready to the last worker's (run.json timelines); "-" with no
+  workers. TensorFlow's stock WorkerSessionCreator polls every 30 s; the launcher's every 0.25 s
 steps/s: median of the chief's global_step/sec summaries (every 100 steps; the first, with the
   warm-up, left out when 2 others remain); plain: one process, no cluster, timed after a warm-up
 RSS MB: peak resident memory; max over tasks, then per role (max over its tasks), the launcher itself
@@ -36,7 +39,8 @@ def table_row(spec: str, model: str, backend: str, runs: list[LauncherResult], p
     return [spec, model.rsplit(".", 1)[-1], backend, str(floors[0].processes) if floors else "-",
             fmt(med(lambda f: f.ready_secs, floors)), fmt(med(lambda r: r.prestart_secs, runs)),
             fmt(med(lambda r: r.first_step_max_secs, runs)) + incomplete,
-            fmt(med(lambda r: r.first_step_min_secs, runs)), fmt(med(lambda p: p.first_step_secs, plains)),
+            fmt(med(lambda r: r.first_step_min_secs, runs)), fmt(med(lambda r: r.worker_wait_secs, runs)),
+            fmt(med(lambda p: p.first_step_secs, plains)),
             fmt(med(lambda r: r.steps_per_sec, runs), 0), fmt(med(lambda p: p.steps_per_sec, plains), 0),
             fmt(med(lambda r: r.rss_max(), runs), 0), fmt(med(lambda r: r.rss_max(CHIEF), runs), 0),
             fmt(med(lambda r: r.rss_max(WORKER), runs), 0), fmt(med(lambda r: r.rss_max(PS), runs), 0),
