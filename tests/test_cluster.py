@@ -50,8 +50,8 @@ def test_local2_every_task_trains_and_role_flags_reach_only_their_role(runner, t
         "cluster": {"chief": ["localhost:0"], "worker": ["localhost:0"], "ps": ["localhost:0"]},
         "flags": {"worker": ["--probe=spec-worker"]}}))
     launch = runner.run("run", "--spec", str(spec), "--model_dir", str(model_dir), "--model", "models.probe",
-                        "--train_steps", "600", "--chief_flags=--probe=cli-chief --step_sleep_secs=0.002",
-                        "--worker_flags=--step_sleep_secs=0.002")
+                        "--train_steps", "600", "--chief_flags=--probe=cli-chief --step_sleep_secs=0.005",
+                        "--worker_flags=--step_sleep_secs=0.005")
     assert launch.proc.returncode == 0, launch.stderr
     assert (model_dir / "probe-chief-0.txt").read_text() == "cli-chief"
     assert (model_dir / "probe-worker-0.txt").read_text() == "spec-worker"
