@@ -277,9 +277,6 @@ class Supervisor:
                                    [(s.task.name, s.phase) for s in self.states.values()])
         self._console.progress(line, force=force)
 
-    def global_step(self) -> Optional[int]:
-        return self._global_step
-
 
 def parent_env() -> dict[str, str]:
     """Environment entries that let a task notice when this launcher is gone (see `task_signals`)."""
