@@ -18,7 +18,8 @@ from launcher.errors import UserError
 from launcher.restart_policy import RestartPolicy
 from launcher.run_config import RunConfig
 from launcher.spec import ClusterSpec, TaskId
-from launcher.supervisor import Outcome, Supervisor, parent_env
+from launcher.supervisor import Outcome, Supervisor
+from launcher.task_signals import parent_env
 from launcher.task_output import TaskOutput
 
 

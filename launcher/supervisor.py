@@ -13,7 +13,6 @@ The same for every backend. A run ends in one of four ways:
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import threading
 import time
@@ -276,10 +275,3 @@ class Supervisor:
             line = progress.render(self._global_step, self._train_steps, self._rate.per_sec(),
                                    [(s.task.name, s.phase) for s in self.states.values()])
         self._console.progress(line, force=force)
-
-
-def parent_env() -> dict[str, str]:
-    """Environment entries that let a task notice when this launcher is gone (see `task_signals`)."""
-    from launcher.task_signals import PARENT_ENV
-
-    return {PARENT_ENV: str(os.getpid())}

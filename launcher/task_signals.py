@@ -53,6 +53,11 @@ class StopRequest:
             signal.signal(signum, self._handle)
 
 
+def parent_env() -> dict[str, str]:
+    """What a launcher puts in a task's environment so that the task notices when the launcher is gone."""
+    return {PARENT_ENV: str(os.getpid())}
+
+
 def watch_parent(grace_secs: float, poll_secs: float = 0.5) -> None:
     """If the launcher that started us (named in the environment) dies, stop; after `grace_secs`, die."""
     expected = os.environ.get(PARENT_ENV)
