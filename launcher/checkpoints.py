@@ -24,7 +24,8 @@ from launcher.errors import CheckpointError
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """The checkpoint to restore (None: initialise) and every checkpoint that reads back, oldest first."""
+    """The checkpoint to restore (None: initialise), and it with the older ones, oldest first, for the saver
+    to count against max_to_keep."""
 
     path: Optional[str]
     restorable: Sequence[str]
@@ -75,24 +76,22 @@ def choose(model_dir: str, model_shapes: Mapping[str, Sequence[int]]) -> Choice:
     does not match the model.
     """
     found = candidates(model_dir)
-    readable: list[tuple[str, dict]] = []
-    for prefix in found:
+    for position, prefix in enumerate(found):
         try:
-            readable.append((prefix, _read_fully(prefix)))
+            shapes = _read_fully(prefix)
         except Exception as e:  # a truncated .data raises IndexError, a missing file NotFoundError
             logging.warning("skipping checkpoint %s: it does not read back (%s: %s)",
                             prefix, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-    if found and not readable:
+            continue
+        problems = mismatches(shapes, model_shapes)
+        if problems:
+            raise CheckpointError(f"checkpoint {prefix} does not match the model: " + "; ".join(problems))
+        if position:
+            logging.warning("restoring %s instead of the newest checkpoint %s", prefix, found[0])
+        # Only the chosen one is read in full (a restore reads it anyway); the older ones are just counted
+        # against max_to_keep. Newer ones that failed to read are left on disk for the user to look at.
+        return Choice(prefix, list(reversed(found[position:])))
+    if found:
         raise CheckpointError(f"{model_dir}: none of the {len(found)} checkpoints reads back "
                               f"(newest: {found[0]}); refusing to start again from step 0 over them")
-    if not readable:
-        return Choice(None, [])
-    newest, shapes = readable[0]
-    problems = mismatches(shapes, model_shapes)
-    if problems:
-        raise CheckpointError(f"checkpoint {newest} does not match the model: " + "; ".join(problems))
-    if newest != found[0]:
-        logging.warning("restoring %s instead of the newest checkpoint %s", newest, found[0])
-    return Choice(newest, [prefix for prefix, _ in reversed(readable)])
-
-
+    return Choice(None, [])
