@@ -13,6 +13,7 @@ import threading
 from typing import Callable, Mapping, Optional
 
 from launcher import ports
+from launcher.backends.local import LocalProcess
 from launcher.errors import UserError
 from launcher.peers import accepts_connections
 from launcher.spec import Address, ClusterSpec, TaskId
@@ -34,10 +35,9 @@ class _TaskRunner:
     """The actor: runs one task's processes on its node, one at a time."""
 
     def __init__(self) -> None:
-        self._proc = None
+        self._proc: Optional[LocalProcess] = None
         self._lines: list[str] = []
         self._cond = threading.Condition()
-        self._reader: Optional[threading.Thread] = None
 
     def place(self, port: int) -> tuple[str, int, str]:
         """(node address, port, node id): a free port when `port` is 0."""
@@ -50,8 +50,6 @@ class _TaskRunner:
         return host, port, ray.get_runtime_context().get_node_id()
 
     def start(self, argv: list[str], env_delta: Mapping[str, str], port: int) -> int:
-        import subprocess
-
         _wait_until_free(port)
         env = dict(os.environ)
         # Ray sets this for actors with num_cpus=0; the task's own TensorFlow must not inherit it.
@@ -59,36 +57,27 @@ class _TaskRunner:
         env.update(env_delta)
         env[PARENT_ENV] = str(os.getpid())  # the task watches this actor's process, not the launcher
         self._lines = []
-        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, start_new_session=True, text=True,
-                                      errors="replace", bufsize=1)
-        self._reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
-        self._reader.start()
+        # The same process handling as a local run: own session, output line by line, group signals.
+        self._proc = LocalProcess(argv, env, self._append)
         return self._proc.pid
 
-    def _read(self, proc) -> None:
-        for line in proc.stdout:
-            with self._cond:
-                self._lines.append(line)
-                self._cond.notify_all()
-        proc.wait()
+    def _append(self, line: str) -> None:
         with self._cond:
+            self._lines.append(line)
             self._cond.notify_all()
 
     def read(self) -> tuple[list[str], Optional[int]]:
         """Lines since the last call, and the exit status once the process has ended and is drained."""
+        code = self._proc.poll()  # not under the lock: once it returns a code, every line is appended
         with self._cond:
-            if not self._lines and self._reader.is_alive():
+            if code is None and not self._lines:
                 self._cond.wait(READ_WAIT_SECS)
             lines, self._lines = self._lines, []
-            done = not self._reader.is_alive() and not self._lines
-        return lines, self._proc.returncode if done else None
+        return lines, code
 
     def signal(self, signum: int) -> None:
-        try:
-            os.killpg(self._proc.pid, signum)
-        except (ProcessLookupError, PermissionError, AttributeError):
-            pass
+        if self._proc is not None:
+            self._proc.signal(signum)
 
 
 def _wait_until_free(port: int, timeout_secs: float = 60.0) -> None:
