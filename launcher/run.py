@@ -114,6 +114,7 @@ def _execute(config: RunConfig, backend: backends.Backend, console: Console, lau
             outcome = dataclasses.replace(outcome, summary=f"{outcome.summary}; newest checkpoint at step {step}: "
                                                            "run the same command again to resume")
     finally:
+        evaluation = _eval_record(supervisor)
         run_record.append(config.model_dir, {
             "started": started.isoformat(timespec="seconds"),
             "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -125,7 +126,7 @@ def _execute(config: RunConfig, backend: backends.Backend, console: Console, lau
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
-            **({"eval": _eval_record(supervisor)} if _eval_record(supervisor) else {}),
+            **({"eval": evaluation} if evaluation else {}),
         })
     return outcome
 
