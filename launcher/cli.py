@@ -14,9 +14,10 @@ from typing import Optional, Sequence, Union
 
 import fire
 
-from launcher import backends, exit_codes, run_config, spec as spec_lib
-from launcher.errors import UserError
-from launcher.restart_policy import RestartPolicy
+from launcher.launch import backends
+from launcher.cluster import exit_codes, run_config, spec as spec_lib
+from launcher.cluster.errors import UserError
+from launcher.cluster.restart_policy import RestartPolicy
 
 Flags = Union[str, Sequence[str], None]
 # "Seconds from launch" in run.json count from here: the launcher's own checks are part of the wait.
@@ -64,7 +65,7 @@ class Launcher:
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
         """
-        from launcher import run as run_lib
+        from launcher.launch import run as run_lib
 
         role_flags = {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
                       "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)}

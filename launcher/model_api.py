@@ -16,7 +16,7 @@ import dataclasses
 import importlib
 from typing import Any, Callable, Mapping, Optional
 
-from launcher.errors import UserError
+from launcher.cluster.errors import UserError
 
 TRAIN, EVAL = "train", "eval"
 BUILD_FUNCTION = "build"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.checkpoint_names import newest_step, step_of
+from launcher.cluster.checkpoint_names import newest_step, step_of
 
 
 @pytest.mark.parametrize("prefix, step", [

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from launcher.errors import UserError
+from launcher.cluster.errors import UserError
 
 
 def _launcher(*args):
@@ -47,7 +47,7 @@ def test_cli_user_errors_are_one_line(args, words):
 
 
 def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
-    from launcher.backends import ray_backend
+    from launcher.launch.backends import ray_backend
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
     with pytest.raises(UserError, match=r"pip install '\.\[ray\]'"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from launcher import exit_codes
-from launcher.restart_policy import RestartPolicy
+from launcher.cluster import exit_codes
+from launcher.cluster.restart_policy import RestartPolicy
 
 
 @pytest.mark.parametrize("returncode, text", [

@@ -20,12 +20,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the launcher is not installed in the test environment; run it from the checkout
     sys.path.insert(0, str(REPO))
 
-from launcher import task_command, tf_config  # noqa: E402
-from launcher.errors import SpecError  # noqa: E402
+from launcher.cluster import task_command, tf_config  # noqa: E402
+from launcher.cluster.errors import SpecError  # noqa: E402
 from launcher.export import tfjob  # noqa: E402
 from launcher.export.tf_config_commands import tf_config_commands  # noqa: E402
-from launcher.run_config import RunConfig  # noqa: E402
-from launcher.spec import EVALUATOR, TaskId, from_json  # noqa: E402
+from launcher.cluster.run_config import RunConfig  # noqa: E402
+from launcher.cluster.spec import EVALUATOR, TaskId, from_json  # noqa: E402
 
 KUBEFLOW_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "kubeflow"
 CRD_FILE = KUBEFLOW_DIR / "tfjobs.kubeflow.org-v1.9.0.crd.yaml"

@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from launcher import ports
-from launcher.errors import SpecError
-from launcher.spec import Address, TaskId, from_json
+from launcher.launch import ports
+from launcher.cluster.errors import SpecError
+from launcher.cluster.spec import Address, TaskId, from_json
 
 
 def free_port() -> int:

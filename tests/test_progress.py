@@ -7,9 +7,9 @@ import types
 
 import pytest
 
-from launcher import console as console_module
-from launcher import progress
-from launcher.console import Console, is_noise
+from launcher.launch import console as console_module
+from launcher.launch import progress
+from launcher.launch.console import Console, is_noise
 
 STATES = [("chief:0", "training"), ("ps:0", "serving")]
 

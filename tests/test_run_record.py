@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from launcher import run_record
+from launcher.launch import run_record
 
 
 def test_append_keeps_every_run_in_order(tmp_path):

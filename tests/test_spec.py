@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from launcher import spec
-from launcher.errors import SpecError
-from launcher.spec import Address, TaskId
+from launcher.cluster import spec
+from launcher.cluster.errors import SpecError
+from launcher.cluster.spec import Address, TaskId
 
 
 def write(tmp_path, content, name="spec.json"):

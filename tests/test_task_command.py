@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from launcher import task_command
-from launcher.run_config import RunConfig
-from launcher.spec import TaskId, from_json
+from launcher.cluster import task_command
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.spec import TaskId, from_json
 
 SPEC = from_json({"cluster": {"chief": ["h:1"], "worker": ["h:2"], "ps": ["h:3"], "evaluator": ["h:4"]},
                   "flags": {"worker": ["--learning_rate=0.05", "--batch_size=8"]}}, "s.json")

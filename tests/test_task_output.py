@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from launcher.console import Console
-from launcher.spec import TaskId
-from launcher.task_output import TaskOutput
+from launcher.launch.console import Console
+from launcher.cluster.spec import TaskId
+from launcher.launch.task_output import TaskOutput
 
 WORKER = TaskId("worker", 0)
 NOISE = "I0000 00:00:1795659342.436713    1994 port.cc:153] oneDNN custom operations are on."

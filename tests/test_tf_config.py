@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from launcher import tf_config
-from launcher.errors import UserError
-from launcher.spec import TaskId
+from launcher.cluster import tf_config
+from launcher.cluster.errors import UserError
+from launcher.cluster.spec import TaskId
 
 CLUSTER = {"chief": ["h:1"], "worker": ["h:2", "h:3"], "ps": ["h:4"]}
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import shlex
 
-from launcher import task_command, tf_config
-from launcher.errors import SpecError
-from launcher.run_config import RunConfig
-from launcher.spec import ClusterSpec
+from launcher.cluster import task_command, tf_config
+from launcher.cluster.errors import SpecError
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.spec import ClusterSpec
 
 
 def tf_config_commands(config: RunConfig) -> list[dict]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from launcher import task_command
-from launcher.run_config import RunConfig
-from launcher.spec import CHIEF, EVALUATOR, PS, WORKER
+from launcher.cluster import task_command
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER
 
 API_VERSION = "kubeflow.org/v1"
 KIND = "TFJob"

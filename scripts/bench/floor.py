@@ -16,8 +16,8 @@ from typing import Optional
 
 from bench.processes import kill_all, start
 from bench.trials import BenchmarkError
-from launcher import ports
-from launcher import spec as spec_lib
+from launcher.launch import ports
+from launcher.cluster import spec as spec_lib
 
 # A floor process: nothing but the TensorFlow import and a server, as a task does before training.
 FLOOR_PROGRAM = """\

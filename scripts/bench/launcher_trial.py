@@ -16,8 +16,8 @@ from bench.netns import ray_argv, ray_env
 from bench.processes import is_task, wait_for_strays
 from bench.rss import RssSampler
 from bench.trials import BenchmarkError
-from launcher import run_record
-from launcher.spec import CHIEF, WORKER
+from launcher.launch import run_record
+from launcher.cluster.spec import CHIEF, WORKER
 
 STEP_RATE_TAG = "global_step/sec"  # what tf.compat.v1.train.StepCounterHook writes
 LEFTOVER_WAIT_SECS = 5.0  # after a Ray run ends: how long its processes get to go by themselves

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import psutil
 
-from launcher.spec import JOBS
+from launcher.cluster.spec import JOBS
 
 MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
 RUN_ID = uuid.uuid4().hex

@@ -24,8 +24,9 @@ from bench.processes import stop_launcher, task_key
 from bench.recovery_figures import RecoveryResult, recovery_result
 from bench.task_logs import RESTORE_LINE, absl_time, first_step_line, log_steps, read_log, timed_steps
 from bench.trials import BenchmarkError, announce, attempt
-from launcher import checkpoint_names, run_record, task_output
-from launcher.spec import CHIEF, PS, TaskId
+from launcher.cluster import checkpoint_names
+from launcher.launch import run_record, task_output
+from launcher.cluster.spec import CHIEF, PS, TaskId
 
 RECOVERY_SPEC = "local2"
 RECOVERY_MODEL = "launcher.models.mlp"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from launcher.spec import CHIEF, PS, WORKER
+from launcher.cluster.spec import CHIEF, PS, WORKER
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ from bench.floor import FloorResult
 from bench.launcher_trial import LauncherResult
 from bench.plain import PlainResult
 from bench.table import fmt, format_table, median, with_notes
-from launcher.spec import CHIEF, PS, WORKER
+from launcher.cluster.spec import CHIEF, PS, WORKER
 
 COLUMNS = ("spec", "model", "backend", "tasks", "floor s", "pre s", "1st step max s", "min s", "wkr wait s",
            "plain 1st s",

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from launcher import task_flags
+from launcher.task import flags as task_flags
 from launcher.models import linear
 
 PROBE = flags.DEFINE_string("probe", "", "Value to write down.")

@@ -11,7 +11,7 @@ import fcntl
 import os
 from typing import Iterator
 
-from launcher.errors import UserError
+from launcher.cluster.errors import UserError
 
 FILE_NAME = ".launcher.lock"
 

@@ -12,15 +12,17 @@ import os
 import tempfile
 from typing import Mapping, Optional, Sequence
 
-from launcher import backends, checkpoint_names, flag_check, model_dir_lock, run_record, task_command, tf_config
-from launcher.console import Console
-from launcher.errors import UserError
-from launcher.restart_policy import RestartPolicy
-from launcher.run_config import RunConfig
-from launcher.spec import ClusterSpec, TaskId
-from launcher.supervisor import Outcome, Supervisor
-from launcher.task_signals import parent_env
-from launcher.task_output import TaskOutput
+from launcher.launch import backends, model_dir_lock, run_record
+from launcher.cluster import checkpoint_names, task_command, tf_config
+from launcher.task import flag_check
+from launcher.launch.console import Console
+from launcher.cluster.errors import UserError
+from launcher.cluster.restart_policy import RestartPolicy
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.spec import ClusterSpec, TaskId
+from launcher.launch.supervisor import Outcome, Supervisor
+from launcher.task.task_signals import parent_env
+from launcher.launch.task_output import TaskOutput
 
 
 def check_model_dir(model_dir: str) -> None:

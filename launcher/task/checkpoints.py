@@ -18,8 +18,8 @@ from typing import Mapping, Optional, Sequence
 import tensorflow as tf
 from absl import logging
 
-from launcher.checkpoint_names import step_of
-from launcher.errors import CheckpointError
+from launcher.cluster.checkpoint_names import step_of
+from launcher.cluster.errors import CheckpointError
 
 
 @dataclasses.dataclass(frozen=True)

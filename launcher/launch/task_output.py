@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Callable, Optional
 
-from launcher import status
-from launcher.console import Console, is_noise
-from launcher.spec import TaskId
+from launcher.cluster import status
+from launcher.launch.console import Console, is_noise
+from launcher.cluster.spec import TaskId
 
 TAIL_LINES = 20
 

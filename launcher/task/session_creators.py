@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 import tensorflow as tf
 from absl import logging
 
-from launcher import checkpoints
-from launcher.peers import accepts_connections
-from launcher.recovery import Recovery
+from launcher.task import checkpoints
+from launcher.cluster.peers import accepts_connections
+from launcher.task.recovery import Recovery
 
 _RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
 

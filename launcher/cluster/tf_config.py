@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Mapping, Optional
 
-from launcher.errors import UserError
-from launcher.spec import TRAINING_JOBS, TaskId
+from launcher.cluster.errors import UserError
+from launcher.cluster.spec import TRAINING_JOBS, TaskId
 
 ENV_VAR = "TF_CONFIG"
 

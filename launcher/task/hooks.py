@@ -14,10 +14,10 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from launcher import status
-from launcher.peers import accepts_connections
-from launcher.recovery import Recovery
-from launcher.task_signals import StopRequest
+from launcher.cluster import status
+from launcher.cluster.peers import accepts_connections
+from launcher.task.recovery import Recovery
+from launcher.task.task_signals import StopRequest
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,8 @@ import socket
 
 import portpicker
 
-from launcher.errors import SpecError
-from launcher.spec import Address, ClusterSpec
+from launcher.cluster.errors import SpecError
+from launcher.cluster.spec import Address, ClusterSpec
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Optional, Protocol
 
-from launcher.spec import ClusterSpec, TaskId
+from launcher.cluster.spec import ClusterSpec, TaskId
 
 
 class TaskHandle(Protocol):
@@ -34,14 +34,14 @@ class Backend(Protocol):
 
 
 def get(name: str, **options) -> Backend:
-    from launcher.errors import UserError
+    from launcher.cluster.errors import UserError
 
     if name == "local":
-        from launcher.backends.local import LocalBackend
+        from launcher.launch.backends.local import LocalBackend
 
         return LocalBackend()
     if name == "ray":
-        from launcher.backends.ray_backend import RayBackend
+        from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(options.get("address"))
     raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")

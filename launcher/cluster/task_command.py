@@ -6,8 +6,8 @@ import json
 import sys
 from typing import Optional
 
-from launcher.run_config import RunConfig
-from launcher.spec import TaskId
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.spec import TaskId
 
 TASK_MODULE = "launcher.task"
 

@@ -18,12 +18,13 @@ import threading
 import time
 from typing import Callable, Optional
 
-from launcher import exit_codes, progress, status
-from launcher.backends import Backend, TaskHandle
-from launcher.console import Console
-from launcher.restart_policy import RestartPolicy
-from launcher.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
-from launcher.task_output import TaskOutput
+from launcher.cluster import exit_codes, status
+from launcher.launch import progress
+from launcher.launch.backends import Backend, TaskHandle
+from launcher.launch.console import Console
+from launcher.cluster.restart_policy import RestartPolicy
+from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
+from launcher.launch.task_output import TaskOutput
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5

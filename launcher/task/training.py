@@ -6,12 +6,12 @@ from typing import Callable
 
 import tensorflow as tf
 
-from launcher import hooks as hooks_lib
-from launcher import session_creators, train_op
+from launcher.task import hooks as hooks_lib
+from launcher.task import session_creators, train_op
 from launcher.model_api import TRAIN, Model
-from launcher.recovery import Recovery
-from launcher.spec import CHIEF, PS, TaskId
-from launcher.task_signals import StopRequest
+from launcher.task.recovery import Recovery
+from launcher.cluster.spec import CHIEF, PS, TaskId
+from launcher.task.task_signals import StopRequest
 
 
 def device_setter(task: TaskId, cluster: dict):

@@ -11,8 +11,8 @@ import subprocess
 import threading
 from typing import Callable, Mapping, Optional
 
-from launcher import ports
-from launcher.spec import ClusterSpec, TaskId
+from launcher.launch import ports
+from launcher.cluster.spec import ClusterSpec, TaskId
 
 
 class LocalProcess:

@@ -14,9 +14,9 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
-from launcher import exit_codes, status
+from launcher.cluster import exit_codes, status
 from launcher.model_api import EVAL, Model
-from launcher.task_signals import StopRequest
+from launcher.task.task_signals import StopRequest
 
 EVAL_DIR = "eval"
 

@@ -14,8 +14,8 @@ from typing import Iterator, Mapping, Sequence
 from absl import flags
 
 from launcher import model_api
-from launcher.errors import UserError
-from launcher.spec import check_flag_syntax
+from launcher.cluster.errors import UserError
+from launcher.cluster.spec import check_flag_syntax
 
 # Set by the launcher from its own options; a per-role value would split the cluster's view of the run.
 LAUNCHER_OWNED = ("job_name", "task_index", "cluster_spec", "model", "model_dir", "train_steps")
@@ -38,7 +38,7 @@ def _native_stderr_silenced() -> Iterator[None]:
 def check(model: str, sources: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
     """Check per-role flags. `sources` maps where the flags came from (a spec file, `--worker_flags`)
     to role -> flags. Importing the model module defines its flags; an import failure is reported too."""
-    from launcher import task_flags  # noqa: F401  (defines the task program's flags)
+    from launcher.task import flags as task_flags  # noqa: F401  (defines the task program's flags)
 
     with _native_stderr_silenced():
         model_api.load(model)

@@ -1,6 +1,6 @@
 """Errors that are the user's to fix: they end a run with one line and no traceback."""
 
-from launcher import exit_codes
+from launcher.cluster import exit_codes
 
 
 class UserError(Exception):

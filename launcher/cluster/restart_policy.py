@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from launcher import exit_codes
+from launcher.cluster import exit_codes
 
 
 class RestartPolicy(enum.Enum):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from launcher.restart_policy import RestartPolicy
-from launcher.spec import ClusterSpec
+from launcher.cluster.restart_policy import RestartPolicy
+from launcher.cluster.spec import ClusterSpec
 
 DEFAULT_MODEL = "launcher.models.linear"
 DEFAULT_MODEL_DIR = "runs/default"

@@ -19,7 +19,7 @@ import pathlib
 import sys
 from typing import Iterator, Mapping, Sequence
 
-from launcher.errors import SpecError
+from launcher.cluster.errors import SpecError
 
 CHIEF, WORKER, PS, EVALUATOR = "chief", "worker", "ps", "evaluator"
 JOBS = (CHIEF, WORKER, PS, EVALUATOR)
@@ -27,7 +27,7 @@ JOBS = (CHIEF, WORKER, PS, EVALUATOR)
 TRAINING_JOBS = (CHIEF, WORKER, PS)
 
 BUNDLED_DIRS = (
-    pathlib.Path(__file__).resolve().parent.parent / "cluster_specs",  # a checkout or editable install
+    pathlib.Path(__file__).resolve().parents[2] / "cluster_specs",  # a checkout or editable install
     pathlib.Path(sys.prefix) / "share" / "launcher" / "cluster_specs",  # a regular install (setup.cfg)
 )
 

@@ -12,12 +12,12 @@ import os
 import threading
 from typing import Callable, Mapping, Optional
 
-from launcher import ports
-from launcher.backends.local import LocalProcess
-from launcher.errors import UserError
-from launcher.peers import accepts_connections
-from launcher.spec import Address, ClusterSpec, TaskId
-from launcher.task_signals import PARENT_ENV
+from launcher.launch import ports
+from launcher.launch.backends.local import LocalProcess
+from launcher.cluster.errors import UserError
+from launcher.cluster.peers import accepts_connections
+from launcher.cluster.spec import Address, ClusterSpec, TaskId
+from launcher.task.task_signals import PARENT_ENV
 
 
 def _import_ray():

@@ -15,11 +15,13 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from absl import app, flags, logging
 
-from launcher import evaluation, exit_codes, hooks, model_api, task_flags, tf_config, training
-from launcher.errors import UserError
-from launcher.recovery import RecoveryDeadlineExceeded
-from launcher.spec import CHIEF, EVALUATOR, PS
-from launcher.task_signals import StopRequest, watch_parent
+from launcher.task import evaluation, hooks, flags as task_flags, training
+from launcher.cluster import exit_codes, tf_config
+from launcher import model_api
+from launcher.cluster.errors import UserError
+from launcher.task.recovery import RecoveryDeadlineExceeded
+from launcher.cluster.spec import CHIEF, EVALUATOR, PS
+from launcher.task.task_signals import StopRequest, watch_parent
 
 FLAGS = flags.FLAGS
 PARENT_GRACE_SECS = 30.0

@@ -1,0 +1,3 @@
+from launcher.task.program import run
+
+run()
