@@ -1,11 +1,13 @@
-"""The command line: `launcher run` and `launcher export`, a thin layer over `run` and `export`.
+"""The command line: `launcher run` and `launcher export`, a thin layer over `launch.run` and `export`.
 
 User errors end with one line on stderr and exit code 2 (see `exit_codes`); nothing else is printed as a
-traceback unless it is a bug of ours.
+traceback unless it is a bug of ours. This module runs in the launcher process: no TensorFlow here.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 import shlex
 import sys
@@ -14,14 +16,16 @@ from typing import Optional, Sequence, Union
 
 import fire
 
-from launcher.launch import backends
 from launcher.cluster import exit_codes, run_config, spec as spec_lib
 from launcher.cluster.errors import UserError
 from launcher.cluster.restart_policy import RestartPolicy
+from launcher.cluster.run_config import RunConfig
+from launcher.cluster.stop_signals import StopRequest
 
 Flags = Union[str, Sequence[str], None]
 # "Seconds from launch" in run.json count from here: the launcher's own checks are part of the wait.
 _LAUNCHED = time.time()
+_HELP = ("--help", "-h", "--")
 
 
 def _flag_list(value: Flags) -> list[str]:
@@ -41,12 +45,13 @@ def _fail(error: UserError) -> None:
 class Launcher:
     """Distributed training of graph-mode TensorFlow models on a chief/worker/ps cluster."""
 
-    def run(self, spec: str = "local2.json", model_dir: str = run_config.DEFAULT_MODEL_DIR,
+    def run(self, spec: str = run_config.DEFAULT_SPEC, model_dir: str = run_config.DEFAULT_MODEL_DIR,
             train_steps: int = run_config.DEFAULT_TRAIN_STEPS, model: str = run_config.DEFAULT_MODEL,
             chief_flags: Flags = None, worker_flags: Flags = None, ps_flags: Flags = None,
             evaluator_flags: Flags = None, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
             restart_policy: str = RestartPolicy.EXIT_CODE.value,
-            grace_secs: float = run_config.DEFAULT_GRACE_SECS, show_tf_logs: bool = False,
+            grace_secs: float = run_config.DEFAULT_GRACE_SECS,
+            worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
             backend: str = "local", ray_address: Optional[str] = None) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
@@ -60,33 +65,39 @@ class Launcher:
           max_restarts: restarts allowed per task.
           restart_policy: exit_code (restart tasks ended by a signal), on_failure, or never.
           grace_secs: how long tasks get to save and exit after SIGTERM before SIGKILL.
+          worker_exit_secs: once the chief has saved the final checkpoint, how long workers get to end.
           show_tf_logs: show TensorFlow's start-up notices on the console.
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
         """
-        from launcher.launch import run as run_lib
+        from launcher.launch import backends, run as run_lib
 
+        # First of all: a stop signal from now on is honoured, and nothing started is left behind.
+        stop = StopRequest(armed=True, exit_when_hurried=False).install()
         role_flags = {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
                       "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)}
         try:
-            loaded = spec_lib.load(str(spec))
+            config = RunConfig(spec=spec_lib.load(str(spec)).with_flags(role_flags), model_dir=str(model_dir),
+                               train_steps=train_steps, model=model, max_restarts=max_restarts,
+                               restart_policy=restart_policy, grace_secs=grace_secs,
+                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs)
             engine = backends.get(backend, address=ray_address)
             try:
-                config = run_lib.prepare(loaded, str(model_dir), train_steps, str(model), role_flags, engine,
-                                         max_restarts=max_restarts, restart_policy=restart_policy,
-                                         grace_secs=grace_secs, show_tf_logs=bool(show_tf_logs))
+                config = run_lib.prepare(config, engine)
             except BaseException:
                 engine.close()
                 raise
-            outcome = run_lib.execute(config, engine, launched=_LAUNCHED)
+            outcome = run_lib.execute(config, engine, stop, launched=_LAUNCHED)
         except UserError as e:
             _fail(e)
+        if outcome.exit_code == exit_codes.BAD_INPUT:
+            _fail(UserError(outcome.summary))
         stream = sys.stdout if outcome.exit_code == exit_codes.OK else sys.stderr
         stream.write(f"{outcome.name}: {outcome.summary}\n")
         sys.exit(outcome.exit_code)
 
-    def export(self, spec: str = "local2.json", format: str = "tfjob", image: Optional[str] = None,
+    def export(self, spec: str = run_config.DEFAULT_SPEC, format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
                model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS) -> None:
@@ -99,8 +110,8 @@ class Launcher:
         try:
             from launcher.export import tf_config_commands, tfjob
 
-            config = run_config.RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir),
-                                          train_steps=train_steps, model=str(model), max_restarts=max_restarts)
+            config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
+                               model=model, max_restarts=max_restarts)
             if format == "tfjob":
                 if not image:
                     raise UserError("--image is required with --format tfjob")
@@ -114,5 +125,36 @@ class Launcher:
         print(json.dumps(document, indent=2))
 
 
+def check_options(argv: Sequence[str]) -> None:
+    """Refuse an option that the command does not have, naming the nearest one it has.
+
+    fire would complain about leftover arguments only after the command has returned, and `run` never
+    returns (it exits with the run's code): a misspelt `--train_step 5000` would train to the default.
+    """
+    command = getattr(Launcher, argv[0], None) if argv else None
+    if command is None or argv[0].startswith("_"):
+        return  # fire says what the commands are
+    params = inspect.signature(command).parameters
+    known = [name for name in params if name != "self"]
+    takes_value = False
+    for arg in argv[1:]:
+        if arg in _HELP:
+            return
+        if takes_value or not arg.startswith("--"):
+            takes_value = False
+            continue  # a value, or a positional argument: fire maps those
+        name = arg[2:].split("=", 1)[0].replace("-", "_")
+        negated = name[2:] if name.startswith("no") and name[2:] in known else None
+        if name not in known and negated is None:
+            nearest = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean --{nearest[0]}?" if nearest else f" (known: {', '.join('--' + k for k in known)})"
+            raise UserError(f"unknown option --{name} for `launcher {argv[0]}`{hint}")
+        takes_value = "=" not in arg and negated is None and not isinstance(params[name].default, bool)
+
+
 def main() -> None:
+    try:
+        check_options(sys.argv[1:])
+    except UserError as e:
+        _fail(e)
     fire.Fire(Launcher, name="launcher")

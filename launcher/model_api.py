@@ -36,6 +36,14 @@ class Model:
     optimizer: Optional[Any] = None
     eval_metrics: Mapping[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.loss is None:
+            raise UserError("launcher.Model: loss is required")
+        for name, metric in self.eval_metrics.items():
+            if not (isinstance(metric, tuple) and len(metric) == 2):
+                raise UserError(f"launcher.Model: eval_metrics[{name!r}] must be a (value, update_op) pair, "
+                                f"as tf.compat.v1.metrics return them")
+
 
 def load(module_name: str) -> Callable[[str], Model]:
     """The build function of `module_name`; importing it also defines the module's flags."""
@@ -47,4 +55,14 @@ def load(module_name: str) -> Callable[[str], Model]:
     if not callable(build):
         raise UserError(f"--model {module_name!r} ({module.__file__}) has no function "
                         f"{BUILD_FUNCTION}(mode) -> launcher.Model")
-    return build
+
+    def checked_build(mode: str) -> Model:
+        model = build(mode)
+        if not isinstance(model, Model):
+            raise UserError(f"--model {module_name!r}: build({mode!r}) returned {type(model).__name__}, "
+                            f"not a launcher.Model")
+        if mode == TRAIN and model.optimizer is None:
+            raise UserError(f"--model {module_name!r}: build({mode!r}) returned no optimizer; training needs one")
+        return model
+
+    return checked_build

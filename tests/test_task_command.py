@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import pytest
 
 from launcher.cluster import task_command
+from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import TaskId, from_json
+from launcher.cluster.spec import from_json
 
 SPEC = from_json({"cluster": {"chief": ["h:1"], "worker": ["h:2"], "ps": ["h:3"], "evaluator": ["h:4"]},
                   "flags": {"worker": ["--learning_rate=0.05", "--batch_size=8"]}}, "s.json")
@@ -15,22 +16,27 @@ LAUNCHER_FLAGS = ["--model=my.model", "--model_dir=gs://bucket/run", "--train_st
 
 
 def test_role_flags_come_after_the_launchers_own_and_only_for_that_role():
-    worker = task_command.command(CONFIG, "worker", TaskId("worker", 0), python="py")
-    assert worker[:3] == ["py", "-m", "launcher.task"]
-    assert worker[-2:] == ["--learning_rate=0.05", "--batch_size=8"]
-    assert set(LAUNCHER_FLAGS) <= set(worker[:-2])
-    chief = task_command.command(CONFIG, "chief", TaskId("chief", 0), python="py")
-    assert not [arg for arg in chief if arg.startswith(("--learning_rate", "--batch_size"))]
+    worker = task_command.command(CONFIG, "worker", python="py")
+    assert worker == ["py", "-m", "launcher.task", *LAUNCHER_FLAGS, "--learning_rate=0.05", "--batch_size=8"]
+    chief = task_command.command(CONFIG, "chief", python="py")
+    assert chief == ["py", "-m", "launcher.task", *LAUNCHER_FLAGS]
 
 
-def test_without_a_task_identity_and_cluster_are_left_to_tf_config():
-    argv = task_command.command(CONFIG, "worker", python="py")
-    assert argv == ["py", "-m", "launcher.task", *LAUNCHER_FLAGS, "--learning_rate=0.05", "--batch_size=8"]
-
-
-def test_with_a_task_cluster_spec_is_the_training_cluster():
-    argv = task_command.command(CONFIG, "ps", TaskId("ps", 0), python="py", model_dir="/elsewhere")
-    assert "--job_name=ps" in argv and "--task_index=0" in argv
+def test_identity_and_cluster_are_left_to_tf_config():
+    argv = task_command.command(CONFIG, "ps", python="py", model_dir="/elsewhere")
     assert "--model_dir=/elsewhere" in argv
-    [cluster_flag] = [arg for arg in argv if arg.startswith("--cluster_spec=")]
-    assert json.loads(cluster_flag.split("=", 1)[1]) == {"chief": ["h:1"], "worker": ["h:2"], "ps": ["h:3"]}
+    assert not [arg for arg in argv if arg.startswith(("--job_name", "--task_index", "--cluster_spec"))]
+
+
+@pytest.mark.parametrize("flag", ["--model_dir=/elsewhere", "--train_steps=5", "--model=other"])
+def test_a_per_role_value_of_a_launcher_option_is_refused_naming_its_origin(flag):
+    spec = SPEC.with_flags({"ps": ["--max_to_keep=2", flag]})
+    with pytest.raises(UserError, match=rf"--ps_flags\[1\]: '{flag}': .* set by the launcher"):
+        RunConfig(spec=spec)
+
+
+def test_origins_name_the_spec_file_and_the_command_line():
+    spec = SPEC.with_flags({"worker": ["--learning_rate=0.1"]})
+    assert spec.flag_origins("worker") == ["s.json: flags.worker[0]", "s.json: flags.worker[1]",
+                                           "--worker_flags[0]"]
+    assert spec.role_flags("worker")[-1] == "--learning_rate=0.1"

@@ -1,4 +1,4 @@
-"""TF_CONFIG: the value the launcher sets, and how a task finds its identity from flags or TF_CONFIG."""
+"""TF_CONFIG: the value the launcher sets, and how a task finds its identity in it."""
 
 from __future__ import annotations
 
@@ -29,28 +29,26 @@ def test_parse_maps_master_to_chief():
     assert cluster == CLUSTER
 
 
-def test_flags_win_over_tf_config():
-    flag_cluster = {"chief": ["f:1"], "worker": ["f:2", "f:3"]}
-    task, cluster = tf_config.resolve_identity("worker", 1, json.dumps(flag_cluster), env("ps", 0))
-    assert task == TaskId("worker", 1)
-    assert cluster == flag_cluster
-
-
 def test_tf_config_alone_gives_identity_and_cluster():
-    task, cluster = tf_config.resolve_identity(None, None, None, env("worker", 1))
+    task, cluster = tf_config.identity(env("worker", 1))
     assert task == TaskId("worker", 1)
     assert cluster == CLUSTER
 
 
-@pytest.mark.parametrize("job_name, task_index, cluster_json, environ, fragment", [
-    pytest.param(None, None, None, {}, "no cluster: pass --cluster_spec or set TF_CONFIG", id="neither"),
-    pytest.param(None, None, json.dumps(CLUSTER), {}, "no identity: pass --job_name and --task_index",
-                 id="cluster but no identity"),
-    pytest.param("worker", 2, json.dumps(CLUSTER), {}, "task worker:2 is not in the cluster", id="index outside"),
-    pytest.param(None, None, None, env("ps", 3), "task ps:3 is not in the cluster", id="tf_config index outside"),
-    pytest.param(None, None, None, {"TF_CONFIG": "{'task': 1}"}, "TF_CONFIG: not valid JSON", id="malformed"),
+def test_the_evaluator_is_outside_the_cluster():
+    task, cluster = tf_config.identity(env("evaluator", 0))
+    assert task == TaskId("evaluator", 0) and "evaluator" not in cluster
+
+
+@pytest.mark.parametrize("environ, fragment", [
+    pytest.param({}, "TF_CONFIG must give the cluster and this task", id="absent"),
+    pytest.param({"TF_CONFIG": json.dumps({"cluster": CLUSTER})}, "must give the cluster and this task",
+                 id="no task"),
+    pytest.param(env("worker", 2), "task worker:2 is not in the cluster", id="index outside"),
+    pytest.param(env("trainer", 0), "task trainer:0 is not in the cluster", id="unknown job"),
+    pytest.param({"TF_CONFIG": "{'task': 1}"}, "TF_CONFIG: not valid JSON", id="malformed"),
 ])
-def test_unusable_identity_is_a_user_error(job_name, task_index, cluster_json, environ, fragment):
+def test_unusable_identity_is_a_user_error(environ, fragment):
     with pytest.raises(UserError) as raised:
-        tf_config.resolve_identity(job_name, task_index, cluster_json, environ)
+        tf_config.identity(environ)
     assert fragment in str(raised.value)

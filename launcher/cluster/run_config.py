@@ -1,29 +1,73 @@
-"""What one run is: the resolved spec, where it writes, how far it trains and how it is supervised."""
+"""What one run is: the resolved spec, where it writes, how far it trains and how it is supervised.
+
+Every default of a run is defined here, and a RunConfig checks itself, so `launcher run` and
+`launcher export` refuse the same bad values with the same words.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Union
 
+from launcher.cluster import task_command
+from launcher.cluster.errors import UserError
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import ClusterSpec
 
+DEFAULT_SPEC = "local2.json"
 DEFAULT_MODEL = "launcher.models.linear"
 DEFAULT_MODEL_DIR = "runs/default"
 DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_GRACE_SECS = 30.0
+DEFAULT_WORKER_EXIT_SECS = 30.0
+
+
+def count(name: str, value: object, least: int) -> int:
+    """`value` as an integer of at least `least`, or a UserError naming the option `--name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise UserError(f"--{name} {value!r} is not {'a positive' if least else 'a non-negative'} integer")
+    return value
+
+
+def seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise UserError(f"--{name} {value!r} is not a non-negative number of seconds")
+    return float(value)
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     spec: ClusterSpec
-    model_dir: str  # a string, not a Path: "gs://bucket/run" must survive
+    model_dir: str = DEFAULT_MODEL_DIR  # a string, not a Path: "gs://bucket/run" must survive
     train_steps: int = DEFAULT_TRAIN_STEPS
     model: str = DEFAULT_MODEL
     # Restarts allowed per task for retryable failures (a task killed by a signal).
     max_restarts: int = DEFAULT_MAX_RESTARTS
-    restart_policy: RestartPolicy = RestartPolicy.EXIT_CODE
+    restart_policy: Union[RestartPolicy, str] = RestartPolicy.EXIT_CODE
     # How long tasks get to save and exit after SIGTERM before they are killed.
     grace_secs: float = DEFAULT_GRACE_SECS
+    # Once the chief has saved the final checkpoint, how long workers get to end by themselves.
+    worker_exit_secs: float = DEFAULT_WORKER_EXIT_SECS
     # Show TensorFlow's start-up notices on the console (they always go to the log files).
     show_tf_logs: bool = False
+
+    def __post_init__(self) -> None:
+        def set_(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        set_("train_steps", count("train_steps", self.train_steps, 1))
+        set_("max_restarts", count("max_restarts", self.max_restarts, 0))
+        set_("grace_secs", seconds("grace_secs", self.grace_secs))
+        set_("worker_exit_secs", seconds("worker_exit_secs", self.worker_exit_secs))
+        try:
+            set_("restart_policy", RestartPolicy(self.restart_policy))
+        except ValueError:
+            raise UserError(f"--restart_policy {self.restart_policy!r}: expected one of "
+                            f"{', '.join(p.value for p in RestartPolicy)}") from None
+        if not isinstance(self.model, str) or not all(p.isidentifier() for p in self.model.split(".")):
+            raise UserError(f"--model {self.model!r} is not a Python module name (such as my_package.my_model)")
+        if not isinstance(self.model_dir, str) or not self.model_dir:
+            raise UserError(f"--model_dir {self.model_dir!r} is not a directory name")
+        set_("show_tf_logs", bool(self.show_tf_logs))
+        task_command.check_role_flags(self.spec)

@@ -79,9 +79,15 @@ class ClusterSpec:
     cluster: Mapping[str, Sequence[Address]]
     flags: Mapping[str, Sequence[str]]
     source: str = "<spec>"
+    # Where each flag was written, per role, parallel to `flags`: "spec.json: flags.worker[0]" for the spec's
+    # own, "--worker_flags[1]" for the command line's. A task that refuses a flag names it so.
+    origins: Mapping[str, Sequence[str]] = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_roles(self.cluster, self.source)
+        if self.origins is None:
+            object.__setattr__(self, "origins", {job: [f"{self.source}: flags.{job}[{i}]" for i in range(len(f))]
+                                                 for job, f in self.flags.items()})
 
     def tasks(self) -> Iterator[TaskId]:
         for job in JOBS:
@@ -102,15 +108,30 @@ class ClusterSpec:
     def role_flags(self, job: str) -> list[str]:
         return list(self.flags.get(job, ()))
 
+    def flag_origins(self, job: str) -> list[str]:
+        return list(self.origins.get(job, ()))
+
+    def role_flags_with_origins(self) -> Iterator[tuple[str, str, str]]:
+        """(role, where it was written, flag) for every per-role flag."""
+        for job, values in self.flags.items():
+            yield from ((job, where, value) for where, value in zip(self.origins[job], values))
+
     def replace_addresses(self, addresses: Mapping[TaskId, Address]) -> ClusterSpec:
         cluster = {job: [addresses.get(TaskId(job, i), a) for i, a in enumerate(addrs)]
                    for job, addrs in self.cluster.items()}
         return dataclasses.replace(self, cluster=cluster)
 
     def with_flags(self, extra: Mapping[str, Sequence[str]]) -> ClusterSpec:
-        """This spec with `extra` flags after the spec's own, per role (later flags win in absl)."""
+        """This spec with `extra` flags (the command line's `--<role>_flags`) after the spec's own, per role
+        (later flags win in absl)."""
+        for job, values in extra.items():
+            for i, value in enumerate(values):
+                check_flag_syntax(value, f"--{job}_flags[{i}]", "")
         merged = {job: [*self.flags.get(job, ()), *extra.get(job, ())] for job in JOBS}
-        return dataclasses.replace(self, flags={job: f for job, f in merged.items() if f})
+        origins = {job: [*self.flag_origins(job), *(f"--{job}_flags[{i}]" for i in range(len(extra.get(job, ()))))]
+                   for job in JOBS}
+        return dataclasses.replace(self, flags={job: f for job, f in merged.items() if f},
+                                   origins={job: o for job, o in origins.items() if o})
 
     def to_json(self) -> dict:
         return {"cluster": self.cluster_dict(), "flags": {job: list(f) for job, f in self.flags.items()}}

@@ -14,6 +14,7 @@ from typing import Optional
 PREFIX = "@launcher-status "
 
 # Events, in the order a task sends them.
+READY = "ready"            # flags checked and model imported; a gated task now waits for GO
 SESSION = "session"        # session ready; "step" is the global step it starts from
 FIRST_STEP = "first_step"  # the first training step of this process ran
 PROGRESS = "progress"      # periodic: "step" (global) and "local_steps" (this process)

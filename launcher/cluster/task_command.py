@@ -1,30 +1,40 @@
-"""The command line of the task program, the same for every backend and for exported manifests."""
+"""The command line of the task program, the same for every backend and for exported manifests.
+
+It carries what every task of a run shares (model, model directory, target step) and then the role's own
+flags, last, so that they win. The task's identity and cluster are not on it: they travel in TF_CONFIG.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import TaskId
+from launcher.cluster.errors import UserError
+
+if TYPE_CHECKING:
+    from launcher.cluster.run_config import RunConfig
+    from launcher.cluster.spec import ClusterSpec
 
 TASK_MODULE = "launcher.task"
+# Set from the launcher's own options for every task: a per-role value would split the cluster's view of
+# the run (one task training to another target, or into another directory).
+LAUNCHER_OWNED = ("model", "model_dir", "train_steps")
 
 
-def command(config: RunConfig, job: str, task: Optional[TaskId] = None, *,
-            python: str = sys.executable, model_dir: Optional[str] = None) -> list[str]:
-    """argv for one task of `job`.
+def check_role_flags(spec: ClusterSpec) -> None:
+    """Refuse a per-role flag that the launcher sets itself; the tasks check the rest (see task.flag_check)."""
+    for _, where, value in spec.role_flags_with_origins():
+        name = value[2:].split("=", 1)[0]
+        if name in LAUNCHER_OWNED:
+            raise UserError(f"{where}: {value!r}: --{name} is set by the launcher for every task; "
+                            f"give it to `launcher run` instead")
 
-    With `task`, the identity and cluster go in as flags (a launcher-started task); without it the task
-    reads both from the TF_CONFIG that its engine injects (Kubeflow). The role's own flags come last, so
-    that they win over the launcher's defaults.
-    """
-    argv = [python, "-m", TASK_MODULE,
+
+def command(config: RunConfig, job: str, *, python: str = sys.executable,
+            model_dir: Optional[str] = None) -> list[str]:
+    """argv for one task of `job`."""
+    return [python, "-m", TASK_MODULE,
             f"--model={config.model}",
             f"--model_dir={model_dir if model_dir is not None else config.model_dir}",
-            f"--train_steps={config.train_steps}"]
-    if task is not None:
-        argv += [f"--job_name={task.job}", f"--task_index={task.index}",
-                 f"--cluster_spec={json.dumps(config.spec.cluster_dict(training_only=True))}"]
-    return argv + list(config.spec.role_flags(job))
+            f"--train_steps={config.train_steps}",
+            *config.spec.role_flags(job)]

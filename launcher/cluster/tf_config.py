@@ -1,7 +1,8 @@
 """TF_CONFIG, TensorFlow's standard way of telling a process which cluster it is in and who it is.
 
-The launcher sets it for every task, and the task program reads its identity from it when its flags don't
-give one, so the same program runs under any engine that injects TF_CONFIG (Kubeflow's operator does).
+It is the one carrier of a task's cluster and identity: the launcher sets it for every task, and the task
+program reads both from it alone, so the same program runs under any engine that injects TF_CONFIG
+(Kubeflow's operator does).
 """
 
 from __future__ import annotations
@@ -49,26 +50,18 @@ def parse(value: Optional[str]) -> tuple[Optional[dict], Optional[TaskId]]:
     return config.get("cluster"), task_id
 
 
-def resolve_identity(job_name: Optional[str], task_index: Optional[int], cluster_json: Optional[str],
-                     environ: Mapping[str, str]) -> tuple[TaskId, dict]:
-    """Who this task is and which cluster it is in: its flags first, then TF_CONFIG.
+def identity(environ: Mapping[str, str]) -> tuple[TaskId, dict]:
+    """Who this task is and which cluster it is in, from TF_CONFIG.
 
-    Raises UserError when neither says, or when the identity names no task of the cluster.
+    Raises UserError when TF_CONFIG is missing or names no task of its cluster.
     """
-    env_cluster, env_task = parse(environ.get(ENV_VAR))
-    try:
-        cluster = json.loads(cluster_json) if cluster_json else env_cluster
-    except json.JSONDecodeError as e:
-        raise UserError(f"--cluster_spec: not valid JSON: {e.msg}") from None
-    if cluster is None:
-        raise UserError(f"no cluster: pass --cluster_spec or set {ENV_VAR}")
+    cluster, task = parse(environ.get(ENV_VAR))
+    if cluster is None or task is None:
+        raise UserError(f"{ENV_VAR} must give the cluster and this task "
+                        '({"cluster": {...}, "task": {"type": ..., "index": ...}})')
     if not isinstance(cluster, dict):
-        raise UserError(f"cluster must be an object of job -> addresses, got {cluster!r}")
-    if job_name is None and env_task is None:
-        raise UserError(f"no identity: pass --job_name and --task_index or set {ENV_VAR}")
-    task = TaskId(job_name if job_name is not None else env_task.job,
-                  task_index if task_index is not None else (env_task.index if env_task else 0))
+        raise UserError(f"{ENV_VAR}: cluster must be an object of job -> addresses, got {cluster!r}")
     members = cluster.get(task.job, [])
     if task.job != "evaluator" and not 0 <= task.index < len(members):
-        raise UserError(f"task {task} is not in the cluster {json.dumps(cluster)}")
+        raise UserError(f"{ENV_VAR}: task {task} is not in the cluster {json.dumps(cluster)}")
     return task, cluster

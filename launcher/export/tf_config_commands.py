@@ -20,7 +20,7 @@ def tf_config_commands(config: RunConfig) -> list[dict]:
     entries = []
     for task in config.spec.tasks():
         value = tf_config.build(cluster, task)
-        argv = task_command.command(config, task.job, None, python="python")
+        argv = task_command.command(config, task.job, python="python")
         entries.append({
             "task": task.name,
             "host": config.spec.address(task).host,

@@ -1,7 +1,7 @@
 """A spec as a Kubeflow TFJob (`kubeflow.org/v1`), for clusters that the training operator runs.
 
 The operator injects TF_CONFIG into every pod, so the task command carries no identity or cluster flags
-(`task_command.command` with no task); the spec's host names are dropped, the operator names the pods.
+(`task_command.command` carries none); the spec's host names are dropped, the operator names the pods.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def container(config: RunConfig, job: str, image: str) -> dict:
     return {
         "name": CONTAINER_NAME,
         "image": image,
-        "command": task_command.command(config, job, None, python="python", model_dir=str(config.model_dir)),
+        "command": task_command.command(config, job, python="python", model_dir=str(config.model_dir)),
         "ports": [{"name": PORT_NAME, "containerPort": PORT}],
     }
 

@@ -16,7 +16,7 @@ from typing import TextIO
 _NOISE = re.compile(
     r"All log messages before absl::InitializeLog|oneDNN custom operations|cpu_feature_guard"
     r"|To enable the following instructions|rebuild TensorFlow with the appropriate compiler flags"
-    r"|Local rendezvous is aborting|Waiting for model to be ready"
+    r"|Local rendezvous is aborting|Waiting for model to be ready|failed call to cuInit"
     # StepCounterHook reads the step in the same run as the train op, in either order: a false alarm.
     r"|It seems that global step \(tf.train.get_global_step\) has not been increased"
     r"|^[IW]0000 00:00:"  # C++ logs written before absl logging is initialised

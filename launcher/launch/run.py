@@ -1,27 +1,29 @@
 """One run of the launcher, from a checked config to the run record: what `launcher run` does.
 
-Everything that can be wrong with the input is found before the first task starts (or the model directory
-is created): a bad spec, flag, model module or directory costs nothing and changes nothing.
+The launcher's own input (spec, options, model directory) is checked before the first task starts or the
+model directory is created. Per-role flags and the model module are checked by the tasks themselves,
+which import TensorFlow and the model anyway; they are gated, so nothing trains or writes a checkpoint
+before every task has passed its checks (see `supervisor`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import tempfile
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
-from launcher.launch import backends, model_dir_lock, run_record
-from launcher.cluster import checkpoint_names, task_command, tf_config
-from launcher.task import flag_check
-from launcher.launch.console import Console
+from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
 from launcher.cluster.errors import UserError
-from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import ClusterSpec, TaskId
-from launcher.launch.supervisor import Outcome, Supervisor
-from launcher.task.task_signals import parent_env
+from launcher.cluster.spec import TaskId
+from launcher.cluster.stop_signals import StopRequest
+from launcher.launch import backends, model_dir_lock, run_record
+from launcher.launch.console import Console
+from launcher.launch.run_end import Outcome
+from launcher.launch.supervisor import Supervisor
 from launcher.launch.task_output import TaskOutput
 
 
@@ -41,37 +43,18 @@ def check_model_dir(model_dir: str) -> None:
         raise UserError(f"--model_dir {model_dir!r}: {path} is not writable ({e.strerror})") from None
 
 
-def _count(name: str, value: object, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise UserError(f"--{name} {value!r} is not {'a positive' if least else 'a non-negative'} integer")
-    return value
+def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
+    """Check what the config cannot check alone and resolve the spec's addresses; raises UserError before
+    anything is started."""
+    check_model_dir(config.model_dir)
+    return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
-def prepare(spec: ClusterSpec, model_dir: str, train_steps: object, model: str,
-            role_flags: Mapping[str, Sequence[str]], backend: backends.Backend, *, max_restarts: object,
-            restart_policy: str, grace_secs: object, show_tf_logs: bool) -> RunConfig:
-    """Check every input and resolve the spec's addresses; raises UserError before anything is started."""
-    train_steps = _count("train_steps", train_steps, 1)
-    max_restarts = _count("max_restarts", max_restarts, 0)
-    try:
-        policy = RestartPolicy(restart_policy)
-    except ValueError:
-        raise UserError(f"--restart_policy {restart_policy!r}: expected one of "
-                        f"{', '.join(p.value for p in RestartPolicy)}") from None
-    if isinstance(grace_secs, bool) or not isinstance(grace_secs, (int, float)) or grace_secs < 0:
-        raise UserError(f"--grace_secs {grace_secs!r} is not a non-negative number of seconds")
-    check_model_dir(model_dir)
-    resolved = backend.resolve(spec.with_flags(role_flags))
-    flag_check.check(model, {spec.source: spec.flags, **{f"--{role}_flags": {role: list(values)}
-                                                         for role, values in role_flags.items() if values}})
-    return RunConfig(spec=resolved, model_dir=model_dir, train_steps=train_steps, model=model,
-                     max_restarts=max_restarts, restart_policy=policy, grace_secs=float(grace_secs),
-                     show_tf_logs=show_tf_logs)
-
-
-def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
+def task_env_for(config: RunConfig, task: TaskId) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(parent_env())
+    env[task_env.PARENT_PID] = str(os.getpid())
+    env[task_env.GATED] = "1"
+    env[task_env.FLAG_ORIGINS] = json.dumps(config.spec.flag_origins(task.job))
     env[tf_config.ENV_VAR] = tf_config.build(config.spec.cluster_dict(), task)
     env["PYTHONUNBUFFERED"] = "1"  # status lines and errors must arrive as they happen
     if not config.show_tf_logs:
@@ -79,23 +62,24 @@ def task_env(config: RunConfig, task: TaskId) -> dict[str, str]:
     return env
 
 
-def execute(config: RunConfig, backend: backends.Backend, console: Optional[Console] = None,
+def execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, console: Optional[Console] = None,
             launched: Optional[float] = None) -> Outcome:
     """Run the cluster of `config` to its end and append the run to `run.json`.
 
     `launched`: when the user started the launcher (epoch seconds), from which run.json counts the
-    seconds to each task's first step; its own checks and TensorFlow import are part of that wait.
+    seconds to each task's first step; its own checks are part of that wait.
     """
     console = console or Console()
     os.makedirs(config.model_dir, exist_ok=True)
     try:
         with model_dir_lock.held(config.model_dir):
-            return _execute(config, backend, console, launched)
+            return _execute(config, backend, stop, console, launched)
     finally:
         backend.close()
 
 
-def _execute(config: RunConfig, backend: backends.Backend, console: Console, launched: Optional[float]) -> Outcome:
+def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, console: Console,
+             launched: Optional[float]) -> Outcome:
     started = datetime.datetime.now(datetime.timezone.utc)
     start_step = checkpoint_names.newest_step(config.model_dir)
 
@@ -104,10 +88,10 @@ def _execute(config: RunConfig, backend: backends.Backend, console: Console, lau
 
     supervisor = Supervisor(
         config.spec, backend, console,
-        command=lambda task: task_command.command(config, task.job, task),
-        env=lambda task: task_env(config, task), make_output=make_output,
+        command=lambda task: task_command.command(config, task.job),
+        env=lambda task: task_env_for(config, task), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
-        grace_secs=config.grace_secs, launched=launched)
+        grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched)
     outcome = None
     try:
         outcome = supervisor.run()

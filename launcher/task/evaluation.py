@@ -16,7 +16,7 @@ from absl import logging
 
 from launcher.cluster import exit_codes, status
 from launcher.model_api import EVAL, Model
-from launcher.task.task_signals import StopRequest
+from launcher.cluster.stop_signals import StopRequest
 
 EVAL_DIR = "eval"
 
@@ -47,7 +47,6 @@ def run(model_dir: str, build: Callable[[str], Model], last_step: int, stop: Sto
         # Only what the eval graph has: a training checkpoint also holds optimizer slots.
         saver = tf.compat.v1.train.Saver(tf.compat.v1.global_variables())
         writer = tf.compat.v1.summary.FileWriter(os.path.join(model_dir, EVAL_DIR))
-        stop.loop_running = False  # nothing to save: a stop signal ends the evaluator at once
         last: Optional[dict] = None
         with tf.compat.v1.Session() as session:
             for path in tf.train.checkpoints_iterator(model_dir, min_interval_secs=poll_secs):

@@ -1,59 +1,32 @@
-"""Per-role flags checked before any task starts: each must be a flag the task program knows.
+"""Per-role flags checked by the task itself, first thing, each named by where the user wrote it.
 
-The task program's flags and the model's own flags are both absl flags, so the check is absl's parser
-itself, run here over each flag on its own so that an error names the exact one.
+The launcher cannot check them: the model module defines flags of its own, and importing it would bring
+TensorFlow into the launcher. So every task checks the flags it was given, with absl's own parser, one at a
+time so that an error names the exact flag and its origin (`spec.json: flags.worker[0]`, `--worker_flags[1]`,
+from `task_env.FLAG_ORIGINS`), and exits 2 before it trains or writes anything.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
-import sys
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from absl import flags
 
-from launcher import model_api
+from launcher.cluster import task_env
 from launcher.cluster.errors import UserError
-from launcher.cluster.spec import check_flag_syntax
-
-# Set by the launcher from its own options; a per-role value would split the cluster's view of the run.
-LAUNCHER_OWNED = ("job_name", "task_index", "cluster_spec", "model", "model_dir", "train_steps")
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """TensorFlow's C++ start-up notices go straight to fd 2; the launcher's stderr is for its own errors."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def check(model: str, sources: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
-    """Check per-role flags. `sources` maps where the flags came from (a spec file, `--worker_flags`)
-    to role -> flags. Importing the model module defines its flags; an import failure is reported too."""
-    from launcher.task import flags as task_flags  # noqa: F401  (defines the task program's flags)
-
-    with _native_stderr_silenced():
-        model_api.load(model)
-    for source, by_role in sources.items():
-        for role, values in by_role.items():
-            for i, value in enumerate(values):
-                where = f"{source}[{i}]" if source.startswith("--") else f"{source}: flags.{role}[{i}]"
-                check_flag_syntax(value, source, f"flags.{role}[{i}]")
-                name = value[2:].split("=", 1)[0]
-                if name in LAUNCHER_OWNED:
-                    raise UserError(f"{where}: {value!r}: --{name} is set by the launcher for every task; "
-                                    f"give it to `launcher run` instead")
-                try:
-                    flags.FLAGS(["task", value], known_only=False)
-                except flags.Error as e:
-                    raise UserError(f"{where}: {value!r}: {e}") from None
-                finally:
-                    flags.FLAGS.unparse_flags()
+def check_role_flags(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> None:
+    """Raise UserError naming the first role flag (the last arguments of `argv`) that absl refuses."""
+    origins = json.loads(environ.get(task_env.FLAG_ORIGINS) or "[]")
+    if not origins:
+        return  # not started by a launcher: absl's parse of the whole command line will say what is wrong
+    for where, value in zip(origins, argv[len(argv) - len(origins):]):
+        try:
+            flags.FLAGS([argv[0], value])
+        except flags.Error as e:
+            raise UserError(f"{where}: {value!r}: {e}") from None
+        finally:
+            flags.FLAGS.unparse_flags()

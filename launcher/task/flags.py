@@ -1,22 +1,19 @@
 """The task program's absl flags, defined once, here.
 
 Where `tf.compat.v1.train.MonitoredTrainingSession` has an argument for a setting, the flag bears its name,
-so a TensorFlow user already knows it. A model module defines its own flags next to these; every flag can
+so a TensorFlow user already knows it. The task's identity and cluster are not flags: they come from TF_CONFIG,
+the one carrier that every engine injects. A model module defines its own flags next to these; every flag can
 be set per role, from the spec's "flags" or the launcher's `--<role>_flags`.
 """
 
 from absl import flags
 
-JOB_NAME = flags.DEFINE_enum("job_name", None, ["chief", "worker", "ps", "evaluator"],
-                             "This task's job; read from TF_CONFIG when not given.")
-TASK_INDEX = flags.DEFINE_integer("task_index", None, "This task's index in its job; from TF_CONFIG when not given.",
-                                  lower_bound=0)
-CLUSTER_SPEC = flags.DEFINE_string("cluster_spec", None,
-                                   "The cluster as JSON (job -> [host:port]); from TF_CONFIG when not given.")
-MODEL = flags.DEFINE_string("model", "launcher.models.linear",
+from launcher.cluster import run_config
+
+MODEL = flags.DEFINE_string("model", run_config.DEFAULT_MODEL,
                             "Python module of the model: defines build(mode) -> launcher.Model.")
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, summaries and logs go here.")
-TRAIN_STEPS = flags.DEFINE_integer("train_steps", 1000, "Train until the global step reaches this.",
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", run_config.DEFAULT_TRAIN_STEPS, "Train until the global step reaches this.",
                                    lower_bound=1)
 
 SAVE_CHECKPOINT_STEPS = flags.DEFINE_integer(

@@ -17,7 +17,7 @@ from absl import logging
 from launcher.cluster import status
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import Recovery
-from launcher.task.task_signals import StopRequest
+from launcher.cluster.stop_signals import StopRequest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,7 @@ class StopRequestHook(tf.compat.v1.train.SessionRunHook):
         self._stop = stop
 
     def after_create_session(self, session, coord):
-        self._stop.loop_running = True
+        self._stop.armed = True  # from now on a first stop signal ends the loop after its step
 
     def after_run(self, run_context, run_values):
         if self._stop.requested:

@@ -1,8 +1,8 @@
 """The task program: one process of the cluster, started as `python -m launcher.task`.
 
-Its identity comes from --job_name/--task_index/--cluster_spec when given, else from TF_CONFIG, so the same
-program runs under this launcher, under Kubeflow's operator, or by hand. Exit codes follow `exit_codes`:
-bad input 2 (not worth a restart), an exception in training 1, stopped by a signal 128 + the signal.
+Its cluster and identity come from TF_CONFIG alone, so the same program runs under this launcher, under
+Kubeflow's operator, or by hand. Exit codes follow `exit_codes`: bad input 2 (not worth a restart), an
+exception in training 1, stopped by a signal 128 + the signal.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from typing import Optional, Sequence
 import tensorflow as tf
 from absl import app, flags, logging
 
-from launcher.task import evaluation, hooks, flags as task_flags, training
-from launcher.cluster import exit_codes, tf_config
 from launcher import model_api
+from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.errors import UserError
-from launcher.task.recovery import RecoveryDeadlineExceeded
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
-from launcher.task.task_signals import StopRequest, watch_parent
+from launcher.cluster.stop_signals import StopRequest
+from launcher.task import evaluation, flag_check, hooks, launch_gate, training
+from launcher.task import flags as task_flags
+from launcher.task.parent_watch import watch_parent
+from launcher.task.recovery import RecoveryDeadlineExceeded
 
 FLAGS = flags.FLAGS
 PARENT_GRACE_SECS = 30.0
@@ -45,7 +47,10 @@ def _peek_model(argv: Sequence[str]) -> str:
 
 def _parse_flags(argv: list[str]) -> list[str]:
     try:
+        flag_check.check_role_flags(argv)
         rest = FLAGS(argv)
+    except UserError as e:
+        _fail(str(e))
     except flags.Error as e:
         _fail(str(e))
     if len(rest) > 1:
@@ -59,23 +64,23 @@ def _serve_forever() -> None:
         time.sleep(3600)
 
 
-def main(argv: list[str]) -> Optional[int]:
-    stop = StopRequest()
-    stop.install()
+def main(argv: list[str], stop: StopRequest) -> Optional[int]:
     watch_parent(PARENT_GRACE_SECS)
     try:
-        task, cluster = tf_config.resolve_identity(task_flags.JOB_NAME.value, task_flags.TASK_INDEX.value,
-                                                   task_flags.CLUSTER_SPEC.value, os.environ)
+        task, cluster = tf_config.identity(os.environ)
         if task_flags.MODEL_DIR.value is None:
             raise UserError("--model_dir is required")
         build = model_api.load(task_flags.MODEL.value)
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()
+        server = None
+        if task.job != EVALUATOR:
+            server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
+                                          task_index=task.index, start=True)
+            logging.info("%s serving at %s", task, server.target)
+        launch_gate.pass_gate()
         if task.job == EVALUATOR:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
-        server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
-                                      task_index=task.index, start=True)
-        logging.info("%s serving at %s", task, server.target)
         if task.job == PS:
             _serve_forever()
         training.train(
@@ -99,13 +104,9 @@ def main(argv: list[str]) -> Optional[int]:
     return stop.exit_code if stop.requested else exit_codes.OK
 
 
-def run() -> None:
+def run(stop: StopRequest) -> None:
     try:
         model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
     except UserError as e:
         _fail(str(e))
-    app.run(main, flags_parser=_parse_flags)
-
-
-if __name__ == "__main__":
-    run()
+    app.run(lambda argv: main(argv, stop), flags_parser=_parse_flags)

@@ -11,7 +11,7 @@ from launcher.task import session_creators, train_op
 from launcher.model_api import TRAIN, Model
 from launcher.task.recovery import Recovery
 from launcher.cluster.spec import CHIEF, PS, TaskId
-from launcher.task.task_signals import StopRequest
+from launcher.cluster.stop_signals import StopRequest
 
 
 def device_setter(task: TaskId, cluster: dict):

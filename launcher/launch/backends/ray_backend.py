@@ -17,7 +17,7 @@ from launcher.launch.backends.local import LocalProcess
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
-from launcher.task.task_signals import PARENT_ENV
+from launcher.cluster.task_env import PARENT_PID
 
 
 def _import_ray():
@@ -55,7 +55,7 @@ class _TaskRunner:
         # Ray sets this for actors with num_cpus=0; the task's own TensorFlow must not inherit it.
         env.pop("OMP_NUM_THREADS", None)
         env.update(env_delta)
-        env[PARENT_ENV] = str(os.getpid())  # the task watches this actor's process, not the launcher
+        env[PARENT_PID] = str(os.getpid())  # the task watches this actor's process, not the launcher
         self._lines = []
         # The same process handling as a local run: own session, output line by line, group signals.
         self._proc = LocalProcess(argv, env, self._append)
@@ -81,7 +81,7 @@ class _TaskRunner:
 
 
 def _wait_until_free(port: int, timeout_secs: float = 60.0) -> None:
-    """A task orphaned by a dead actor still holds its port until it notices and exits (see task_signals)."""
+    """A task orphaned by a dead actor still holds its port until it notices and exits (see task.parent_watch)."""
     import time
 
     deadline = time.monotonic() + timeout_secs

@@ -1,0 +1,59 @@
+"""How a process of this project is asked to stop: one mechanism for the launcher and the task program.
+
+SIGTERM (a machine being preempted), SIGINT (Ctrl-C) and SIGHUP mean the same to both kinds of process:
+- the first asks for an orderly stop: the task saves at the step it reached, the launcher asks its tasks to
+  do so and waits for them (up to the grace);
+- a second one, whichever, asks to stop now: the task exits without saving, the launcher kills its tasks.
+While there is nothing to save (`armed` is False: a task still importing, a launcher still checking its
+input), the first signal already stops at once.
+
+The exit code is 128 + the first signal (143 for SIGTERM), the code Kubeflow's `ExitCode` policy retries.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Optional
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StopNow(SystemExit):
+    """Raised from the handler when the process should end at once, with the contract's exit code."""
+
+
+class StopRequest:
+    """The stop signals received so far. `install()` makes it the handler of every stop signal."""
+
+    def __init__(self, *, armed: bool, exit_when_hurried: bool) -> None:
+        self.signum: Optional[int] = None
+        self.hurried = False
+        # Whether an orderly stop can do something (save, stop tasks in order); if not, stop at once.
+        self.armed = armed
+        # A task stops now by exiting; a launcher must first kill its tasks, so it only takes note.
+        self._exit_when_hurried = exit_when_hurried
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    def install(self) -> StopRequest:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        else:
+            self.hurried = True
+        if not self.armed or (self.hurried and self._exit_when_hurried):
+            raise StopNow(self.exit_code)
