@@ -32,15 +32,17 @@ class HookConfig:
     wait_for_workers_secs: float
 
 
-class StopAtStepHook(tf.compat.v1.train.StopAtStepHook):
-    """TensorFlow's hook checks only after a step, so a session starting at the target trains once more.
+class AtTargetHook(tf.compat.v1.train.SessionRunHook):
+    """Stops a session that starts at (or past) the target before its first step.
 
-    This one also stops a session that starts at (or past) the target: a rerun with the same
-    --train_steps does no training at all.
+    TensorFlow's StopAtStepHook, which runs beside this one, checks only after a step, so a session starting
+    at the target would train once more: a rerun with the same --train_steps must train nothing.
     """
 
+    def __init__(self, last_step: int):
+        self._last_step = last_step
+
     def after_create_session(self, session, coord):
-        super().after_create_session(session, coord)
         step = session.run(tf.compat.v1.train.get_global_step())
         if step >= self._last_step:
             logging.info("global step %d is already at the target %d: nothing to train", step, self._last_step)
@@ -62,13 +64,17 @@ class StopRequestHook(tf.compat.v1.train.SessionRunHook):
 
 
 class StatusHook(tf.compat.v1.train.SessionRunHook):
-    """Reports this task's progress to the launcher (see `status`), and restarts the recovery clock."""
+    """Reports this task's progress to the launcher (see `status`), and restarts the recovery clock.
+
+    The global step is fetched only with the steps that report (the first, then about once a second): a
+    fetch on every step would cost a round trip to the variables' task each time.
+    """
 
     def __init__(self, recovery: Recovery, every_secs: float = 1.0):
         self._recovery = recovery
-        self._every_secs = every_secs
+        self._timer = tf.compat.v1.train.SecondOrStepTimer(every_secs=every_secs)
         self._local_steps = 0
-        self._last_report = 0.0
+        self._reporting = False
         self._step = None
 
     def begin(self):
@@ -79,18 +85,19 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
         status.emit(status.SESSION, step=self._step)
 
     def before_run(self, run_context):
-        return tf.compat.v1.train.SessionRunArgs(self._global_step)
+        self._reporting = self._timer.should_trigger_for_step(self._local_steps + 1)
+        return tf.compat.v1.train.SessionRunArgs(self._global_step) if self._reporting else None
 
     def after_run(self, run_context, run_values):
         self._recovery.progressed()
         self._local_steps += 1
+        if not self._reporting:
+            return
         self._step = int(run_values.results)
-        now = time.monotonic()
-        if self._local_steps == 1:
+        if self._timer.last_triggered_step() is None:
             status.emit(status.FIRST_STEP, step=self._step)
-        if now - self._last_report >= self._every_secs:
-            self._last_report = now
-            status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
+        self._timer.update_last_triggered_step(self._local_steps)
+        status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
 
     def end(self, session):
         try:  # the step fetched with the last train op may predate its increment
@@ -155,7 +162,8 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
     global_step = tf.compat.v1.train.get_global_step()
     hooks = [
         StopRequestHook(stop),
-        StopAtStepHook(last_step=config.last_step),
+        AtTargetHook(config.last_step),
+        tf.compat.v1.train.StopAtStepHook(last_step=config.last_step),
         tf.compat.v1.train.NanTensorHook(loss),
         tf.compat.v1.train.LoggingTensorHook({"step": global_step, "loss": loss},
                                              every_n_iter=config.log_step_count_steps),

@@ -48,24 +48,28 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
             raise  # MonitoredSession tries again
 
 
-class _FastPollWorkerSessionCreator(tf.compat.v1.train.WorkerSessionCreator):
-    """TensorFlow's worker creator, polling for the chief's model every `recovery_wait_secs`."""
+class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
+    """TensorFlow's `wait_for_session`, as `WorkerSessionCreator` calls it, polling every `recovery_wait_secs`.
 
-    def __init__(self, *, recovery_wait_secs: float, **kwargs):
-        super().__init__(**kwargs)
+    The stock creator builds its SessionManager with recovery_wait_secs=30 and no way to change it: a
+    worker that starts before the chief has initialised would idle for 30 s.
+    """
+
+    def __init__(self, scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+                 max_wait_secs: float, recovery_wait_secs: float):
+        self._scaffold = scaffold
+        self._master = master
+        self._config = config
+        self._max_wait_secs = max_wait_secs
         self._recovery_wait_secs = recovery_wait_secs
 
-    def _get_session_manager(self):
-        # The stock creator builds this manager with recovery_wait_secs=30 and no way to change it.
-        if self._session_manager is None:
-            self._session_manager = tf.compat.v1.train.SessionManager(
-                local_init_op=self._scaffold.local_init_op,
-                local_init_feed_dict=self._scaffold.local_init_feed_dict,
-                ready_op=self._scaffold.ready_op,
-                ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
-                graph=tf.compat.v1.get_default_graph(),
-                recovery_wait_secs=self._recovery_wait_secs)
-        return self._session_manager
+    def create_session(self) -> tf.compat.v1.Session:
+        self._scaffold.finalize()
+        manager = tf.compat.v1.train.SessionManager(
+            local_init_op=self._scaffold.local_init_op, local_init_feed_dict=self._scaffold.local_init_feed_dict,
+            ready_op=self._scaffold.ready_op, ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
+            graph=tf.compat.v1.get_default_graph(), recovery_wait_secs=self._recovery_wait_secs)
+        return manager.wait_for_session(self._master, config=self._config, max_wait_secs=self._max_wait_secs)
 
 
 def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
@@ -119,6 +123,5 @@ def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat
            max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery,
            peers: Sequence[str]) -> tf.compat.v1.train.SessionCreator:
     """Wait (polling quickly) until the chief has made the model ready."""
-    creator = _FastPollWorkerSessionCreator(scaffold=scaffold, master=master, config=config,
-                                            max_wait_secs=max_wait_secs, recovery_wait_secs=recovery_wait_secs)
+    creator = _WaitForChiefCreator(scaffold, master, config, max_wait_secs, recovery_wait_secs)
     return _BoundedCreator(creator.create_session, recovery, peers)
