@@ -1,4 +1,4 @@
-"""Child processes that can always be cleaned up, and task processes known by their command line.
+"""Child processes that can always be cleaned up, and task processes known by their TF_CONFIG.
 
 Every child starts in a session of its own (so it and what it spawns die as one process group) and
 carries a marker in its environment, so that whatever escaped its group (a task that outlived its
@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import psutil
 
+from launcher.cluster import tf_config
 from launcher.cluster.spec import JOBS
 
 MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
@@ -108,12 +109,12 @@ def stop_launcher(proc: subprocess.Popen) -> None:
     kill_all([proc])
 
 
-def task_key(cmdline: Sequence[str]) -> Optional[str]:
-    """"chief:0" from a task's `--job_name=chief --task_index=0`, else None."""
-    values = dict(arg[2:].split("=", 1) for arg in cmdline if arg.startswith("--") and "=" in arg)
-    if "job_name" not in values:
+def task_key(proc: psutil.Process) -> Optional[str]:
+    """"chief:0" for a task process (its TF_CONFIG says who it is), else None."""
+    if "launcher.task" not in proc.cmdline():
         return None
-    return f"{values['job_name']}:{values.get('task_index', 0)}"
+    task = tf_config.task_of(proc.environ())
+    return task.name if task else None
 
 
 def is_task(key: str, job: Optional[str] = None) -> bool:

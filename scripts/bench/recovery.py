@@ -56,10 +56,10 @@ def _recovered_text(victim: str, logs: dict[str, str], offsets: dict[str, int]) 
 
 
 def _task_process(launcher_pid: int, key: str) -> psutil.Process:
-    """The launcher's live task process `key` ("ps:0"), found by its --job_name/--task_index."""
+    """The launcher's live task process `key` ("ps:0"), found by its TF_CONFIG."""
     for child in psutil.Process(launcher_pid).children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and task_key(child.cmdline()) == key:
+            if child.status() != psutil.STATUS_ZOMBIE and task_key(child) == key:
                 return child
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
