@@ -63,6 +63,8 @@ class Supervisor:
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
+        # (Unix time, global step) about once a second: the run's progress over time, for run.json.
+        self.step_series: list[tuple[float, int]] = []
 
     # -- status lines from tasks (called on output threads) --
 
@@ -76,6 +78,15 @@ class Supervisor:
             if isinstance(step, int) and event.get("event") != status.EVAL:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
+                self._sample_step()
+
+    def _sample_step(self, every_secs: float = 1.0) -> None:
+        """Keep samples about `every_secs` apart; the last one is always the newest step."""
+        sample = (time.time(), self._global_step)
+        if len(self.step_series) >= 2 and sample[0] - self.step_series[-2][0] < every_secs:
+            self.step_series[-1] = sample
+        else:
+            self.step_series.append(sample)
 
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
