@@ -37,6 +37,15 @@ def test_export_tf_config_gives_one_command_per_task():
     (["run", "--spec", "local1", "--backend", "slurm"], ["--backend 'slurm'", "local, ray"]),
     (["run", "--spec", "local1", "--backend", "ray", "--ray_address", "127.0.0.1:1"],
      ["--ray_address '127.0.0.1:1'", "nothing accepts connections"]),
+    (["run", "--spec", "local1", "--bogus_flag", "3"], ["unknown option --bogus_flag for `launcher run`"]),
+    (["run", "--spec", "local1", "--train_step", "5000"], ["unknown option --train_step", "did you mean --train_steps?"]),
+    (["run", "--spec=local1", "--grace-sec=3"], ["unknown option --grace_sec", "did you mean --grace_secs?"]),
+    (["export", "--spec", "local2", "--imgae", "x"], ["unknown option --imgae for `launcher export`", "--image"]),
+    (["export", "--spec", "local2", "--format", "tf_config", "--train_steps", "abc"],
+     ["--train_steps 'abc' is not a positive integer"]),
+    (["export", "--spec", "local2", "--image", "x", "--max_restarts", "-1"],
+     ["--max_restarts -1 is not a non-negative integer"]),
+    (["run", "--spec", "local1", "--worker_exit_secs", "-5"], ["--worker_exit_secs -5", "non-negative number"]),
 ])
 def test_cli_user_errors_are_one_line(args, words):
     done = _launcher(*args)
@@ -55,7 +64,7 @@ def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
 
 
 def test_a_local_run_never_imports_ray():
-    code = ("import sys; from launcher import cli, run, backends, supervisor; backends.get('local');"
+    code = ("import sys; from launcher import cli; from launcher.launch import run, backends, supervisor; backends.get('local');"
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
