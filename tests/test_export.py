@@ -142,6 +142,13 @@ def test_one_replica_spec_per_role(config):
                                                             model_dir=MODEL_DIR)
 
 
+def test_containers_use_legacy_keras(config):
+    """tf.compat.v1.layers need tf-keras, which TensorFlow picks only with this variable set at import."""
+    for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
+        (container,) = replica["template"]["spec"]["containers"]
+        assert {"name": "TF_USE_LEGACY_KERAS", "value": "1"} in container["env"]
+
+
 def test_command_takes_identity_from_tf_config(config):
     for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
         argv = replica["template"]["spec"]["containers"][0]["command"]
@@ -218,7 +225,8 @@ def test_one_tf_config_command_per_task(config):
 def test_tf_config_command_round_trips_through_the_shell(config):
     for entry, task in zip(tf_config_commands(config), config.spec.tasks()):
         argv = task_command.command(config, task.job, None, python="python")
-        assert shlex.split(entry["command"]) == [f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
+        assert shlex.split(entry["command"]) == ["TF_USE_LEGACY_KERAS=1", f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
+        assert entry["env"] == {"TF_USE_LEGACY_KERAS": "1"}
         assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
 
 
