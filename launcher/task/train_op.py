@@ -22,10 +22,14 @@ import tensorflow as tf
 from launcher.model_api import Model
 
 TICKET_SECTION = "launcher_global_step_ticket"
+# Where tf.CriticalSection records itself for its graph-construction checks; a checkpoint's meta graph
+# cannot serialise these entries and warns at every save.
+_SECTION_COLLECTIONS = ("critical_sections", "critical_section_executions")
 
 
 def take_ticket(global_step: tf.Variable, last_step: int) -> tf.Tensor:
     """A bool tensor: whether this step may apply its update (the global step was below `last_step`)."""
+    recorded = {key: len(tf.compat.v1.get_collection_ref(key)) for key in _SECTION_COLLECTIONS}
     # Everything on the global step's device: the lock, read and add run in one place, without round trips.
     with tf.compat.v1.device(global_step.device):
         section = tf.CriticalSection(shared_name=TICKET_SECTION, name="ticket_section")
@@ -36,7 +40,10 @@ def take_ticket(global_step: tf.Variable, last_step: int) -> tf.Tensor:
             with tf.control_dependencies([add]):
                 return tf.identity(granted)
 
-        return section.execute(grant, name="ticket")
+        granted = section.execute(grant, name="ticket")
+    for key, count in recorded.items():
+        del tf.compat.v1.get_collection_ref(key)[count:]
+    return granted
 
 
 def _gradients(model: Model) -> list:
