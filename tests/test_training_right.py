@@ -72,3 +72,44 @@ def test_optimizer_with_lazy_slots_trains_and_resumes(runner, tmp_path, optimize
     assert last_run(model_dir)["global_step_start"] == 30
     assert second[slot] != first[slot]
     assert abs(second["w"][0][0] - 3.0) < abs(first["w"][0][0] - 3.0)
+
+
+def _log_after(log, offset):
+    return log.read_text()[offset:] if log.exists() else ""
+
+
+def test_workers_train_and_restart_while_the_chief_is_down(runner, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    hold = tmp_path / "hold-chief"
+    monkeypatch.setenv("HOLD_CHIEF_WHILE_EXISTS", str(hold))
+    slow = "--step_sleep_secs=0.05 --log_step_count_steps=5"
+    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.held_chief",
+                          "--train_steps", "1000", f"--chief_flags={slow}", f"--worker_flags={slow}",
+                          "--ps_flags=--recovery_deadline_secs=120")
+    worker_log, chief_log = model_dir / "logs" / "worker-0.log", model_dir / "logs" / "chief-0.log"
+    wait_for(lambda: logged_step(worker_log) >= 20, what="the worker's step 20")
+
+    hold.touch()  # from now on a chief that starts stays down until the file is gone
+    os.kill(launch.tasks()["chief:0"].pid, signal.SIGKILL)
+    at_kill = logged_step(worker_log)
+    wait_for(lambda: logged_step(worker_log) >= at_kill + 20, what="the worker's steps with the chief down")
+
+    worker = launch.tasks()["worker:0"]
+    offset = len(worker_log.read_text())
+    worker.kill()
+    wait_for(lambda: (new := launch.tasks().get("worker:0")) is not None and new.pid != worker.pid,
+             what="the worker's restart")
+    # The restarted worker gets its session from the ps and trains, with the chief still down.
+    wait_for(lambda: "step = " in _log_after(worker_log, offset), timeout=180,
+             what="steps of the restarted worker")
+    assert hold.exists() and "chief:0" in launch.tasks()
+
+    chief_offset = len(chief_log.read_text())
+    hold.unlink()
+    assert launch.wait(300) == 0, launch.stderr
+    run = last_run(model_dir)
+    tasks = _tasks(run)
+    assert {name: t["restarts"] for name, t in tasks.items()} == {"chief:0": 1, "worker:0": 1, "ps:0": 0}
+    assert run["global_step_end"] == 1000 and checkpoint_steps(model_dir)[-1] == 1000
+    # The chief came back to the variables the worker trained meanwhile, not to a checkpoint.
+    assert "joining them instead of restoring" in _log_after(chief_log, chief_offset)
