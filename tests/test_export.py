@@ -138,8 +138,15 @@ def test_one_replica_spec_per_role(config):
         assert container["name"] == "tensorflow"
         assert container["image"] == IMAGE
         assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
-        assert container["command"] == task_command.command(config, job, None, python="python",
+        assert container["command"] == task_command.command(config, job, python="python",
                                                             model_dir=MODEL_DIR)
+
+
+def test_containers_use_legacy_keras(config):
+    """tf.compat.v1.layers need tf-keras, which TensorFlow picks only with this variable set at import."""
+    for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
+        (container,) = replica["template"]["spec"]["containers"]
+        assert {"name": "TF_USE_LEGACY_KERAS", "value": "1"} in container["env"]
 
 
 def test_command_takes_identity_from_tf_config(config):
@@ -192,7 +199,7 @@ def test_every_pod_finds_its_identity_in_the_operators_tf_config(config, namespa
     for rtype, replica in manifest["spec"]["tfReplicaSpecs"].items():
         for index in range(replica["replicas"]):
             value = operator_tf_config(manifest, rtype, index)
-            task, cluster = tf_config.resolve_identity(None, None, None, {"TF_CONFIG": value})
+            task, cluster = tf_config.identity({"TF_CONFIG": value})
             assert task == TaskId(rtype.lower(), index)
             assert EVALUATOR not in cluster
             assert {job: len(addrs) for job, addrs in cluster.items()} == \
@@ -212,13 +219,14 @@ def test_one_tf_config_command_per_task(config):
         cluster, parsed = tf_config.parse(entry["TF_CONFIG"])
         assert parsed == task
         assert cluster == config.spec.cluster_dict(training_only=True)
-        assert tf_config.resolve_identity(None, None, None, {"TF_CONFIG": entry["TF_CONFIG"]})[0] == task
+        assert tf_config.identity({"TF_CONFIG": entry["TF_CONFIG"]})[0] == task
 
 
 def test_tf_config_command_round_trips_through_the_shell(config):
     for entry, task in zip(tf_config_commands(config), config.spec.tasks()):
-        argv = task_command.command(config, task.job, None, python="python")
-        assert shlex.split(entry["command"]) == [f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
+        argv = task_command.command(config, task.job, python="python")
+        assert shlex.split(entry["command"]) == ["TF_USE_LEGACY_KERAS=1", f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
+        assert entry["env"] == {"TF_USE_LEGACY_KERAS": "1"}
         assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
 
 

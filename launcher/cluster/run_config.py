@@ -7,6 +7,7 @@ Every default of a run is defined here, and a RunConfig checks itself, so `launc
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Union
 
 from launcher.cluster import task_command
@@ -67,6 +68,8 @@ class RunConfig:
                             f"{', '.join(p.value for p in RestartPolicy)}") from None
         if not isinstance(self.model, str) or not all(p.isidentifier() for p in self.model.split(".")):
             raise UserError(f"--model {self.model!r} is not a Python module name (such as my_package.my_model)")
+        if isinstance(self.model_dir, os.PathLike):
+            set_("model_dir", os.fspath(self.model_dir))
         if not isinstance(self.model_dir, str) or not self.model_dir:
             raise UserError(f"--model_dir {self.model_dir!r} is not a directory name")
         set_("show_tf_logs", bool(self.show_tf_logs))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from launcher.cluster import task_command
+from launcher.cluster.task_env import TASK_ENV
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER
 
@@ -58,6 +59,7 @@ def container(config: RunConfig, job: str, image: str) -> dict:
         "name": CONTAINER_NAME,
         "image": image,
         "command": task_command.command(config, job, python="python", model_dir=str(config.model_dir)),
+        "env": [{"name": name, "value": value} for name, value in TASK_ENV.items()],
         "ports": [{"name": PORT_NAME, "containerPort": PORT}],
     }
 
