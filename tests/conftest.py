@@ -36,6 +36,27 @@ def _marked(value: str) -> list[psutil.Process]:
     return found
 
 
+def task_identity(proc: psutil.Process) -> Optional[str]:
+    """A task process's name ("worker:0"), read from its TF_CONFIG environment variable (where every backend
+    puts a task's identity); a process started with `--job_name=`/`--task_index=` flags is read from those.
+    None for a process that is not a task, or that has gone."""
+    try:
+        value = proc.environ().get("TF_CONFIG")
+        cmd = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    if value:
+        try:
+            task = json.loads(value)["task"]
+            return f"{task['type']}:{int(task.get('index', 0))}"
+        except (ValueError, KeyError, TypeError):
+            pass
+    flags = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a)
+    if "job_name" in flags:
+        return f"{flags['job_name']}:{flags.get('task_index', 0)}"
+    return None
+
+
 class Launch:
     """One `python -m launcher ...` process, with its output in files."""
 
@@ -69,13 +90,11 @@ class Launch:
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue  # ended, not yet reaped by the launcher
-                cmd = child.cmdline()
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-            job = next((a.split("=", 1)[1] for a in cmd if a.startswith("--job_name=")), None)
-            index = next((a.split("=", 1)[1] for a in cmd if a.startswith("--task_index=")), None)
-            if job is not None:
-                found[f"{job}:{index}"] = child
+            name = task_identity(child)
+            if name is not None:
+                found[name] = child
         return found
 
 
@@ -106,10 +125,11 @@ class Runner:
         found = []
         for proc in _marked(self.marker):
             try:
-                cmd = proc.cmdline()
-            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                is_task = "launcher.task" in proc.cmdline()
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            if "launcher.task" in cmd and f"--job_name={job}" in cmd:
+            name = task_identity(proc) if is_task else None
+            if name is not None and name.split(":")[0] == job:
                 found.append(proc)
         return found
 
