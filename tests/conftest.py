@@ -24,37 +24,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTS = pathlib.Path(__file__).resolve().parent
 MARKER = "LAUNCHER_TEST_RUN"
 
+sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchmark uses too
+from bench.task_processes import marked, task_name  # noqa: E402
+
 
 def _marked(value: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(MARKER) == value:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def task_identity(proc: psutil.Process) -> Optional[str]:
-    """A task process's name ("worker:0"), read from its TF_CONFIG environment variable (where every backend
-    puts a task's identity); a process started with `--job_name=`/`--task_index=` flags is read from those.
-    None for a process that is not a task, or that has gone."""
-    try:
-        value = proc.environ().get("TF_CONFIG")
-        cmd = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    if value:
-        try:
-            task = json.loads(value)["task"]
-            return f"{task['type']}:{int(task.get('index', 0))}"
-        except (ValueError, KeyError, TypeError):
-            pass
-    flags = dict(a[2:].split("=", 1) for a in cmd if a.startswith("--") and "=" in a)
-    if "job_name" in flags:
-        return f"{flags['job_name']}:{flags.get('task_index', 0)}"
-    return None
+    return marked(MARKER, value)
 
 
 class Launch:
@@ -92,7 +67,7 @@ class Launch:
                     continue  # ended, not yet reaped by the launcher
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-            name = task_identity(child)
+            name = task_name(child)
             if name is not None:
                 found[name] = child
         return found
@@ -124,11 +99,7 @@ class Runner:
         """Task processes of `job` started under this runner, wherever they run (a Ray worker's child)."""
         found = []
         for proc in _marked(self.marker):
-            try:
-                is_task = "launcher.task" in proc.cmdline()
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-            name = task_identity(proc) if is_task else None
+            name = task_name(proc)
             if name is not None and name.split(":")[0] == job:
                 found.append(proc)
         return found
