@@ -27,15 +27,16 @@ def test_identity_and_cluster_come_from_tf_config(runner, tmp_path):
 def test_a_ps_that_never_answers_ends_the_task_at_the_recovery_deadline(runner, tmp_path):
     cluster = {"chief": [f"localhost:{portpicker.pick_unused_port()}"],
                "ps": [f"localhost:{portpicker.pick_unused_port()}"]}  # nothing will listen there
-    done = _task(runner, ["--job_name=chief", "--task_index=0", f"--cluster_spec={json.dumps(cluster)}",
-                          f"--model_dir={tmp_path}", "--recovery_deadline_secs=3"])
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})
+    done = _task(runner, [f"--model_dir={tmp_path}", "--recovery_deadline_secs=3"], {"TF_CONFIG": tf_config})
     assert done.returncode == 1, done.stderr[-2000:]
     assert "gave up after 3s of failing to reach the cluster" in done.stderr
     assert cluster["ps"][0] in done.stderr
 
 
 def test_unknown_task_flag_is_bad_input(runner, tmp_path):
-    done = _task(runner, ["--job_name=chief", "--no_such_flag=1", f"--model_dir={tmp_path}"])
+    tf_config = json.dumps({"cluster": {"chief": ["localhost:0"]}, "task": {"type": "chief", "index": 0}})
+    done = _task(runner, ["--no_such_flag=1", f"--model_dir={tmp_path}"], {"TF_CONFIG": tf_config})
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and "no_such_flag" in lines[-1]
