@@ -1,4 +1,4 @@
-"""Child processes that can always be cleaned up, and task processes known by their TF_CONFIG.
+"""Child processes that can always be cleaned up.
 
 Every child starts in a session of its own (so it and what it spawns die as one process group) and
 carries a marker in its environment, so that whatever escaped its group (a task that outlived its
@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import psutil
 
-from launcher.cluster import tf_config
+from bench.task_processes import marked
 from launcher.cluster.spec import JOBS
 
 MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
@@ -41,14 +41,7 @@ def start(argv: Sequence[str], env: Optional[dict[str, str]] = None, **popen_arg
 
 
 def _marked_processes() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(MARKER) == RUN_ID:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return marked(MARKER, RUN_ID)
 
 
 def _describe(proc: psutil.Process) -> str:
@@ -107,14 +100,6 @@ def stop_launcher(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             pass
     kill_all([proc])
-
-
-def task_key(proc: psutil.Process) -> Optional[str]:
-    """"chief:0" for a task process (its TF_CONFIG says who it is), else None."""
-    if "launcher.task" not in proc.cmdline():
-        return None
-    task = tf_config.task_of(proc.environ())
-    return task.name if task else None
 
 
 def is_task(key: str, job: Optional[str] = None) -> bool:
