@@ -1,9 +1,12 @@
-"""Bad input: one line naming what is wrong and where, exit 2, no traceback, nothing started or changed."""
+"""Bad input: one line naming what is wrong and where, exit 2, no traceback, nothing left running, and
+nothing started or changed (what only a task can check, nothing trained and no checkpoint touched)."""
 
 import pathlib
 import socket
 
 import pytest
+
+from conftest import last_run
 
 SPECS = {
     "malformed.json": '{"cluster": {"chief": ["localhost:0"]',
@@ -34,8 +37,9 @@ CASES = [
     ("local9", [], ["local9", "no such spec file"]),
     ("bad_flag.json", [], ["flags.worker[0]", "'learning_rate=1' is not a flag"]),
     ("unknown_flag.json", [], ["flags.chief[0]", "--no_such_flag=1"]),
-    ("local1", ["--worker_flags=--learning_rate=abc"], ["--worker_flags[0]", "learning_rate", "abc"]),
-    ("local1", ["--ps_flags=--model_dir=/elsewhere"], ["--ps_flags[0]", "set by the launcher"]),
+    ("local2", ["--worker_flags=--learning_rate=abc"], ["--worker_flags[0]", "learning_rate", "abc"]),
+    ("local1", ["--worker_flags=--learning_rate=0.1"], ["local1.json", "--worker_flags given", "no worker task"]),
+    ("local2", ["--ps_flags=--model_dir=/elsewhere"], ["--ps_flags[0]", "set by the launcher"]),
     ("local1", ["--model", "models.no_such_module"], ["models.no_such_module", "cannot be imported"]),
     ("local1", ["--model", "models.broken_import"], ["models.broken_import", "a_module_that_does_not_exist"]),
     ("local1", ["--model", "models.no_build"], ["models.no_build", "has no function build"]),
@@ -73,7 +77,30 @@ def test_bad_input_is_refused_before_anything_starts(runner, tmp_path, spec, ext
     before = _contents(model_dir)
     launch = runner.run("run", "--spec", spec, "--model_dir", str(model_dir), *extra, timeout=120)
     _assert_one_clear_line(launch, words)
-    assert _contents(model_dir) == before
+    if (spec, extra) in TASK_CHECKED:
+        # Checked by the tasks, which were started (their logs and the run's record are written), gated:
+        # none trained, and the user's checkpoints are as they were.
+        assert _checkpoints(model_dir) == _checkpoints_of(before)
+        assert last_run(model_dir)["exit_code"] == 2 and last_run(model_dir)["global_step_end"] == 7
+        assert not [t for t in last_run(model_dir)["tasks"] if t["steps"]]
+    else:
+        assert _contents(model_dir) == before
+
+
+# Flags that only the model module defines, and the model module itself: the tasks check them, since the
+# launcher never imports the model (or TensorFlow).
+TASK_CHECKED = [("unknown_flag.json", []), ("local2", ["--worker_flags=--learning_rate=abc"]),
+                *(("local1", ["--model", m]) for m in ("models.no_such_module", "models.broken_import",
+                                                     "models.no_build"))]
+LAUNCHER_FILES = ("logs", "run.json", ".launcher.lock")
+
+
+def _checkpoints(model_dir):
+    return _checkpoints_of(_contents(model_dir))
+
+
+def _checkpoints_of(contents):
+    return [(name, mtime) for name, mtime in contents if name not in LAUNCHER_FILES]
 
 
 def _contents(model_dir):
