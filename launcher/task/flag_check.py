@@ -39,6 +39,7 @@ def check(model: str, sources: Mapping[str, Mapping[str, Sequence[str]]]) -> Non
     """Check per-role flags. `sources` maps where the flags came from (a spec file, `--worker_flags`)
     to role -> flags. Importing the model module defines its flags; an import failure is reported too."""
     from launcher.task import flags as task_flags  # noqa: F401  (defines the task program's flags)
+    from launcher.task import eval_flags  # noqa: F401  (and the evaluator's)
 
     with _native_stderr_silenced():
         model_api.load(model)
