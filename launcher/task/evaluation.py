@@ -116,7 +116,8 @@ def run(model_dir: str, build: Callable[[str], Model], last_step: int, stop: Sto
         raise UserError(str(e)) from None
     scorer = Scorer(build, eval_steps, rule, model_dir)
     serving = serving_export.serving_graph(build)
-    writer = tf.compat.v1.summary.FileWriter(os.path.join(model_dir, EVAL_DIR))
+    with tf.Graph().as_default():  # v1's FileWriter refuses eager mode; it adds nothing to any graph
+        writer = tf.compat.v1.summary.FileWriter(os.path.join(model_dir, EVAL_DIR))
     stop.loop_running = False  # nothing to save: a stop signal ends the evaluator at once
     try:
         for path in tf.train.checkpoints_iterator(model_dir, min_interval_secs=poll_secs):

@@ -45,11 +45,13 @@ def build(mode):
         return launcher.Model(loss=tf.compat.v1.losses.mean_squared_error(y, prediction), eval_metrics={
             "mse": tf.compat.v1.metrics.mean_squared_error(y, prediction),
             "label_mean": tf.compat.v1.metrics.mean(y)})
-    model = linear.build(mode)
+    w, b = _variables()
+    x = tf.random.uniform([32, 1], -1.0, 1.0)
     if SLOW_STEPS_SECS.value:
         def sleep():
             time.sleep(SLOW_STEPS_SECS.value)
             return np.float32(0)
-        slept = tf.compat.v1.py_func(sleep, [], tf.float32, stateful=True)
-        model = launcher.Model(loss=model.loss + slept, optimizer=model.optimizer)
-    return model
+        # On the input, so that the train op (which needs only gradients) cannot skip it.
+        x = x + tf.compat.v1.py_func(sleep, [], tf.float32, stateful=True)
+    loss = tf.compat.v1.losses.mean_squared_error(linear.TRUE_W * x + linear.TRUE_B, tf.matmul(x, w) + b)
+    return launcher.Model(loss=loss, optimizer=tf.compat.v1.train.GradientDescentOptimizer(0.1))
