@@ -2,7 +2,7 @@
 read input (a tf.data pipeline through a one-shot iterator), and a serving signature.
 
 Every metric is known exactly for given variables: `label_mean` over the whole set is a fixed number that no
-single batch has, and `mse` follows from the checkpoint's w and b. --slow_steps_secs slows training so that
+single batch has, and `mse` follows from the checkpoint's w and b (see eval_batches_data). --slow_steps_secs slows training so that
 the evaluator sees several checkpoints.
 """
 
@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl import flags
 
 import launcher
-from launcher.models import linear
+from launcher.models import common, linear
 from models import eval_batches_data
 
 SLOW_STEPS_SECS = flags.DEFINE_float("slow_steps_secs", 0.0, "Sleep in every training step.")
@@ -54,4 +54,5 @@ def build(mode):
         # On the input, so that the train op (which needs only gradients) cannot skip it.
         x = x + tf.compat.v1.py_func(sleep, [], tf.float32, stateful=True)
     loss = tf.compat.v1.losses.mean_squared_error(linear.TRUE_W * x + linear.TRUE_B, tf.matmul(x, w) + b)
-    return launcher.Model(loss=loss, optimizer=tf.compat.v1.train.GradientDescentOptimizer(0.1))
+    return launcher.Model(loss=loss, optimizer=tf.compat.v1.train.GradientDescentOptimizer(
+        common.value_or(common.LEARNING_RATE, 0.1)))
