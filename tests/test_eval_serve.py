@@ -7,27 +7,15 @@ the way a user would read them.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import checkpoint_steps, last_run
-from models.eval_batches_data import EVAL_X, EVAL_Y
+from conftest import checkpoint_steps, last_run, run_with_tf
+from models.eval_batches_data import EVAL_X, EVAL_Y, batches
 
 SPEC = {"chief": ["localhost:0"], "evaluator": ["localhost:0"]}
 STEPS = 200
-
-
-def _tf(code: str, *args: str):
-    """Run `code` with TensorFlow in a fresh process; it prints one JSON line, which is returned."""
-    out = subprocess.run([sys.executable, "-c", "import json, sys\nimport tensorflow as tf\n" + code, *args],
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def eval_history(model_dir) -> dict[int, dict[str, float]]:
@@ -40,13 +28,13 @@ for path in tf.io.gfile.glob(sys.argv[1] + "/eval/events.out.tfevents.*"):
             history.setdefault(event.step, {})[value.tag] = value.simple_value
 print(json.dumps(history))
 """
-    return {int(step): metrics for step, metrics in _tf(code, str(model_dir)).items()}
+    return {int(step): metrics for step, metrics in run_with_tf(code, str(model_dir)).items()}
 
 
 def checkpoint_variables(prefix) -> dict:
     code = ("r = tf.train.load_checkpoint(sys.argv[1])\n"
             "print(json.dumps({n: r.get_tensor(n).tolist() for n in r.get_variable_to_shape_map()}))")
-    return _tf(code, str(prefix))
+    return run_with_tf(code, str(prefix))
 
 
 def serve(export_dir, x: np.ndarray) -> np.ndarray:
@@ -56,7 +44,7 @@ model = tf.saved_model.load(sys.argv[1])
 outputs = model.signatures["serving_default"](x=tf.constant(json.loads(sys.argv[2]), tf.float32))
 print(json.dumps(outputs["y"].numpy().tolist()))
 """
-    return np.array(_tf(code, str(export_dir), json.dumps(x.tolist())), dtype=np.float32)
+    return np.array(run_with_tf(code, str(export_dir), json.dumps(x.tolist())), dtype=np.float32)
 
 
 def expected(variables: dict) -> dict[str, float]:
@@ -87,7 +75,6 @@ def test_every_checkpoint_is_scored_on_the_whole_eval_set_and_the_final_one_expo
         assert metrics["label_mean"] == pytest.approx(want["label_mean"], rel=1e-6), step
         assert metrics["mse"] == pytest.approx(want["mse"], rel=1e-5, abs=1e-9), step
     # No batch alone has the whole set's mean: a score over one batch would be caught above.
-    from models.eval_batches_data import batches
     assert all(abs(y.mean() - EVAL_Y.mean()) > 1e-3 for _, y in batches())
 
     run = last_run(model_dir)
