@@ -35,6 +35,7 @@ CASES = [
     ("unknown_flag.json", [], ["flags.chief[0]", "--no_such_flag=1"]),
     ("local1", ["--worker_flags=--learning_rate=abc"], ["--worker_flags[0]", "learning_rate", "abc"]),
     ("local1", ["--ps_flags=--model_dir=/elsewhere"], ["--ps_flags[0]", "set by the launcher"]),
+    ("local1", ["--evaluator_flags=--keep_best=accuracy:best"], ["--evaluator_flags[0]", "METRIC:max"]),
     ("local1", ["--model", "models.no_such_module"], ["models.no_such_module", "cannot be imported"]),
     ("local1", ["--model", "models.broken_import"], ["models.broken_import", "a_module_that_does_not_exist"]),
     ("local1", ["--model", "models.no_build"], ["models.no_build", "has no function build"]),

@@ -115,3 +115,14 @@ def test_keep_best_keeps_the_best_checkpoint_beyond_max_to_keep_and_exports_it(r
     x = np.array([[-2.0], [0.5], [3.0]], np.float32)
     want = x @ np.array(variables["w"], np.float32) + np.array(variables["b"], np.float32)
     np.testing.assert_allclose(serve(model_dir / "export" / str(best_step), x), want, rtol=1e-6)
+
+
+def test_eval_steps_limits_each_score_to_that_many_batches(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    launch = runner.run("run", "--spec", str(spec), "--model_dir", str(model_dir), "--train_steps", "20",
+                        "--model", "models.eval_batches", "--evaluator_flags=--eval_steps=2")
+    assert launch.proc.returncode == 0, launch.stderr
+    first_two = np.concatenate([y for _, y in batches()][:2])
+    assert last_run(model_dir)["eval"]["metrics"]["label_mean"] == pytest.approx(float(first_two.mean()), rel=1e-6)
