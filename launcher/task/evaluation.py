@@ -75,7 +75,7 @@ class Scorer:
         self.graph.finalize()
 
     def score(self, path: str) -> dict:
-        """{"step": ..., "batches": ..., metric: value...} of the checkpoint at `path`."""
+        """{"step": global step, "batches": batches run, "metrics": {name: value}} of the checkpoint `path`."""
         with tf.compat.v1.Session(graph=self.graph) as session:
             self._saver.restore(session, path)
             session.run(self._local_init)
@@ -88,8 +88,8 @@ class Scorer:
                 batches += 1
             if batches == 0:
                 logging.warning("the eval input yielded no batch: metrics of an empty set")
-            step = int(session.run(self._global_step))
-            metrics = {k: float(v) for k, v in session.run(self._values).items()}
+            step, values = session.run([self._global_step, self._values])
+            step, metrics = int(step), {k: float(v) for k, v in values.items()}
             if self.best is not None:
                 self.best.offer(session, step, metrics)
         return {"step": step, "batches": batches, "metrics": metrics}
