@@ -171,3 +171,13 @@ def read_variables(model_dir: pathlib.Path, step: Optional[int] = None) -> dict:
     out = subprocess.run([sys.executable, "-c", code, str(prefix)], capture_output=True, text=True, check=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_with_tf(code: str, *args: str):
+    """Run `code` (with `json`, `sys` and `tf` imported) in a fresh process, so that the test process stays
+    free of TensorFlow; the code prints one JSON line, which is returned."""
+    out = subprocess.run([sys.executable, "-c", "import json, sys\nimport tensorflow as tf\n" + code, *args],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

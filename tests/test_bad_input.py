@@ -19,6 +19,7 @@ SPECS = {
     "twice.json": '{"chief": ["localhost:23456"], "worker": ["localhost:23456"]}',
     "remote.json": '{"chief": ["10.1.2.3:0"]}',
     "bad_flag.json": '{"cluster": {"chief": ["localhost:0"]}, "flags": {"worker": ["learning_rate=1"]}}',
+    "with_evaluator.json": '{"chief": ["localhost:0"], "evaluator": ["localhost:0"]}',
     "unknown_flag.json": '{"cluster": {"chief": ["localhost:0"]}, "flags": {"chief": ["--no_such_flag=1"]}}',
 }
 
@@ -40,6 +41,7 @@ CASES = [
     ("local2", ["--worker_flags=--learning_rate=abc"], ["--worker_flags[0]", "learning_rate", "abc"]),
     ("local1", ["--worker_flags=--learning_rate=0.1"], ["local1.json", "--worker_flags given", "no worker task"]),
     ("local2", ["--ps_flags=--model_dir=/elsewhere"], ["--ps_flags[0]", "set by the launcher"]),
+    ("with_evaluator.json", ["--evaluator_flags=--keep_best=accuracy:best"], ["--evaluator_flags[0]", "METRIC:max"]),
     ("local1", ["--model", "models.no_such_module"], ["models.no_such_module", "cannot be imported"]),
     ("local1", ["--model", "models.broken_import"], ["models.broken_import", "a_module_that_does_not_exist"]),
     ("local1", ["--model", "models.no_build"], ["models.no_build", "has no function build"]),
@@ -90,6 +92,7 @@ def test_bad_input_is_refused_before_anything_starts(runner, tmp_path, spec, ext
 # Flags that only the model module defines, and the model module itself: the tasks check them, since the
 # launcher never imports the model (or TensorFlow).
 TASK_CHECKED = [("unknown_flag.json", []), ("local2", ["--worker_flags=--learning_rate=abc"]),
+                ("with_evaluator.json", ["--evaluator_flags=--keep_best=accuracy:best"]),
                 *(("local1", ["--model", m]) for m in ("models.no_such_module", "models.broken_import",
                                                      "models.no_build"))]
 LAUNCHER_FILES = ("logs", "run.json", ".launcher.lock")
