@@ -21,3 +21,6 @@ FLAG_ORIGINS = "LAUNCHER_FLAG_ORIGINS"
 # writes anything, so a bad flag of any task is refused before a checkpoint is touched.
 GATED = "LAUNCHER_GATED"
 GO_SIGNAL = signal.SIGUSR1
+# "Finish now" (early stopping): stop after the current step and end as a finished task, exit 0; the chief
+# saves at the step reached. Handled from the task's first moment, before TensorFlow's import.
+FINISH_SIGNAL = signal.SIGUSR2

@@ -114,6 +114,8 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
             "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
             **({"eval": evaluation} if evaluation else {}),
+            **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
+               if supervisor.early_stop else {}),
         })
     return outcome
 

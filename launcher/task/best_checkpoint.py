@@ -15,14 +15,14 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from launcher.task.eval_flags import KeepBest
+from launcher.cluster.metric_rule import MetricRule
 
 BEST_DIR = "best"
 SCORE_FILE = "score.json"
 
 
 class BestCheckpoint:
-    def __init__(self, model_dir: str, rule: KeepBest):
+    def __init__(self, model_dir: str, rule: MetricRule):
         self.rule = rule
         self.directory = os.path.join(model_dir, BEST_DIR)
         # Built now, before the evaluator finalizes its graph; keeps one checkpoint, deleting the previous.

@@ -5,12 +5,12 @@ Set them with `--evaluator_flags`, e.g. `--evaluator_flags="--eval_steps=50 --ke
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 from absl import flags
 
-MAX, MIN = "max", "min"
+from launcher.cluster import metric_rule
+from launcher.cluster.metric_rule import MetricRule
 
 EVAL_STEPS = flags.DEFINE_integer(
     "eval_steps", None, "Eval batches per checkpoint; by default, until the eval input ends "
@@ -18,38 +18,24 @@ EVAL_STEPS = flags.DEFINE_integer(
 KEEP_BEST = flags.DEFINE_string(
     "keep_best", None, "METRIC or METRIC:max: keep the checkpoint with the best METRIC (lower is better, "
     "unless :max) in <model_dir>/best/, out of max_to_keep's reach, and export that one for serving.")
+EARLY_STOP = flags.DEFINE_string(
+    "early_stop", None, "METRIC or METRIC:max: stop training once METRIC has not improved for --patience "
+    "evaluations in a row; the chief saves at the step reached and the run ends with exit 0.")
+PATIENCE = flags.DEFINE_integer("patience", 5, "Evaluations without improvement that end training with "
+                                "--early_stop.", lower_bound=1)
 
 
-@dataclasses.dataclass(frozen=True)
-class KeepBest:
-    metric: str
-    higher_is_better: bool
-
-    def better(self, value: float, than: Optional[float]) -> bool:
-        if than is None:
-            return True
-        return value > than if self.higher_is_better else value < than
-
-    def __str__(self) -> str:
-        return f"{self.metric}:{MAX if self.higher_is_better else MIN}"
-
-
-def parse_keep_best(value: Optional[str]) -> Optional[KeepBest]:
-    """`accuracy:max` -> KeepBest("accuracy", True); `loss` or `loss:min` -> lower is better."""
-    if not value:
-        return None
-    metric, _, direction = value.rpartition(":") if ":" in value else (value, "", MIN)
-    if not metric or direction not in (MAX, MIN):
-        raise ValueError(f"--keep_best={value!r}: expected METRIC, METRIC:min or METRIC:max")
-    return KeepBest(metric, direction == MAX)
+def parse_keep_best(value: Optional[str]) -> Optional[MetricRule]:
+    return metric_rule.parse(value, "keep_best")
 
 
 def _valid(value: Optional[str]) -> bool:
     try:
-        parse_keep_best(value)
+        metric_rule.parse(value)
     except ValueError:
         return False
     return True
 
 
 flags.register_validator(KEEP_BEST, _valid, "expected METRIC, METRIC:min or METRIC:max")
+flags.register_validator(EARLY_STOP, _valid, "expected METRIC, METRIC:min or METRIC:max")

@@ -20,12 +20,14 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
-from launcher.cluster import exit_codes, status
+from launcher.cluster import exit_codes, metric_rule, status
 from launcher.cluster.errors import UserError
 from launcher.model_api import EVAL, Model
 from launcher.task import eval_flags, serving_export
 from launcher.task.best_checkpoint import BestCheckpoint
+from launcher.cluster.metric_rule import MetricRule
 from launcher.cluster.stop_signals import StopRequest
+from launcher.task.early_stopping import EarlyStopping
 
 EVAL_DIR = "eval"
 
@@ -55,14 +57,15 @@ class Scorer:
     """The eval graph, built once; `score` runs a checkpoint over the eval set in a session of its own."""
 
     def __init__(self, build: Callable[[str], Model], eval_steps: Optional[int],
-                 keep_best: Optional[eval_flags.KeepBest], model_dir: str):
+                 keep_best: Optional[MetricRule], model_dir: str, also_needs: Optional[MetricRule] = None):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._global_step = tf.compat.v1.train.get_or_create_global_step()
             metrics = _metrics(build(EVAL))
-            if keep_best is not None and keep_best.metric not in metrics:
-                raise UserError(f"--keep_best={keep_best}: the model has no metric {keep_best.metric!r} "
-                                f"(it has {', '.join(sorted(metrics))})")
+            for option, rule in (("keep_best", keep_best), ("early_stop", also_needs)):
+                if rule is not None and rule.metric not in metrics:
+                    raise UserError(f"--{option}={rule}: the model has no metric {rule.metric!r} "
+                                    f"(it has {', '.join(sorted(metrics))})")
             self._values = {name: value for name, (value, _) in metrics.items()}
             self._update = tf.group(*(op for _, op in metrics.values()))
             # Only what the eval graph has: a training checkpoint also holds optimizer slots.
@@ -114,7 +117,12 @@ def run(model_dir: str, build: Callable[[str], Model], last_step: int, stop: Sto
         rule = eval_flags.parse_keep_best(keep_best if keep_best is not None else eval_flags.KEEP_BEST.value)
     except ValueError as e:
         raise UserError(str(e)) from None
-    scorer = Scorer(build, eval_steps, rule, model_dir)
+    try:
+        stop_rule = metric_rule.parse(eval_flags.EARLY_STOP.value, "early_stop")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    scorer = Scorer(build, eval_steps, rule, model_dir, also_needs=stop_rule)
+    early = EarlyStopping(stop_rule, eval_flags.PATIENCE.value) if stop_rule else None
     serving = serving_export.serving_graph(build)
     with tf.Graph().as_default():  # v1's FileWriter refuses eager mode; it adds nothing to any graph
         writer = tf.compat.v1.summary.FileWriter(os.path.join(model_dir, EVAL_DIR))
@@ -136,7 +144,11 @@ def run(model_dir: str, build: Callable[[str], Model], last_step: int, stop: Sto
                          ", ".join(f"{k} = {v:.6g}" for k, v in metrics.items()), scored["batches"],
                          time.monotonic() - started)
             status.emit(status.EVAL, step=step, metrics=metrics)
-            if step >= last_step:
+            reason = early.update(step, metrics) if early and step < last_step else None
+            if reason is not None:
+                logging.info("stopping training early at step %d: %s", step, reason)
+                status.emit(status.EARLY_STOP, step=step, reason=reason)
+            if step >= last_step or reason is not None:
                 if serving is not None:
                     _export(serving, scorer, path, step, model_dir)
                 break

@@ -50,7 +50,8 @@ class AtTargetHook(tf.compat.v1.train.SessionRunHook):
 
 
 class StopRequestHook(tf.compat.v1.train.SessionRunHook):
-    """Ends the loop after the step in progress when the task is asked to stop (preemption, Ctrl-C)."""
+    """Ends the loop after the step in progress when the task is asked to stop (preemption, Ctrl-C) or to
+    finish early (early stopping)."""
 
     def __init__(self, stop: StopRequest):
         self._stop = stop
@@ -59,7 +60,7 @@ class StopRequestHook(tf.compat.v1.train.SessionRunHook):
         self._stop.armed = True  # from now on a first stop signal ends the loop after its step
 
     def after_run(self, run_context, run_values):
-        if self._stop.requested:
+        if self._stop.should_stop:
             run_context.request_stop()
 
 
