@@ -59,7 +59,10 @@ def test_teardown_kills_every_process_and_deletes_the_namespaces():
     if reason:
         pytest.skip(reason)
     bed = hostbed.HostBed(2).up()
-    sleeper = bed[2].popen(["sh", "-c", "trap '' TERM; sleep 300"])  # ignores SIGTERM: needs the SIGKILL
+    # Ignores SIGTERM (an ignored signal stays ignored across exec): only the SIGKILL ends it.
+    sleeper = bed[2].popen(["sh", "-c", "trap '' TERM; echo ready; exec sleep 300"], stdout=subprocess.PIPE,
+                           text=True)
+    assert sleeper.stdout.readline().strip() == "ready"
     names = [h.netns for h in bed.hosts] + [bed.bridge_netns]
     bed.down()
     assert sleeper.wait(10) == -9
