@@ -27,6 +27,10 @@ from hostbed import HostBed
 RAY = str(pathlib.Path(sys.executable).parent / "ray")
 PORT = 6379
 OBJECT_STORE_BYTES = 80 * 1024 * 1024
+# How soon the head declares a silent node dead: ~8-16 s here instead of Ray's ~15-30 s, not shorter, so
+# that a loaded machine is not taken for a lost one.
+HEALTH_CHECK = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
+                "health_check_failure_threshold": 8}
 
 
 class RayCluster:
@@ -51,6 +55,9 @@ class RayCluster:
         env["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
         env.pop("RAY_AUTH_TOKEN", None)
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Every machine of a real cluster has the launcher and the model installed: here, the same checkout.
+        tests = pathlib.Path(__file__).resolve().parent
+        env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent)])
         return env
 
     def _node_args(self, number: int) -> list[str]:
@@ -77,8 +84,10 @@ class RayCluster:
     def start_node(self, number: int) -> None:
         """Start (or start again, after a lost host) the Ray node of host `number`."""
         if number == 1:
+            import json
+
             argv = [RAY, "start", "--head", f"--port={PORT}", "--include-dashboard=false",
-                    *self._node_args(1)]
+                    f"--system-config={json.dumps(HEALTH_CHECK)}", *self._node_args(1)]
         else:
             argv = [RAY, "start", f"--address={self.address}", *self._node_args(number)]
         done = self.bed[number].run(argv, env=self.env(), timeout=180, check=False)
@@ -106,14 +115,14 @@ class RayCluster:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def ray_cluster(hosts: int, cpus_per_node: float = 2):
+def ray_cluster(hosts: int, cpus_per_node: float = 2, scope: str = "function"):
     """A pytest fixture factory: a fresh bed of `hosts` hosts with a Ray cluster on it, stopped and torn
-    down after the test whatever happened."""
+    down after the test (or the module, for `scope="module"`) whatever happened."""
     import pytest
 
     import hostbed
 
-    @pytest.fixture
+    @pytest.fixture(scope=scope)
     def fixture():
         reason = hostbed.unavailable()
         if reason:
