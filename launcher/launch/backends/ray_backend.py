@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable, Mapping, Optional
 
 from launcher.launch import ports
@@ -31,6 +32,7 @@ def _import_ray():
     return ray
 
 READ_WAIT_SECS = 0.5
+UNAVAILABLE_RETRY_SECS = 1.0
 
 
 class _TaskRunner:
@@ -107,7 +109,13 @@ class RayTask:
     def _follow(self, on_line: Callable[[str], None]) -> None:
         try:
             while True:
-                lines, code = self._ray.get(self._actor.read.remote())
+                try:
+                    lines, code = self._ray.get(self._actor.read.remote())
+                except self._ray.exceptions.ActorUnavailableError:
+                    # Its node does not answer (gone, or cut off): Ray says within its health-check time
+                    # whether the actor is back or dead; until then the task may well be running.
+                    time.sleep(UNAVAILABLE_RETRY_SECS)
+                    continue
                 for line in lines:
                     on_line(line)
                 if code is not None:
