@@ -54,7 +54,9 @@ class Launcher:
             worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
             keep_best: Optional[str] = None, early_stop: Optional[str] = None,
             patience: int = run_config.DEFAULT_PATIENCE, backend: str = "local",
-            ray_address: Optional[str] = None) -> None:
+            ray_address: Optional[str] = None,
+            ray_cpus_per_task: float = run_config.DEFAULT_RAY_CPUS_PER_TASK, ray_resources: Optional[str] = None,
+            ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -76,6 +78,9 @@ class Launcher:
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
+          ray_cpus_per_task: CPUs each task reserves on Ray (fractions allowed).
+          ray_resources: custom Ray resources each task reserves, as JSON: '{"accel": 1}'.
+          ray_placement: spread (training tasks on distinct nodes, ps apart) or pack (fill nodes in turn).
         """
         from launcher.launch import backends, run as run_lib
 
@@ -88,8 +93,11 @@ class Launcher:
                                train_steps=train_steps, model=model, max_restarts=max_restarts,
                                restart_policy=restart_policy, grace_secs=grace_secs,
                                worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
-                               keep_best=keep_best, early_stop=early_stop, patience=patience)
-            engine = backends.get(backend, address=ray_address)
+                               keep_best=keep_best, early_stop=early_stop, patience=patience,
+                               ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
+                               ray_placement=ray_placement)
+            engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
+                                  resources=config.ray_resources, placement=config.ray_placement)
             try:
                 config = run_lib.prepare(config, engine)
             except BaseException:

@@ -50,7 +50,7 @@ class Run:
         self.supervisor = Supervisor(
             spec, LocalBackend(), console,
             command=lambda task: [sys.executable, STUB],
-            env=lambda task: {**env, tf_config.ENV_VAR: tf_config.build(spec.cluster_dict(), task)},
+            env=lambda task, current: {**env, tf_config.ENV_VAR: tf_config.build(current.cluster_dict(), task)},
             make_output=lambda task, on_status: TaskOutput(task, str(tmp_path), console, on_status),
             train_steps=10, policy=policy, max_restarts=max_restarts, grace_secs=grace_secs,
             worker_exit_secs=worker_exit_secs, stop=stop, eval_wait_secs=eval_wait_secs)

@@ -7,8 +7,9 @@ Every default of a run is defined here, and a RunConfig checks itself, so `launc
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 from launcher.cluster import metric_rule, task_command
 from launcher.cluster.errors import UserError
@@ -23,6 +24,9 @@ DEFAULT_MAX_RESTARTS = 3
 DEFAULT_GRACE_SECS = 30.0
 DEFAULT_WORKER_EXIT_SECS = 30.0
 DEFAULT_PATIENCE = 5
+DEFAULT_RAY_CPUS_PER_TASK = 1.0
+DEFAULT_RAY_PLACEMENT = "spread"
+RAY_PLACEMENTS = ("spread", "pack")
 
 
 def count(name: str, value: object, least: int) -> int:
@@ -36,6 +40,30 @@ def seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise UserError(f"--{name} {value!r} is not a non-negative number of seconds")
     return float(value)
+
+
+def _positive(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise UserError(f"--{name} {value!r} is not a positive number")
+    return float(value)
+
+
+def _resources(value: object) -> dict[str, float]:
+    """`--ray_resources='{"name": amount}'`: a JSON object (fire may hand it over already parsed)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise UserError(f"--ray_resources {value!r}: not a JSON object ({e.msg})") from None
+    if not isinstance(value, Mapping):
+        raise UserError(f"--ray_resources {value!r}: expected a JSON object such as '{{\"accel\": 1}}'")
+    for name, amount in value.items():
+        if not isinstance(name, str) or not name or name == "CPU":
+            raise UserError(f"--ray_resources: {name!r} is not a custom resource name (CPUs: --ray_cpus_per_task)")
+        _positive(f"ray_resources {name}", amount)
+    return {name: float(amount) for name, amount in value.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +85,11 @@ class RunConfig:
     keep_best: Optional[str] = None
     early_stop: Optional[str] = None
     patience: int = DEFAULT_PATIENCE
+    # On Ray: what each task reserves (CPUs, fractions allowed; custom resources by name), and how tasks
+    # are laid out over nodes (spread: training tasks on distinct nodes, ps apart; pack: fill nodes in turn).
+    ray_cpus_per_task: float = DEFAULT_RAY_CPUS_PER_TASK
+    ray_resources: Union[Mapping[str, float], str, None] = None
+    ray_placement: str = DEFAULT_RAY_PLACEMENT
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -88,6 +121,10 @@ class RunConfig:
             if value and not self.spec.count(EVALUATOR):
                 raise UserError(f"--{option} needs an evaluator, and the spec {self.spec.source} has none "
                                 f'(add "evaluator": ["localhost:0"] to its cluster)')
+        set_("ray_cpus_per_task", _positive("ray_cpus_per_task", self.ray_cpus_per_task))
+        set_("ray_resources", _resources(self.ray_resources))
+        if self.ray_placement not in RAY_PLACEMENTS:
+            raise UserError(f"--ray_placement {self.ray_placement!r}: expected one of {', '.join(RAY_PLACEMENTS)}")
         task_command.check_role_flags(self.spec)
 
     def evaluator_flags(self) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Optional
 from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import TaskId
+from launcher.cluster.spec import ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
 from launcher.launch import backends, model_dir_lock, run_record
 from launcher.launch.console import Console
@@ -50,12 +50,14 @@ def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
     return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
-def task_env_for(config: RunConfig, task: TaskId) -> dict[str, str]:
+def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = None) -> dict[str, str]:
+    """`spec`: the run's spec as it is now, when a task has moved since `config` was made."""
+    spec = spec or config.spec
     env = dict(os.environ)
     env[task_env.PARENT_PID] = str(os.getpid())
     env[task_env.GATED] = "1"
-    env[task_env.FLAG_ORIGINS] = json.dumps(config.spec.flag_origins(task.job))
-    env[tf_config.ENV_VAR] = tf_config.build(config.spec.cluster_dict(), task)
+    env[task_env.FLAG_ORIGINS] = json.dumps(spec.flag_origins(task.job))
+    env[tf_config.ENV_VAR] = tf_config.build(spec.cluster_dict(), task)
     env["PYTHONUNBUFFERED"] = "1"  # status lines and errors must arrive as they happen
     if not config.show_tf_logs:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -89,7 +91,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
     supervisor = Supervisor(
         config.spec, backend, console,
         command=lambda task: task_command.command(config, task.job),
-        env=lambda task: task_env_for(config, task), make_output=make_output,
+        env=lambda task, spec: task_env_for(config, task, spec), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched)
     outcome = None
@@ -107,7 +109,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "outcome": outcome.name if outcome else "crashed",
             "exit_code": outcome.exit_code if outcome else None,
             "summary": outcome.summary if outcome else None,
-            "spec": config.spec.to_json(),
+            "spec": supervisor.spec.to_json(),  # with the addresses tasks moved to
             "model": config.model, "train_steps": config.train_steps,
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),

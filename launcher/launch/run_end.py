@@ -46,6 +46,7 @@ class Failure:
     task: TaskId
     returncode: int
     tail: list[str]
+    reason: Optional[str] = None  # what the launcher found, when that and not the exit is the cause
 
     @property
     def bad_input(self) -> bool:
@@ -57,7 +58,8 @@ class Failure:
             error = next((line for line in reversed(self.tail) if line.startswith(ERROR_PREFIX)), None)
             if error is not None:
                 return error[len(ERROR_PREFIX):]
-        lines = [f"{self.task} {exit_codes.describe(self.returncode)}"]
+        lines = [f"{self.task} {exit_codes.describe(self.returncode)}"
+                 + (f"; {self.reason}" if self.reason else "")]
         if self.tail:
             lines.append(f"last lines of {self.task}'s log:")
             lines += [f"  {line}" for line in self.tail]

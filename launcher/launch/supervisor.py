@@ -20,12 +20,12 @@ import threading
 import time
 from typing import Callable, Optional
 
-from launcher.cluster import exit_codes, status, task_env
+from launcher.cluster import contacts, exit_codes, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
 from launcher.launch import progress, run_end
-from launcher.launch.backends import Backend
+from launcher.launch.backends import Backend, Move, PlacementError
 from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
 from launcher.launch.task_output import TaskOutput
@@ -39,12 +39,12 @@ _STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
 
 class Supervisor:
     def __init__(self, spec: ClusterSpec, backend: Backend, console: Console,
-                 command: Callable[[TaskId], list[str]], env: Callable[[TaskId], dict[str, str]],
+                 command: Callable[[TaskId], list[str]], env: Callable[[TaskId, ClusterSpec], dict[str, str]],
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
                  worker_exit_secs: float, stop: StopRequest, launched: Optional[float] = None,
                  eval_wait_secs: float = 120.0):
-        self._spec = spec
+        self.spec = spec  # changes when a task moves to another node
         self._backend = backend
         self._console = console
         self._command = command
@@ -118,10 +118,35 @@ class Supervisor:
             self._console.close()
 
     def _start(self, state: TaskState) -> None:
-        state.attempts.append(Attempt(started=time.time()))
+        move = self._backend.relocate(state.task) if state.attempts else None
+        if move is not None:
+            self._moved(state, move)
+        state.attempts.append(Attempt(started=time.time(), host=self.spec.address(state.task).host,
+                                      moved=None if move is None else
+                                      {"from": move.old_host, "to": move.address.host, "why": move.why}))
         argv = self._command(state.task)
         state.output.begin(len(state.attempts), argv)
-        state.started(self._backend.start(state.task, argv, self._env(state.task), state.output.write))
+        state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write))
+
+    def _restart(self, state: TaskState) -> Optional[Failure]:
+        try:
+            self._start(state)
+        except PlacementError as e:
+            state.phase = Phase.FAILED
+            return Failure(state.task, state.attempts[-1].exit_code, state.output.tail(), reason=str(e))
+        return None
+
+    def _moved(self, state: TaskState, move: Move) -> None:
+        """`state`'s task runs at a new address from now on: every running task that connects to it must
+        restart to learn it (TensorFlow fixes a server's cluster at start)."""
+        self.spec = self.spec.replace_addresses({state.task: move.address})
+        learners = [s for s in self.states.values() if s.running and contacts.must_learn(state.task, s.task)]
+        self._console.line(f"[launcher] {state.task} moves from {move.old_host} to {move.address} ({move.why})"
+                           + (f"; restarting {', '.join(str(s.task) for s in learners)} with its new address"
+                              if learners else ""))
+        for other in learners:
+            other.restart_for = f"{state.task} moved to {move.address}"
+            other.handle.signal(signal.SIGKILL)  # whatever it did since the last checkpoint is redone
 
     def _watch(self) -> Outcome:
         last_progress = 0.0
@@ -161,6 +186,10 @@ class Supervisor:
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended and act on its verdict. A Failure ends the run."""
         state.ended(code)
+        if state.restart_for is not None and code != exit_codes.OK:
+            reason, state.restart_for = state.restart_for, None
+            self._console.line(f"[launcher] {state.task} restarting: {reason}")
+            return self._restart(state)
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
         if verdict is Verdict.DONE:
@@ -170,7 +199,7 @@ class Supervisor:
         elif verdict is Verdict.RESTART:
             self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
-            self._start(state)
+            return self._restart(state)
         else:
             state.phase = Phase.FAILED
             failure = Failure(state.task, code, state.output.tail())

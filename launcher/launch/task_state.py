@@ -38,9 +38,11 @@ class Attempt:
     local_steps: int = 0
     ended: Optional[float] = None
     exit_code: Optional[int] = None
+    host: Optional[str] = None  # the node's address it ran on
+    moved: Optional[dict] = None  # {"from": old host, "to": new host, "why": ...} when its node was lost
 
     def record(self) -> dict:
-        return {"started": self.started, "first_step": self.first_step, "ended": self.ended,
+        return {"started": self.started, "host": self.host, **({"moved": self.moved} if self.moved else {}), "first_step": self.first_step, "ended": self.ended,
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
                 "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
 
@@ -54,6 +56,7 @@ class TaskState:
     attempts: list[Attempt] = dataclasses.field(default_factory=list)
     eval_step: Optional[int] = None
     eval_metrics: Optional[dict] = None
+    restart_for: Optional[str] = None  # why the launcher ended it to start it again (a peer moved)
 
     @property
     def restarts(self) -> int:

@@ -49,6 +49,9 @@ class LocalBackend:
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
         return ports.resolve_local(spec)
 
+    def relocate(self, task: TaskId) -> None:
+        return None  # one machine: a task never moves
+
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> LocalProcess:
         return LocalProcess(argv, env, on_line)
