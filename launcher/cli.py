@@ -82,6 +82,7 @@ class Launcher:
                                train_steps=train_steps, model=model, max_restarts=max_restarts,
                                restart_policy=restart_policy, grace_secs=grace_secs,
                                worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs)
+            run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address)
             try:
                 config = run_lib.prepare(config, engine)
