@@ -55,7 +55,7 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery, peers)
         task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
-                                     list(cluster.get("worker", [])), task.index)
+                                     list(cluster.get("worker", [])), task.index, num_ps=len(cluster.get(PS, [])))
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
             while not session.should_stop():
                 session.run(step_op)
