@@ -11,7 +11,7 @@ def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
     launch = runner.run("run", "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "60",
                         timeout=300)
     assert launch.proc.returncode == 0, launch.stderr[-3000:]
-    assert checkpoint_steps(model_dir)[-1] == 60
+    assert checkpoint_steps(model_dir)[-1] == 60, launch.stdout[-3000:]
     record = last_run(model_dir)
     ps = [t for t in record["tasks"] if t["job"] == "ps"]
     assert len(ps) == 2
@@ -21,4 +21,4 @@ def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
         assert "the chief has saved the final checkpoint" in (model_dir / "logs" / f"ps-{task['index']}.log").read_text()
     # Not before the final checkpoint: the ps held the variables until the chief's last save was written.
     final_save = (model_dir / "model.ckpt-60.index").stat().st_mtime
-    assert min(t["attempts"][0]["ended"] for t in ps) >= final_save
+    assert min(t["attempts"][0]["ended"] for t in ps) >= final_save, (final_save, ps)
