@@ -52,7 +52,7 @@ class Launcher:
             restart_policy: str = RestartPolicy.EXIT_CODE.value,
             grace_secs: float = run_config.DEFAULT_GRACE_SECS,
             worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
-            backend: str = "local", ray_address: Optional[str] = None) -> None:
+            backend: str = "local", ray_address: Optional[str] = None, isolation: str = "auto") -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -70,6 +70,8 @@ class Launcher:
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
+          isolation: local tasks in a network namespace of the run's own, reachable from nowhere else:
+            auto (where possible, else a warning naming the open ports), required (else exit 2), off.
         """
         from launcher.launch import backends, run as run_lib
 
@@ -83,7 +85,7 @@ class Launcher:
                                restart_policy=restart_policy, grace_secs=grace_secs,
                                worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
-            engine = backends.get(backend, address=ray_address)
+            engine = backends.get(backend, address=ray_address, isolation=isolation)
             try:
                 config = run_lib.prepare(config, engine)
             except BaseException:
