@@ -22,3 +22,31 @@ def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
     # Not before the final checkpoint: the ps held the variables until the chief's last save was written.
     final_save = (model_dir / "model.ckpt-60.index").stat().st_mtime
     assert min(t["attempts"][0]["ended"] for t in ps) >= final_save, (final_save, ps)
+
+
+def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(tmp_path):
+    """Run by hand (TF_CONFIG, no launcher): nothing listens at the chief's address, so the ps ends, exit 1."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import portpicker
+
+    from conftest import REPO
+
+    ps_port, chief_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
+    tf_config = {"cluster": {"chief": [f"localhost:{chief_port}"], "ps": [f"localhost:{ps_port}"]},
+                 "task": {"type": "ps", "index": 0}}
+    env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "launcher.task", f"--model_dir={tmp_path}", "--ps_orphan_secs=3"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, out[-2000:]
+    assert "has not accepted connections for 3 s" in out
