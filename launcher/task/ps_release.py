@@ -13,6 +13,7 @@ chief, before its final save; this message follows that save.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -22,7 +23,7 @@ from absl import logging
 from launcher.cluster import exit_codes
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import CHIEF, TaskId
-from launcher.cluster.stop_signals import StopRequest
+from launcher.cluster.stop_signals import STOP_SIGNALS, StopRequest
 
 QUEUE_NAME = "launcher_ps_release"
 # Both ends declare the queue, and a shared queue must be declared alike; room for a token per chief run
@@ -111,6 +112,10 @@ def _wait(released: threading.Event, chief: str, orphan_secs: float, task: TaskI
     while not stop.requested:
         if released.wait(POLL_SECS):
             logging.info("the chief has saved the final checkpoint: %s is done", task)
+            # Done: a stop signal now (a launcher ending the run as this process exits) has nothing left to
+            # stop, and must not turn this exit 0 into 143.
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
             return exit_codes.OK
         if accepts_connections(chief, timeout_secs=POLL_SECS):
             chief_seen = time.monotonic()
