@@ -111,3 +111,16 @@ def test_without_isolation_auto_warns_in_one_line_naming_the_ports(runner, tmp_p
     spec = json.loads((model_dir / "run.json").read_text())["runs"][-1]["spec"]
     port = spec["cluster"]["chief"][0].rsplit(":", 1)[1]
     assert f"task ports {port} " in warnings[0] and "every interface" in warnings[0]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--isolation", "bogus"], ["--isolation 'bogus'", "auto, required, off"]),
+    (["--isolation", "required", "--backend", "ray"], ["--isolation required", "Ray"]),
+])
+def test_bad_isolation_options_are_refused_before_anything_starts(runner, tmp_path, args, words):
+    launch = runner.run("run", "--spec", "local2", "--model_dir", str(tmp_path / "m"), *args, timeout=120)
+    assert launch.proc.returncode == 2
+    assert launch.stderr.startswith("error: ") and launch.stderr.count("\n") == 1, launch.stderr
+    for word in words:
+        assert word in launch.stderr
+    assert not (tmp_path / "m").exists()

@@ -58,7 +58,11 @@ class ReleasePsHook(tf.compat.v1.train.SessionRunHook):
     def end(self, session):
         if self._stop.requested:
             return  # preempted or interrupted: the ps keep the variables for the chief that comes back
-        step = int(session.run(self._global_step))
+        try:
+            step = int(session.run(self._global_step))
+        except tf.errors.OpError as e:
+            logging.warning("could not read the global step to release the ps tasks (%s)", type(e).__name__)
+            return
         if step < self._last_step:
             return
         options = tf.compat.v1.RunOptions(timeout_in_ms=int(ENQUEUE_TIMEOUT_SECS * 1000))
