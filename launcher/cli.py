@@ -52,7 +52,9 @@ class Launcher:
             restart_policy: str = RestartPolicy.EXIT_CODE.value,
             grace_secs: float = run_config.DEFAULT_GRACE_SECS,
             worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
-            backend: str = "local", ray_address: Optional[str] = None, isolation: str = "auto") -> None:
+            keep_best: Optional[str] = None, early_stop: Optional[str] = None,
+            patience: int = run_config.DEFAULT_PATIENCE, backend: str = "local",
+            ray_address: Optional[str] = None, isolation: str = "auto") -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -67,6 +69,10 @@ class Launcher:
           grace_secs: how long tasks get to save and exit after SIGTERM before SIGKILL.
           worker_exit_secs: once the chief has saved the final checkpoint, how long workers get to end.
           show_tf_logs: show TensorFlow's start-up notices on the console.
+          keep_best: METRIC or METRIC:max: the evaluator keeps the best-scoring checkpoint in MODEL_DIR/best/.
+          early_stop: METRIC or METRIC:max: training ends once PATIENCE evaluations in a row bring no
+            improvement of METRIC (needs an evaluator in the spec).
+          patience: evaluations without improvement that end training with --early_stop.
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
@@ -83,7 +89,8 @@ class Launcher:
             config = RunConfig(spec=spec_lib.load(str(spec)).with_flags(role_flags), model_dir=str(model_dir),
                                train_steps=train_steps, model=model, max_restarts=max_restarts,
                                restart_policy=restart_policy, grace_secs=grace_secs,
-                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs)
+                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
+                               keep_best=keep_best, early_stop=early_stop, patience=patience)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address, isolation=isolation)
             try:

@@ -7,12 +7,13 @@ Every default of a run is defined here, and a RunConfig checks itself, so `launc
 from __future__ import annotations
 
 import dataclasses
-from typing import Union
+import os
+from typing import Optional, Union
 
-from launcher.cluster import task_command
+from launcher.cluster import metric_rule, task_command
 from launcher.cluster.errors import UserError
 from launcher.cluster.restart_policy import RestartPolicy
-from launcher.cluster.spec import ClusterSpec
+from launcher.cluster.spec import EVALUATOR, ClusterSpec
 
 DEFAULT_SPEC = "local2.json"
 DEFAULT_MODEL = "launcher.models.linear"
@@ -21,6 +22,7 @@ DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_GRACE_SECS = 30.0
 DEFAULT_WORKER_EXIT_SECS = 30.0
+DEFAULT_PATIENCE = 5
 
 
 def count(name: str, value: object, least: int) -> int:
@@ -51,6 +53,10 @@ class RunConfig:
     worker_exit_secs: float = DEFAULT_WORKER_EXIT_SECS
     # Show TensorFlow's start-up notices on the console (they always go to the log files).
     show_tf_logs: bool = False
+    # Evaluator options, passed on as its task flags: `METRIC[:min|:max]` rules (see metric_rule).
+    keep_best: Optional[str] = None
+    early_stop: Optional[str] = None
+    patience: int = DEFAULT_PATIENCE
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -67,7 +73,24 @@ class RunConfig:
                             f"{', '.join(p.value for p in RestartPolicy)}") from None
         if not isinstance(self.model, str) or not all(p.isidentifier() for p in self.model.split(".")):
             raise UserError(f"--model {self.model!r} is not a Python module name (such as my_package.my_model)")
+        if isinstance(self.model_dir, os.PathLike):
+            set_("model_dir", os.fspath(self.model_dir))
         if not isinstance(self.model_dir, str) or not self.model_dir:
             raise UserError(f"--model_dir {self.model_dir!r} is not a directory name")
         set_("show_tf_logs", bool(self.show_tf_logs))
+        set_("patience", count("patience", self.patience, 1))
+        for option in ("keep_best", "early_stop"):
+            value = getattr(self, option)
+            try:
+                metric_rule.parse(value, option)
+            except (ValueError, AttributeError, TypeError):
+                raise UserError(f"--{option} {value!r}: expected METRIC, METRIC:min or METRIC:max") from None
+            if value and not self.spec.count(EVALUATOR):
+                raise UserError(f"--{option} needs an evaluator, and the spec {self.spec.source} has none "
+                                f'(add "evaluator": ["localhost:0"] to its cluster)')
         task_command.check_role_flags(self.spec)
+
+    def evaluator_flags(self) -> list[str]:
+        """The evaluator's task flags that stand for launcher options."""
+        return [*([f"--keep_best={self.keep_best}"] if self.keep_best else []),
+                *([f"--early_stop={self.early_stop}", f"--patience={self.patience}"] if self.early_stop else [])]

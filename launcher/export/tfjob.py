@@ -13,6 +13,7 @@ from typing import Optional
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster import task_command
 from launcher.cluster.errors import UserError
+from launcher.cluster.task_env import TASK_ENV
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER
 
@@ -97,6 +98,7 @@ def container(config: RunConfig, job: str, image: str, pvc: Optional[str] = None
         "name": CONTAINER_NAME,
         "image": image,
         "command": task_command.command(config, job, python="python", model_dir=str(config.model_dir)),
+        "env": [{"name": name, "value": value} for name, value in TASK_ENV.items()],
         "ports": [{"name": PORT_NAME, "containerPort": PORT}],
     }
     if pvc is not None:

@@ -112,7 +112,10 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
+            "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
             **({"eval": evaluation} if evaluation else {}),
+            **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
+               if supervisor.early_stop else {}),
         })
     return outcome
 

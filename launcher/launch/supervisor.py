@@ -60,9 +60,12 @@ class Supervisor:
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._gate_open = False
         self._evaluator_failure: Optional[Failure] = None
+        self.early_stop: Optional[dict] = None  # the evaluator ended training early: when and why
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
+        # (Unix time, global step) about once a second: the run's progress over time, for run.json.
+        self.step_series: list[tuple[float, int]] = []
 
     # -- status lines from tasks (called on output threads) --
 
@@ -72,10 +75,24 @@ class Supervisor:
             state.on_status(event)
             if event.get("event") == status.READY:
                 self._open_gate(state)
+            elif event.get("event") == status.EARLY_STOP and self.early_stop is None:
+                self.early_stop = {"evaluated_step": event.get("step"), "reason": event.get("reason")}
+                for other in self.states.values():
+                    if other.task.job in (CHIEF, WORKER) and other.running:
+                        other.handle.signal(task_env.FINISH_SIGNAL)
             step = event.get("step")
             if isinstance(step, int) and event.get("event") != status.EVAL:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
+                self._sample_step()
+
+    def _sample_step(self, every_secs: float = 1.0) -> None:
+        """Keep samples about `every_secs` apart; the last one is always the newest step."""
+        sample = (time.time(), self._global_step)
+        if len(self.step_series) >= 2 and sample[0] - self.step_series[-2][0] < every_secs:
+            self.step_series[-1] = sample
+        else:
+            self.step_series.append(sample)
 
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
@@ -132,6 +149,9 @@ class Supervisor:
                                    f"but the evaluator failed: {self._evaluator_failure.message()}",
                                    self._evaluator_failure)
                 self._show_progress(force=True)
+                if self.early_stop is not None:
+                    return Outcome(exit_codes.OK, f"stopped early at step {self._global_step}: "
+                                                  f"{self.early_stop['reason']}")
                 return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()

@@ -2,8 +2,8 @@
 
 Without a supervisor (TF_CONFIG commands run by hand or by another scheduler, a Kubeflow TFJob) nobody
 would stop a ps, so the chief tells each ps itself: after its final save it puts a token into a queue that
-lives on that ps, and the ps, which waits on that queue, ends. The chief does so only when training reached
-the target: a chief stopped by preemption leaves its ps serving, since a restarted chief needs their
+lives on that ps, and the ps, which waits on that queue, ends. The chief does so only when training is over
+(the target reached, or finished early by early stopping): a chief stopped by preemption leaves its ps serving, since a restarted chief needs their
 variables. A ps whose chief stays unreachable for `--ps_orphan_secs` gives up with exit code 1, so that a
 lost message never leaves a ps running forever.
 
@@ -63,8 +63,8 @@ class ReleasePsHook(tf.compat.v1.train.SessionRunHook):
         except tf.errors.OpError as e:
             logging.warning("could not read the global step to release the ps tasks (%s)", type(e).__name__)
             return
-        if step < self._last_step:
-            return
+        if step < self._last_step and not self._stop.finishing:
+            return  # not the end of training (finishing: early stopping ended it before the target)
         options = tf.compat.v1.RunOptions(timeout_in_ms=int(ENQUEUE_TIMEOUT_SECS * 1000))
         for index, enqueue in enumerate(self._enqueues):
             try:
