@@ -50,3 +50,34 @@ def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(tmp_path):
             proc.wait()
     assert proc.returncode == 1, out[-2000:]
     assert "has not accepted connections for 3 s" in out
+
+
+# --- the supervisor's side, on the stand-in task program (tests/bin/task_stub.py) -----------------------------
+
+from test_supervisor import LOCAL2, Run, stop  # noqa: E402,F401  (stop: the fixture)
+
+from launcher.cluster import exit_codes  # noqa: E402
+from launcher.launch.task_state import Phase  # noqa: E402
+
+
+def test_a_ps_that_exits_0_as_the_chief_finishes_is_done(tmp_path, stop):
+    # The ps ends first (released by the chief), the chief moments later: the run succeeded, nothing failed.
+    run = Run(tmp_path, stop, LOCAL2, {"chief:0": [{"exit": 0, "secs": 0.8}], "worker:0": [{"exit": 0, "secs": 0.2}],
+                                      "ps:0": [{"exit": 0, "secs": 0.4}]})
+    assert run.run().exit_code == exit_codes.OK
+    assert run.first("ps:0", "exit 0") < run.first("chief:0", "exit 0")
+    assert {s.task.name: s.phase for s in run.supervisor.states.values()} == {
+        "chief:0": Phase.DONE, "worker:0": Phase.DONE, "ps:0": Phase.DONE}
+    assert not [e for _, e, _ in run.events("ps:0") if e == "sigterm"]
+
+
+def test_a_released_ps_is_started_again_for_a_restarted_chief(tmp_path, stop):
+    # The chief released the ps, then was preempted before its own exit 0: the new chief needs a ps.
+    run = Run(tmp_path, stop, LOCAL2, {"chief:0": [{"exit": 143, "secs": 1.0}, {"exit": 0, "secs": 0.5}],
+                                      "worker:0": [{"exit": 0, "secs": 0.2}],
+                                      "ps:0": [{"exit": 0, "secs": 0.3}, {"serve": True}]})
+    assert run.run().exit_code == exit_codes.OK, run.console.getvalue()
+    starts = {task: [t for a, e, t in run.events(task) if e == "start"] for task in ("chief:0", "ps:0")}
+    assert len(starts["ps:0"]) == 2 and len(starts["chief:0"]) == 2
+    assert starts["ps:0"][1] < starts["chief:0"][1]  # the ps is back before the chief that needs it
+    assert run.record("ps:0")["restarts"] == 1
