@@ -17,7 +17,7 @@ def _launcher(*args):
 
 def test_export_tfjob_prints_a_manifest_of_the_spec():
     done = _launcher("export", "--spec", "local4", "--format", "tfjob", "--image", "registry/train:1",
-                     "--model_dir", "/shared/run")
+                     "--model_dir", "/shared/run", "--pvc", "shared-runs")
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     replicas = {role: spec["replicas"] for role, spec in manifest["spec"]["tfReplicaSpecs"].items()}

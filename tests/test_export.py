@@ -34,6 +34,7 @@ CRD_FILE = pathlib.Path(__file__).resolve().parent / "data" / "kubeflow" / "tfjo
 MODEL_DIR = "/mnt/shared/runs/export-test"
 MAX_RESTARTS = 2
 IMAGE = "registry.example.com/launcher:1.0"
+PVC = "shared-runs"  # mounted at MODEL_DIR in every pod
 
 SPECS = {
     "local1": {"cluster": {"chief": ["host-a:2222"]}},
@@ -100,7 +101,7 @@ def replica_type(job: str) -> str:
 
 @pytest.mark.parametrize("namespace", [None, "ml-team"])
 def test_manifest_is_a_valid_tfjob(config, validator, namespace):
-    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace, pvc=PVC)
     assert schema_errors(validator, manifest) == []
     assert manifest["apiVersion"] == "kubeflow.org/v1"
     assert manifest["kind"] == "TFJob"
@@ -134,7 +135,7 @@ def _set_backoff(m: dict) -> None:
                          ids=["replicas-string", "restartPolicy-number", "port-string", "no-container-name",
                               "no-tfReplicaSpecs", "backoffLimit-string"])
 def test_validator_rejects_a_broken_manifest(validator, break_it):
-    manifest = tfjob.manifest(make_config("local2"), IMAGE)
+    manifest = tfjob.manifest(make_config("local2"), IMAGE, pvc=PVC)
     assert schema_errors(validator, manifest) == []
     break_it(manifest)
     assert schema_errors(validator, manifest) != []
@@ -143,7 +144,7 @@ def test_validator_rejects_a_broken_manifest(validator, break_it):
 # --- what the manifest says ----------------------------------------------------------------------------------
 
 def test_one_replica_spec_per_role(name):
-    replica_specs = tfjob.manifest(make_config(name), IMAGE)["spec"]["tfReplicaSpecs"]
+    replica_specs = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     counts = {job: len(addresses) for job, addresses in SPECS[name]["cluster"].items()}
     assert set(replica_specs) == {replica_type(job) for job in counts}
     assert set(replica_specs) <= {"Chief", "Worker", "PS", "Evaluator"}
@@ -158,7 +159,7 @@ def test_one_replica_spec_per_role(name):
 
 
 def test_container_commands_of_every_role():
-    replicas = tfjob.manifest(make_config("evaluator"), IMAGE)["spec"]["tfReplicaSpecs"]
+    replicas = tfjob.manifest(make_config("evaluator"), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}
     base = ["python", "-m", "launcher.task", "--model=launcher.models.linear",
             "--model_dir=/mnt/shared/runs/export-test", "--train_steps=1000"]
@@ -171,14 +172,14 @@ def test_container_commands_of_every_role():
 
 
 def test_container_command_is_the_specs(name):
-    replicas = tfjob.manifest(make_config(name), IMAGE)["spec"]["tfReplicaSpecs"]
+    replicas = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     for job in SPECS[name]["cluster"]:
         assert replicas[replica_type(job)]["template"]["spec"]["containers"][0]["command"] == \
             expected_command(name, job)
 
 
 def test_command_takes_identity_from_tf_config(config):
-    for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
+    for replica in tfjob.manifest(config, IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"].values():
         argv = replica["template"]["spec"]["containers"][0]["command"]
         assert argv[:3] == ["python", "-m", "launcher.task"]
         assert f"--model_dir={MODEL_DIR}" in argv
@@ -186,7 +187,7 @@ def test_command_takes_identity_from_tf_config(config):
 
 
 def test_role_flags_reach_their_role_only():
-    replicas = tfjob.manifest(make_config("evaluator"), IMAGE)["spec"]["tfReplicaSpecs"]
+    replicas = tfjob.manifest(make_config("evaluator"), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}
     assert command["Worker"][-2:] == ["--learning_rate=0.05", "--note=it's a \"test\" $HOME"]
     assert command["Evaluator"][-1] == "--eval_every=10"
@@ -198,7 +199,7 @@ BACKOFF_LIMITS = {"local1": 2, "local2": 6, "local4": 12, "evaluator": 10}
 
 
 def test_run_policy(name):
-    run_policy = tfjob.manifest(make_config(name), IMAGE)["spec"]["runPolicy"]
+    run_policy = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["runPolicy"]
     assert run_policy["cleanPodPolicy"] == "Running"
     assert run_policy["backoffLimit"] == BACKOFF_LIMITS[name]
 
@@ -226,7 +227,7 @@ def operator_tf_config(manifest: dict, replica: str, index: int) -> str:
 
 @pytest.mark.parametrize("namespace", [None, "ml-team"])
 def test_every_pod_finds_its_identity_in_the_operators_tf_config(config, name, namespace):
-    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace, pvc=PVC)
     pods = 0
     for rtype, replica in manifest["spec"]["tfReplicaSpecs"].items():
         for index in range(replica["replicas"]):

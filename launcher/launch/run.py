@@ -16,6 +16,7 @@ import tempfile
 from typing import Optional
 
 from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
+from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import ClusterSpec, TaskId
@@ -29,8 +30,7 @@ from launcher.launch.task_output import TaskOutput
 
 def check_model_dir(model_dir: str) -> None:
     """The model directory, or the nearest existing parent that would hold it, must be writable."""
-    if "://" in model_dir:
-        return  # remote storage (gs://, s3://): the tasks' own filesystem layer will say
+    model_dir_rules.check_for_run(model_dir)  # a URL: refused, never a local directory named after it
     path = os.path.abspath(model_dir)
     while not os.path.exists(path):
         path = os.path.dirname(path)

@@ -199,6 +199,8 @@ class Supervisor:
         elif verdict is Verdict.RESTART:
             self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
+            if state.task.job == CHIEF:
+                self._restart_released_ps()
             return self._restart(state)
         else:
             state.phase = Phase.FAILED
@@ -212,6 +214,15 @@ class Supervisor:
                                    f"no restarts left ({self._max_restarts} used)")
             return failure
         return None
+
+    def _restart_released_ps(self) -> None:
+        """A chief that released its ps (they exited 0) and then died before its own exit 0: the chief that
+        replaces it needs ps servers again; they get the variables back from its restore."""
+        for other in self.states.values():
+            if other.task.job == PS and other.phase is Phase.DONE:
+                self._console.line(f"[launcher] {other.task} had ended after the chief's release; starting it "
+                                   "again for the restarted chief")
+                self._start(other)
 
     def _stopped_by_signal(self) -> Outcome:
         self._console.line(f"[launcher] received {self._stop.name}: stopping every task "

@@ -16,6 +16,7 @@ from absl import logging
 
 from launcher.cluster import status
 from launcher.cluster.peers import accepts_connections
+from launcher.task import ps_release
 from launcher.task.recovery import Recovery
 from launcher.cluster.stop_signals import StopRequest
 
@@ -162,7 +163,7 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
           stop: StopRequest, worker_addresses: list[str], worker_index: int,
-          variables_task: str) -> list[tf.compat.v1.train.SessionRunHook]:
+          variables_task: str, num_ps: int = 0) -> list[tf.compat.v1.train.SessionRunHook]:
     """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`)."""
     global_step = tf.compat.v1.train.get_global_step()
     hooks = [
@@ -187,5 +188,7 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
                                                 output_dir=config.model_dir, scaffold=scaffold),
             tf.compat.v1.train.StepCounterHook(every_n_steps=config.log_step_count_steps,
                                                output_dir=config.model_dir),
+            # After the CheckpointSaverHook: the ps tasks end only once the final checkpoint is written.
+            ps_release.ReleasePsHook(num_ps, config.last_step, stop),
         ]
     return hooks

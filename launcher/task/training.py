@@ -66,7 +66,7 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
                                               recovery, peers)
         task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
                                      list(cluster.get("worker", [])), task.index,
-                                     variables_task(cluster))
+                                     variables_task(cluster), num_ps=len(cluster.get(PS, [])))
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
             while not session.should_stop():
                 session.run(step_op)

@@ -54,11 +54,17 @@ class Backend(Protocol):
 def get(name: str, **options) -> Backend:
     from launcher.cluster.errors import UserError
 
+    from launcher.launch.isolation import Mode
+
+    isolation = Mode.parse(options.get("isolation", Mode.AUTO.value))
     if name == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(isolation)
     if name == "ray":
+        if isolation is Mode.REQUIRED:
+            raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
+                            "run Ray on a private network (see the README's security section)")
         from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
