@@ -78,7 +78,7 @@ def test_no_readable_checkpoint_is_refused_without_restarts(runner, model_dir):
     launch = _resume(runner, model_dir)
     assert launch.proc.returncode == 2, launch.stderr
     assert "none of the 4 checkpoints reads back" in launch.stderr
-    assert "chief:0 exited 2 (bad input)" in launch.stderr
+    assert launch.stderr.rstrip().endswith("(chief:0 exited 2)")
     assert _chief(model_dir)["restarts"] == 0
     assert _snapshot(model_dir) == before
 

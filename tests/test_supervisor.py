@@ -95,7 +95,7 @@ def test_a_bad_input_of_one_task_ends_the_run_with_its_own_line_before_any_task_
                                       "ps:0": [{"serve": True}]})
     outcome = run.run()
     assert outcome.exit_code == exit_codes.BAD_INPUT
-    assert outcome.summary == "--worker_flags[0]: '--x=1': Unknown flag"
+    assert outcome.summary == "--worker_flags[0]: '--x=1': Unknown flag (worker:0 exited 2)"
     assert not [e for _, e, _ in run.events("chief:0") if e == "go"]
     assert run.record("worker:0")["restarts"] == 0
 

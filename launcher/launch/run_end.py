@@ -60,7 +60,7 @@ class Failure:
         if self.bad_input:
             error = next((line for line in reversed(self.tail) if line.startswith(ERROR_PREFIX)), None)
             if error is not None:
-                return error[len(ERROR_PREFIX):]
+                return f"{error[len(ERROR_PREFIX):]} ({self.task} exited {self.returncode})"
         lines = [f"{self.task} {exit_codes.describe(self.returncode)}"
                  + (f"; {self.reason}" if self.reason else "")]
         if self.tail:
