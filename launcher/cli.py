@@ -52,7 +52,9 @@ class Launcher:
             restart_policy: str = RestartPolicy.EXIT_CODE.value,
             grace_secs: float = run_config.DEFAULT_GRACE_SECS,
             worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
-            backend: str = "local", ray_address: Optional[str] = None) -> None:
+            backend: str = "local", ray_address: Optional[str] = None,
+            hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
+            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -70,6 +72,9 @@ class Launcher:
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
+          hang_secs: no global step, or no status from a live task, for this long is a hang.
+          on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
+          straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
         """
         from launcher.launch import backends, run as run_lib
 
@@ -81,7 +86,8 @@ class Launcher:
             config = RunConfig(spec=spec_lib.load(str(spec)).with_flags(role_flags), model_dir=str(model_dir),
                                train_steps=train_steps, model=model, max_restarts=max_restarts,
                                restart_policy=restart_policy, grace_secs=grace_secs,
-                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs)
+                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
+                               hang_secs=hang_secs, on_hang=on_hang, straggler_ratio=straggler_ratio)
             engine = backends.get(backend, address=ray_address)
             try:
                 config = run_lib.prepare(config, engine)

@@ -15,3 +15,6 @@ FLAG_ORIGINS = "LAUNCHER_FLAG_ORIGINS"
 # writes anything, so a bad flag of any task is refused before a checkpoint is touched.
 GATED = "LAUNCHER_GATED"
 GO_SIGNAL = signal.SIGUSR1
+# The task program dumps every thread's Python stack (faulthandler) into its output on this signal: the
+# launcher asks for it when the run hangs, so the task's log shows where it waits.
+STACKS_SIGNAL = signal.SIGUSR2

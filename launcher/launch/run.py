@@ -91,7 +91,8 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
         command=lambda task: task_command.command(config, task.job),
         env=lambda task: task_env_for(config, task), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
-        grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched)
+        grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
+        hang_secs=config.hang_secs, on_hang=config.on_hang)
     outcome = None
     try:
         outcome = supervisor.run()
@@ -112,6 +113,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
+            "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
             **({"eval": evaluation} if evaluation else {}),
         })
     return outcome

@@ -46,6 +46,7 @@ class Failure:
     task: TaskId
     returncode: int
     tail: list[str]
+    cause: Optional[str] = None  # the root cause, when the log or the system names it
 
     @property
     def bad_input(self) -> bool:
@@ -57,7 +58,7 @@ class Failure:
             error = next((line for line in reversed(self.tail) if line.startswith(ERROR_PREFIX)), None)
             if error is not None:
                 return error[len(ERROR_PREFIX):]
-        lines = [f"{self.task} {exit_codes.describe(self.returncode)}"]
+        lines = [f"{self.task} {exit_codes.describe(self.returncode)}" + (f": {self.cause}" if self.cause else "")]
         if self.tail:
             lines.append(f"last lines of {self.task}'s log:")
             lines += [f"  {line}" for line in self.tail]
@@ -72,7 +73,7 @@ class Outcome:
 
     @property
     def name(self) -> str:
-        return {exit_codes.OK: "succeeded", exit_codes.PREEMPTED: "preempted"}.get(
+        return {exit_codes.OK: "succeeded", exit_codes.PREEMPTED: "preempted", exit_codes.HUNG: "hung"}.get(
             self.exit_code, "interrupted" if self.exit_code > 128 else "failed")
 
     @classmethod

@@ -24,12 +24,13 @@ from launcher.cluster import exit_codes, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch import progress, run_end
+from launcher.launch import diagnosis, progress, run_end, stacks
 from launcher.launch.backends import Backend
 from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
 from launcher.launch.task_output import TaskOutput
 from launcher.launch.task_state import Attempt, Phase, TaskState
+from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5
@@ -43,7 +44,7 @@ class Supervisor:
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
                  worker_exit_secs: float, stop: StopRequest, launched: Optional[float] = None,
-                 eval_wait_secs: float = 120.0):
+                 eval_wait_secs: float = 120.0, hang_secs: float = 120.0, on_hang: str = "restart"):
         self._spec = spec
         self._backend = backend
         self._console = console
@@ -63,6 +64,9 @@ class Supervisor:
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
+        self._watchdog = Watchdog(hang_secs)
+        self._on_hang = on_hang
+        self.hangs: list[dict] = []  # for run.json: each hang, its verdict and what was done
 
     # -- status lines from tasks (called on output threads) --
 
@@ -76,15 +80,19 @@ class Supervisor:
             if isinstance(step, int) and event.get("event") != status.EVAL:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
+                self._watchdog.step(self._global_step, time.monotonic())
 
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
         if self._gate_open:
+            state.attempts[-1].go_at = time.monotonic()
             state.handle.signal(task_env.GO_SIGNAL)
         elif all(s.ready for s in self.states.values()):
             self._gate_open = True
+            self._watchdog.arm(time.monotonic())
             for other in self.states.values():
                 if other.running:
+                    other.attempts[-1].go_at = time.monotonic()
                     other.handle.signal(task_env.GO_SIGNAL)
 
     # -- the run --
@@ -131,29 +139,47 @@ class Supervisor:
                     return Outcome(exit_codes.TRAINING_FAILED, f"training reached step {self._train_steps}, "
                                    f"but the evaluator failed: {self._evaluator_failure.message()}",
                                    self._evaluator_failure)
+                given_up = [s.task.name for s in self.states.values() if s.task.job == WORKER and s.running]
+                if given_up:
+                    self._console.line(f"[launcher] gave up waiting for {', '.join(given_up)} after the chief's "
+                                       f"final save ({self._worker_exit_secs:.0f} s); stopping")
                 self._show_progress(force=True)
                 return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
                 self._show_progress()
+                with self._lock:
+                    alarm = self._watchdog.check(self.states.values(), time.monotonic())
+                if alarm is not None:
+                    outcome = self._on_alarm(alarm)
+                    if outcome is not None:
+                        return outcome
             time.sleep(POLL_SECS)
 
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended and act on its verdict. A Failure ends the run."""
         state.ended(code)
+        killed_for = state.attempts[-1].killed_for
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
+        if killed_for and state.attempts[-1].killed_at_end:
+            verdict = Verdict.NOT_NEEDED  # the chief had saved the final step: nothing left for it to do
+        elif killed_for and verdict is not Verdict.NOT_NEEDED:
+            # Killed by the watchdog: restarted like any other kill, whatever the policy, while restarts last.
+            verdict = Verdict.RESTART if state.restarts < self._max_restarts else Verdict.FAILED
         if verdict is Verdict.DONE:
             state.phase = Phase.DONE
         elif verdict is Verdict.NOT_NEEDED:
             state.phase = Phase.STOPPED
         elif verdict is Verdict.RESTART:
-            self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; restarting "
+            why = "killed: it hung" if killed_for else exit_codes.describe(code)
+            self._console.line(f"[launcher] {state.task} {why}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
             self._start(state)
         else:
             state.phase = Phase.FAILED
-            failure = Failure(state.task, code, state.output.tail())
+            failure = Failure(state.task, code, state.output.tail(),
+                              cause=f"killed after it hung ({killed_for})" if killed_for else None)
             if verdict is Verdict.EVALUATOR_FAILED:
                 self._evaluator_failure = failure
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; training goes on")
@@ -162,6 +188,48 @@ class Supervisor:
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; "
                                    f"no restarts left ({self._max_restarts} used)")
             return failure
+        return None
+
+    def _on_alarm(self, alarm: Alarm) -> Optional[Outcome]:
+        """Explain a hang (stacks, ports, process states: a verdict), then act as --on_hang says."""
+        states = list(self.states.values())
+
+        def address_of(task: TaskId) -> str:
+            return str(self._spec.address(task))
+
+        probes = diagnosis.probe(states, alarm, address_of)
+        dumps = stacks.gather(states, "the run hangs")
+        found = diagnosis.explain(alarm, probes, dumps, address_of)
+        action = "report" if self._on_hang == "report" else "abort" if self._on_hang == "abort" else "restart"
+        if alarm.end_of_run:
+            # Training is over and the chief waits for these workers' last reports before its final save:
+            # the watchdog bounds that wait whatever --on_hang says; they are stopped, not restarted.
+            action = "stop"
+        where = {name: d.where for name, d in dumps.items() if d.where}
+        self.hangs.append({
+            "time": time.time(), "verdict": found.verdict, "culprits": [t.name for t in found.culprits],
+            "action": action, "end_of_run": alarm.end_of_run,
+            "no_step_secs": None if alarm.no_step_secs is None else round(alarm.no_step_secs, 1),
+            "step": alarm.step, "tasks": {p.task.name: p.record() for p in found.probes}, "stacks": where})
+        self._console.line(f"[launcher] {found.verdict}")
+        culprit_logs = [where[t.name] for t in found.culprits if t.name in where]
+        if culprit_logs:
+            self._console.line(f"[launcher] stacks: {', '.join(culprit_logs)}")
+        self._watchdog.arm(time.monotonic())  # whatever is done, give it hang_secs before the next verdict
+        if action == "abort":
+            self._console.line("[launcher] --on_hang abort: stopping every task (the chief saves a checkpoint "
+                               "if it can)")
+            self._stop_all()
+            return Outcome(exit_codes.HUNG, found.verdict)
+        if action in ("restart", "stop"):
+            for task in found.culprits:
+                state = self.states[task]
+                if state.running and task.job != EVALUATOR:
+                    state.attempts[-1].killed_for = found.verdict
+                    state.attempts[-1].killed_at_end = alarm.end_of_run
+                    state.handle.signal(signal.SIGKILL)
+        else:
+            self._console.line("[launcher] --on_hang report: nothing done; training may stay stuck")
         return None
 
     def _stopped_by_signal(self) -> Outcome:
@@ -177,6 +245,7 @@ class Supervisor:
             states = [s for s in self.states.values() if s.task.job in wave and s.running]
             for state in states:
                 state.handle.signal(signal.SIGTERM)
+                state.handle.signal(signal.SIGCONT)  # a stopped task handles its SIGTERM only once resumed
             deadline = time.monotonic() + self._grace_secs
             for state in states:
                 while state.handle.poll() is None and time.monotonic() < deadline and not self._stop.hurried:

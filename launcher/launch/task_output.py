@@ -35,14 +35,18 @@ class TaskOutput:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._lock = threading.Lock()
         self._file: Optional[object] = None
+        self._lines = 0  # lines in the log file so far, so that a note can be pointed at ("worker-0.log:812")
+        self._capture: Optional[list[str]] = None
 
     def begin(self, attempt: int, argv: list[str]) -> None:
         """A new process of this task starts writing."""
         with self._lock:
             if self._file is None:
+                self._lines = _count_lines(self.path)
                 self._file = open(self.path, "a", buffering=1)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
+            self._lines += 1
             self._tail.clear()
 
     def write(self, line: str) -> None:
@@ -55,9 +59,38 @@ class TaskOutput:
         with self._lock:
             if self._file is not None:
                 self._file.write(line + "\n")
+                self._lines += 1
+            if self._capture is not None:
+                self._capture.append(line)  # a stack dump the launcher asked for: the log's, not the console's
+                return
             self._tail.append(line)
         if self._show_tf_logs or not is_noise(line):
             self._console.line(f"[{self.task}] {line}")
+
+    def note(self, lines: list[str]) -> Optional[str]:
+        """Write the launcher's own `lines` into the log; returns where the first one is ("path:line")."""
+        with self._lock:
+            if self._file is None:
+                return None
+            where = f"{self.path}:{self._lines + 1}"
+            for line in lines:
+                self._file.write(line + "\n")
+            self._lines += len(lines)
+            return where
+
+    def start_capture(self) -> None:
+        """From now on the task's output goes to its log only, and is kept for `end_capture`."""
+        with self._lock:
+            self._capture = []
+
+    def captured(self) -> list[str]:
+        with self._lock:
+            return list(self._capture or [])
+
+    def end_capture(self) -> list[str]:
+        with self._lock:
+            lines, self._capture = self._capture or [], None
+            return lines
 
     def tail(self, lines: int = 10) -> list[str]:
         with self._lock:
@@ -68,3 +101,11 @@ class TaskOutput:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0

@@ -38,10 +38,20 @@ class Attempt:
     local_steps: int = 0
     ended: Optional[float] = None
     exit_code: Optional[int] = None
+    # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
+    # when it last heard a status line from it.
+    go_at: Optional[float] = None
+    heard_at: Optional[float] = None
+    step: Optional[int] = None  # the global step it last reported
+    loop_done: bool = False     # it reported the end of its training loop (it may still be saving, waiting)
+    # Why the launcher killed it, when it did (a hang): such an end is restarted whatever the policy says.
+    killed_for: Optional[str] = None
+    killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
 
     def record(self) -> dict:
         return {"started": self.started, "first_step": self.first_step, "ended": self.ended,
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
+                **({"killed_for": self.killed_for} if self.killed_for else {}),
                 "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
 
 
@@ -78,6 +88,9 @@ class TaskState:
         """Book one status line of the current process (see `status`)."""
         attempt = self.attempts[-1]
         kind, step = event.get("event"), event.get("step")
+        attempt.heard_at = time.monotonic()
+        if isinstance(step, int) and kind != status.EVAL:
+            attempt.step = step
         if kind == status.READY:
             attempt.ready = True
         elif kind == status.SESSION:
@@ -86,6 +99,7 @@ class TaskState:
         elif kind == status.FIRST_STEP:
             attempt.first_step = time.time()
         elif kind in (status.PROGRESS, status.DONE):
+            attempt.loop_done = attempt.loop_done or kind == status.DONE
             attempt.local_steps = event.get("local_steps", attempt.local_steps)
         elif kind == status.EVAL:
             self.phase = Phase.TRAINING

@@ -1,0 +1,120 @@
+"""Explaining a hang: who is the culprit, and what the others wait on, in one line a person can act on.
+
+Per live task it looks at what the kernel says (a stopped process), whether its port accepts connections
+(a dead or cut-off server), what it last reported (phase, step, seconds of silence) and where its stack is.
+The culprits are, in this order of evidence: tasks that are stopped or do not accept connections; else
+the silent tasks when others still train (they block on something of their own: input, a deadlock); else
+every silent task, with the cause left to their stacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from launcher.cluster.peers import accepts_connections
+from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, TaskId
+from launcher.launch import proc_state
+from launcher.launch.stacks import Stacks
+from launcher.launch.task_state import TaskState
+from launcher.launch.watchdog import Alarm
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    task: TaskId
+    phase: str
+    state: Optional[str]           # /proc state letter, None when not local
+    accepts: Optional[bool]        # its port accepts connections; None: not checked (no server yet)
+    step: Optional[int]
+    silent_secs: Optional[float]
+
+    @property
+    def stopped(self) -> bool:
+        return proc_state.is_stopped(self.state)
+
+    def record(self) -> dict:
+        return {"phase": self.phase, "process": proc_state.describe(self.state) if self.state else None,
+                "accepts_connections": self.accepts, "step": self.step,
+                "silent_secs": None if self.silent_secs is None else round(self.silent_secs, 1)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    verdict: str
+    culprits: tuple[TaskId, ...]
+    probes: tuple[Probe, ...]
+
+
+def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], str]) -> list[Probe]:
+    probes = []
+    for state in states:
+        if not state.running:
+            continue
+        pid = state.handle.pid if state.handle is not None else None
+        has_server = state.task.job != EVALUATOR and state.ready
+        silence = alarm.silence(state.task)
+        probes.append(Probe(state.task, state.phase.value, proc_state.state(pid),
+                            accepts_connections(address_of(state.task), timeout_secs=2) if has_server else None,
+                            state.attempts[-1].step if state.attempts else None,
+                            silence.secs if silence else None))
+    return probes
+
+
+def _names(tasks) -> str:
+    names = [str(t) for t in tasks]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
+            address_of: Callable[[TaskId], str]) -> Diagnosis:
+    by_task = {p.task: p for p in probes}
+    silent = [s.task for s in alarm.silent if s.task in by_task]
+    blockers = [p.task for p in probes if p.stopped or p.accepts is False]
+    trainers = [p.task for p in probes if p.task.job in (CHIEF, WORKER)]
+    if blockers:
+        culprits = blockers
+    else:
+        culprits = silent or trainers
+
+    def culprit_text(task: TaskId) -> str:
+        p = by_task[task]
+        if p.accepts is False:
+            text = f"{task} does not accept connections at {address_of(task)}"
+        elif p.stopped:
+            text = f"{task} alive but {proc_state.describe(p.state)}"
+        else:
+            text = f"{task} alive ({proc_state.describe(p.state)})" if p.state else f"{task} alive"
+        if p.silent_secs is not None:
+            text += f", no status for {p.silent_secs:.0f} s"
+            if (s := alarm.silence(task)) and s.in_session_creation:
+                text += " in session creation"
+        frame = stacks.get(task.name)
+        if frame and frame.frame:
+            text += f" (its stack: {frame.frame})"
+        return text
+
+    parts = []
+    if alarm.end_of_run:
+        parts.append("end of run: the chief has saved the final step; gave up waiting for the last report of "
+                     + _names(culprits))
+    elif alarm.no_step_secs is not None:
+        parts.append(f"hang: no global step for {alarm.no_step_secs:.0f} s"
+                     + (f" (at step {alarm.step})" if alarm.step is not None else " (none yet)"))
+    else:
+        parts.append("hang")
+    parts += [culprit_text(t) for t in culprits]
+    waiting = [t for t in silent if t not in culprits]
+    if waiting:
+        creating = all((s := alarm.silence(t)) and s.in_session_creation for t in waiting)
+        verb = "wait" if len(waiting) > 1 else "waits"
+        parts.append(f"{_names(waiting)} {verb} {'in session creation ' if creating else ''}for "
+                     f"{'it' if len(culprits) == 1 else 'them'}")
+    normal = [t for t in trainers if t not in culprits and t not in silent]
+    if normal:
+        parts.append(f"{_names(normal)} training normally")
+    if not blockers and culprits and not (set(trainers) - set(silent)):
+        servers = [p.task for p in probes if p.task.job == PS]
+        if servers:
+            parts.append(f"{_names(servers)} running and accepting connections: see the stacks")
+    return Diagnosis("; ".join(parts), tuple(culprits), tuple(probes))
