@@ -61,6 +61,16 @@ def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], 
     return probes
 
 
+def culprits_of(alarm: Alarm, probes: list[Probe]) -> tuple[TaskId, ...]:
+    """Stopped or unreachable tasks; else the silent ones; else every chief and worker."""
+    blockers = [p.task for p in probes if p.stopped or p.accepts is False]
+    if blockers:
+        return tuple(blockers)
+    live = {p.task for p in probes}
+    silent = [s.task for s in alarm.silent if s.task in live]
+    return tuple(silent or [p.task for p in probes if p.task.job in (CHIEF, WORKER)])
+
+
 def _names(tasks) -> str:
     names = [str(t) for t in tasks]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -72,10 +82,7 @@ def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
     silent = [s.task for s in alarm.silent if s.task in by_task]
     blockers = [p.task for p in probes if p.stopped or p.accepts is False]
     trainers = [p.task for p in probes if p.task.job in (CHIEF, WORKER)]
-    if blockers:
-        culprits = blockers
-    else:
-        culprits = silent or trainers
+    culprits = list(culprits_of(alarm, probes))
 
     def culprit_text(task: TaskId) -> str:
         p = by_task[task]

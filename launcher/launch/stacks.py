@@ -49,12 +49,13 @@ def py_spy() -> Optional[str]:
     return found or (beside if os.access(beside, os.X_OK) else None)
 
 
-def _py_spy_dump(pid: int, stopped: bool) -> list[str]:
+def _py_spy_dump(pid: int, stopped: bool, native: bool) -> list[str]:
     tool = py_spy()
     if tool is None:
         return []
-    # --native suspends the process with ptrace, which a stopped one does not survive; read it as it is.
-    for args in ([] if stopped else [["--native"]]) + [["--nonblocking"]]:
+    # --native suspends the process with ptrace, which a stopped one does not survive, and reads the symbols
+    # of TensorFlow's libraries, which takes seconds: only for a running culprit.
+    for args in ([["--native"]] if native and not stopped else []) + [["--nonblocking"]]:
         try:
             out = subprocess.run([tool, "dump", "--pid", str(pid), *args], capture_output=True, text=True,
                                  timeout=PY_SPY_TIMEOUT_SECS)
@@ -79,8 +80,10 @@ def telling_frame(lines: Iterable[str]) -> Optional[str]:
     return first
 
 
-def gather(states: Iterable[TaskState], reason: str) -> dict[str, Stacks]:
-    """Stacks of every running task, by task name, each in its log under a header naming `reason`."""
+def gather(states: Iterable[TaskState], reason: str, native_for: Iterable = ()) -> dict[str, Stacks]:
+    """Stacks of every running task, by task name, each in its log under a header naming `reason`; with
+    native frames for the tasks in `native_for`."""
+    native_for = set(native_for)
     live = [s for s in states if s.running and s.handle is not None]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     where, stopped = {}, {}
@@ -103,7 +106,8 @@ def gather(states: Iterable[TaskState], reason: str) -> dict[str, Stacks]:
     spied: dict = {}
 
     def spy(state: TaskState) -> None:
-        spied[state.task] = _py_spy_dump(state.handle.pid, stopped[state.task]) if state.handle.pid else []
+        spied[state.task] = _py_spy_dump(state.handle.pid, stopped[state.task],
+                                         state.task in native_for) if state.handle.pid else []
 
     threads = [threading.Thread(target=spy, args=(s,), daemon=True) for s in live]
     for thread in threads:
@@ -115,8 +119,7 @@ def gather(states: Iterable[TaskState], reason: str) -> dict[str, Stacks]:
         dumped = state.output.end_capture()
         extra = spied.get(state.task) or []
         if extra:
-            state.output.note(["=== launcher: py-spy dump" + (" (native frames)" if not stopped[state.task]
-                                                               else " (process stopped)")] + extra)
+            state.output.note([f"=== launcher: py-spy dump of {state.task}"] + extra)
         elif stopped[state.task]:
             state.output.note(["=== launcher: the process is stopped: it cannot dump its stacks "
                                "(install py-spy to read them)"])

@@ -197,8 +197,9 @@ class Supervisor:
         def address_of(task: TaskId) -> str:
             return str(self._spec.address(task))
 
+        detected = time.time()
         probes = diagnosis.probe(states, alarm, address_of)
-        dumps = stacks.gather(states, "the run hangs")
+        dumps = stacks.gather(states, "the run hangs", native_for=diagnosis.culprits_of(alarm, probes))
         found = diagnosis.explain(alarm, probes, dumps, address_of)
         action = "report" if self._on_hang == "report" else "abort" if self._on_hang == "abort" else "restart"
         if alarm.end_of_run:
@@ -207,7 +208,7 @@ class Supervisor:
             action = "stop"
         where = {name: d.where for name, d in dumps.items() if d.where}
         self.hangs.append({
-            "time": time.time(), "verdict": found.verdict, "culprits": [t.name for t in found.culprits],
+            "detected": detected, "time": time.time(), "verdict": found.verdict, "culprits": [t.name for t in found.culprits],
             "action": action, "end_of_run": alarm.end_of_run,
             "no_step_secs": None if alarm.no_step_secs is None else round(alarm.no_step_secs, 1),
             "step": alarm.step, "tasks": {p.task.name: p.record() for p in found.probes}, "stacks": where})
