@@ -77,9 +77,8 @@ def _names(tasks) -> str:
 
 
 def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
-            address_of: Callable[[TaskId], str]) -> Diagnosis:
+            address_of: Callable[[TaskId], str], alarm_limit: float) -> Diagnosis:
     by_task = {p.task: p for p in probes}
-    silent = [s.task for s in alarm.silent if s.task in by_task]
     blockers = [p.task for p in probes if p.stopped or p.accepts is False]
     trainers = [p.task for p in probes if p.task.job in (CHIEF, WORKER)]
     culprits = list(culprits_of(alarm, probes))
@@ -101,27 +100,30 @@ def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
             text += f" (its stack: {frame.frame})"
         return text
 
-    parts = []
+    # Tasks report about once a second while they step: a few seconds without a word is waiting.
+    waits_after = min(5.0, alarm_limit / 2)
+    waiting = [t for t in trainers if t not in culprits
+               and (s := alarm.silence(t)) is not None and s.secs >= waits_after]
+    parts = [culprit_text(t) for t in culprits]
     if alarm.end_of_run:
-        parts.append("end of run: the chief has saved the final step; gave up waiting for the last report of "
-                     + _names(culprits))
+        head = "end of run: the chief has saved the final step; gave up waiting for the last report of " \
+               + _names(culprits)
     elif alarm.no_step_secs is not None:
-        parts.append(f"hang: no global step for {alarm.no_step_secs:.0f} s"
-                     + (f" (at step {alarm.step})" if alarm.step is not None else " (none yet)"))
+        head = f"hang: no global step for {alarm.no_step_secs:.0f} s" + (
+            f" (at step {alarm.step})" if alarm.step is not None else " (none yet)")
     else:
-        parts.append("hang")
-    parts += [culprit_text(t) for t in culprits]
-    waiting = [t for t in silent if t not in culprits]
+        head, parts[0] = f"hang: {parts[0]}", None
     if waiting:
         creating = all((s := alarm.silence(t)) and s.in_session_creation for t in waiting)
         verb = "wait" if len(waiting) > 1 else "waits"
         parts.append(f"{_names(waiting)} {verb} {'in session creation ' if creating else ''}for "
                      f"{'it' if len(culprits) == 1 else 'them'}")
-    normal = [t for t in trainers if t not in culprits and t not in silent]
+    normal = [t for t in trainers if t not in culprits and t not in waiting]
     if normal:
         parts.append(f"{_names(normal)} training normally")
-    if not blockers and culprits and not (set(trainers) - set(silent)):
+    if not blockers and culprits and not normal:
         servers = [p.task for p in probes if p.task.job == PS]
         if servers:
             parts.append(f"{_names(servers)} running and accepting connections: see the stacks")
-    return Diagnosis("; ".join(parts), tuple(culprits), tuple(probes))
+    verdict = "; ".join([head] + [p for p in parts if p])
+    return Diagnosis(verdict, tuple(culprits), tuple(probes))

@@ -200,7 +200,7 @@ class Supervisor:
         detected = time.time()
         probes = diagnosis.probe(states, alarm, address_of)
         dumps = stacks.gather(states, "the run hangs", native_for=diagnosis.culprits_of(alarm, probes))
-        found = diagnosis.explain(alarm, probes, dumps, address_of)
+        found = diagnosis.explain(alarm, probes, dumps, address_of, self._watchdog.hang_secs)
         action = "report" if self._on_hang == "report" else "abort" if self._on_hang == "abort" else "restart"
         if alarm.end_of_run:
             # Training is over and the chief waits for these workers' last reports before its final save:

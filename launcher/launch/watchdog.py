@@ -29,12 +29,13 @@ class Silence:
 @dataclasses.dataclass(frozen=True)
 class Alarm:
     silent: tuple[Silence, ...]          # chief/worker tasks that went silent, longest first
+    quiet: tuple[Silence, ...]           # every chief/worker with a session or waiting for one, and its silence
     no_step_secs: Optional[float]        # seconds without a global step, when that is over the limit
     step: Optional[int]                  # the global step reached
     end_of_run: bool                     # the chief has saved the final step; only workers are left
 
     def silence(self, task: TaskId) -> Optional[Silence]:
-        return next((s for s in self.silent if s.task == task), None)
+        return next((s for s in self.quiet if s.task == task), None)
 
 
 class Watchdog:
@@ -59,7 +60,7 @@ class Watchdog:
         # Once the chief has ended its loop, it waits for the workers' last reports before its final save.
         chief_done = any(s.task.job == CHIEF and (s.phase is Phase.DONE or (s.attempts and s.attempts[-1].loop_done))
                          for s in states)
-        silent = []
+        silent, quiet = [], []
         training = False
         for state in states:
             if state.task.job not in (CHIEF, WORKER) or not state.running or not state.attempts:
@@ -69,8 +70,9 @@ class Watchdog:
                 continue  # not let go yet, or done with its loop (saving, waiting for others: not a hang)
             training = True
             since = max(attempt.heard_at or attempt.go_at, attempt.go_at, self._armed_at)
+            quiet.append(Silence(state.task, now - since, state.phase is Phase.STARTING))
             if now - since >= self.hang_secs:
-                silent.append(Silence(state.task, now - since, state.phase is Phase.STARTING))
+                silent.append(quiet[-1])
         no_step = None
         if training and not chief_done:
             since = max(self._step_at or self._armed_at, self._armed_at)
@@ -79,4 +81,4 @@ class Watchdog:
         if not silent and no_step is None:
             return None
         silent.sort(key=lambda s: -s.secs)
-        return Alarm(tuple(silent), no_step, self._step, chief_done)
+        return Alarm(tuple(silent), tuple(quiet), no_step, self._step, chief_done)
