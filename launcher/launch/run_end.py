@@ -46,7 +46,8 @@ class Failure:
     task: TaskId
     returncode: int
     tail: list[str]
-    cause: Optional[str] = None  # the root cause, when the log or the system names it
+    cause: Optional[str] = None  # the root cause, when the log or the system names it (see root_cause)
+    log: Optional[str] = None
 
     @property
     def bad_input(self) -> bool:
@@ -59,7 +60,10 @@ class Failure:
             if error is not None:
                 return error[len(ERROR_PREFIX):]
         lines = [f"{self.task} {exit_codes.describe(self.returncode)}" + (f": {self.cause}" if self.cause else "")]
-        if self.tail:
+        if self.cause:
+            if self.log:
+                lines.append(f"  (its whole output: {self.log})")
+        elif self.tail:
             lines.append(f"last lines of {self.task}'s log:")
             lines += [f"  {line}" for line in self.tail]
         return "\n".join(lines)

@@ -24,7 +24,7 @@ from launcher.cluster import exit_codes, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch import diagnosis, progress, run_end, stacks
+from launcher.launch import diagnosis, progress, root_cause, run_end, stacks
 from launcher.launch.backends import Backend
 from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
@@ -128,6 +128,8 @@ class Supervisor:
                     continue
                 failure = self._ended(state, code, training_over=chief_done_at is not None)
                 if failure is not None:
+                    for other in self.states.values():
+                        other.output.mute()  # what the others say while stopped is consequence, not cause
                     self._stop_all()
                     return Outcome.failed(failure)
             if chief_done_at is None and self.states[TaskId(CHIEF, 0)].phase is Phase.DONE:
@@ -148,6 +150,7 @@ class Supervisor:
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
                 self._show_progress()
+                self._watch_memory()
                 with self._lock:
                     alarm = self._watchdog.check(self.states.values(), time.monotonic())
                 if alarm is not None:
@@ -159,7 +162,11 @@ class Supervisor:
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended and act on its verdict. A Failure ends the run."""
         state.ended(code)
-        killed_for = state.attempts[-1].killed_for
+        attempt = state.attempts[-1]
+        killed_for = attempt.killed_for
+        if code != exit_codes.OK and not killed_for:
+            attempt.cause = root_cause.find(state.output.attempt_lines(), code, state.handle.pid, attempt.memory,
+                                            str(self._spec.address(state.task)))
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
         if killed_for and state.attempts[-1].killed_at_end:
@@ -172,14 +179,16 @@ class Supervisor:
         elif verdict is Verdict.NOT_NEEDED:
             state.phase = Phase.STOPPED
         elif verdict is Verdict.RESTART:
-            why = "killed: it hung" if killed_for else exit_codes.describe(code)
+            why = "killed: it hung" if killed_for else exit_codes.describe(code) + (
+                f": {attempt.cause}" if attempt.cause else "")
             self._console.line(f"[launcher] {state.task} {why}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
             self._start(state)
         else:
             state.phase = Phase.FAILED
             failure = Failure(state.task, code, state.output.tail(),
-                              cause=f"killed after it hung ({killed_for})" if killed_for else None)
+                              cause=f"killed after it hung ({killed_for})" if killed_for else attempt.cause,
+                              log=state.output.path)
             if verdict is Verdict.EVALUATOR_FAILED:
                 self._evaluator_failure = failure
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; training goes on")
@@ -189,6 +198,15 @@ class Supervisor:
                                    f"no restarts left ({self._max_restarts} used)")
             return failure
         return None
+
+    def _watch_memory(self) -> None:
+        """Note where each running task's OOM kills are counted (a task may be moved into a cgroup)."""
+        for state in self.states.values():
+            if state.running and state.handle.pid is not None:
+                attempt = state.attempts[-1]
+                watch = root_cause.MemoryWatch.of(state.handle.pid)
+                if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
+                    attempt.memory = watch
 
     def _on_alarm(self, alarm: Alarm) -> Optional[Outcome]:
         """Explain a hang (stacks, ports, process states: a verdict), then act as --on_hang says."""

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 from launcher.cluster import status
 from launcher.launch.console import Console, is_noise
+from launcher.launch.console_filter import LineFilter
 from launcher.cluster.spec import TaskId
 
 TAIL_LINES = 20
@@ -37,6 +38,8 @@ class TaskOutput:
         self._file: Optional[object] = None
         self._lines = 0  # lines in the log file so far, so that a note can be pointed at ("worker-0.log:812")
         self._capture: Optional[list[str]] = None
+        self._filter = LineFilter()
+        self._attempt_line = 0  # where the current process's output starts in the log file
 
     def begin(self, attempt: int, argv: list[str]) -> None:
         """A new process of this task starts writing."""
@@ -47,6 +50,7 @@ class TaskOutput:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
             self._lines += 1
+            self._attempt_line = self._lines
             self._tail.clear()
 
     def write(self, line: str) -> None:
@@ -64,7 +68,8 @@ class TaskOutput:
                 self._capture.append(line)  # a stack dump the launcher asked for: the log's, not the console's
                 return
             self._tail.append(line)
-        if self._show_tf_logs or not is_noise(line):
+            show = self._filter.show(line) or (self._show_tf_logs and not self._filter.muted)
+        if show:
             self._console.line(f"[{self.task}] {line}")
 
     def note(self, lines: list[str]) -> Optional[str]:
@@ -91,6 +96,24 @@ class TaskOutput:
         with self._lock:
             lines, self._capture = self._capture or [], None
             return lines
+
+    def mute(self) -> None:
+        """From now on this task's output goes to its log only (it is being stopped after a failure)."""
+        with self._lock:
+            self._filter.muted = True
+
+    def attempt_lines(self, limit: int = 5000) -> list[str]:
+        """The current process's output as written to the log (its last `limit` lines)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+            start = self._attempt_line
+        try:
+            with open(self.path, errors="replace") as f:
+                lines = [line.rstrip("\n") for i, line in enumerate(f) if i >= start]
+        except OSError:
+            return []
+        return lines[-limit:]
 
     def tail(self, lines: int = 10) -> list[str]:
         with self._lock:

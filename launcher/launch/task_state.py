@@ -41,15 +41,17 @@ class Attempt:
     # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
     # when it last heard a status line from it.
     go_at: Optional[float] = None
+    cause: Optional[str] = None  # why it ended, when known (see root_cause)
     heard_at: Optional[float] = None
     step: Optional[int] = None  # the global step it last reported
     loop_done: bool = False     # it reported the end of its training loop (it may still be saving, waiting)
     # Why the launcher killed it, when it did (a hang): such an end is restarted whatever the policy says.
     killed_for: Optional[str] = None
     killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
+    memory: object = None  # root_cause.MemoryWatch: where the kernel counts its OOM kills
 
     def record(self) -> dict:
-        return {"started": self.started, "first_step": self.first_step, "ended": self.ended,
+        return {**({"cause": self.cause} if self.cause else {}), "started": self.started, "first_step": self.first_step, "ended": self.ended,
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
                 **({"killed_for": self.killed_for} if self.killed_for else {}),
                 "sessions": [{"time": t, "step": step} for t, step in self.sessions]}

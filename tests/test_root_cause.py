@@ -1,0 +1,101 @@
+"""Failures name their root cause, caused for real: a full disk, a user model that raises, a port taken,
+the kernel's OOM killer; and the console shows the error once, not its tracebacks."""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from conftest import checkpoint_steps, last_run, wait_for
+from test_hang import task_pids
+
+SLOW = "--step_sleep_secs=0.02"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs, unmounted in teardown whatever happens."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)])
+
+
+def _fill(directory: pathlib.Path) -> None:
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 16))
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_disk_full_names_no_space_and_the_path_once(runner, small_disk):
+    model_dir = small_disk / "model"
+    launch = runner.start("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.hang",
+                          "--train_steps", "100000", "--max_restarts", "0",
+                          f"--chief_flags={SLOW} --save_checkpoint_steps=20")
+    wait_for(lambda: checkpoint_steps(model_dir), what="a first checkpoint")
+    _fill(small_disk)
+    assert launch.wait(300) == 1, launch.stderr
+    err = launch.stderr
+    assert "chief:0 exited 1 (training failed): no space left on device writing " + str(model_dir) in err, err
+    assert "chief-0.log" in err
+    # The error reaches the console once; the tracebacks stay in the log.
+    assert "Traceback" not in launch.stdout and "Original stack trace" not in launch.stdout
+    assert launch.stdout.count("No space left on device") <= 1, launch.stdout
+    assert "No space left on device" in (model_dir / "logs" / "chief-0.log").read_text()
+    assert last_run(model_dir)["tasks"][0]["attempts"][-1]["cause"].startswith("no space left on device")
+
+
+def test_exception_in_the_user_model_names_its_frame(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.probe",
+                        "--chief_flags=--fail_on=chief")
+    assert launch.proc.returncode == 1, launch.stderr
+    err = launch.stderr
+    assert "chief:0 exited 1 (training failed): RuntimeError: probe model told to fail on chief" in err, err
+    assert "probe.py:25 in build: raise RuntimeError" in err, err
+    assert "Traceback" not in launch.stdout and "Traceback" not in err
+
+
+def test_port_taken_by_another_process_is_named(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.hang",
+                          "--train_steps", "100000",
+                          f"--chief_flags={SLOW} --save_checkpoint_steps=20", f"--worker_flags={SLOW}",
+                          "--ps_flags=--recovery_deadline_secs=60")
+    wait_for(lambda: checkpoint_steps(model_dir), what="a first checkpoint")
+    ps = task_pids(launch)["ps:0"]
+    port = int(json.loads(psutil.Process(ps).environ()["TF_CONFIG"])["cluster"]["ps"][0].rsplit(":", 1)[1])
+    holder = socket.socket()
+    try:
+        os.kill(ps, signal.SIGKILL)
+        # The restarted ps imports TensorFlow for seconds before it binds: the port is ours by then.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                holder.bind(("localhost", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        holder.listen()
+        assert launch.wait(300) == 1, launch.stderr
+    finally:
+        holder.close()
+    assert f"ps:0 exited 1 (training failed): its port localhost:{port} is taken by another process" \
+        in launch.stderr, launch.stderr
