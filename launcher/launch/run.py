@@ -102,7 +102,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
                                                            "run the same command again to resume")
     finally:
         evaluation = _eval_record(supervisor)
-        run_record.append(config.model_dir, {
+        _append_record(console, config.model_dir, {
             "started": started.isoformat(timespec="seconds"),
             "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "outcome": outcome.name if outcome else "crashed",
@@ -117,6 +117,13 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             **({"eval": evaluation} if evaluation else {}),
         })
     return outcome
+
+
+def _append_record(console: Console, model_dir: str, record: dict) -> None:
+    try:
+        run_record.append(model_dir, record)
+    except OSError as e:  # a full disk: the run's outcome still reaches the user, and its exit code
+        console.line(f"[launcher] could not write {run_record.path(model_dir)}: {e.strerror}")
 
 
 def _eval_record(supervisor: Supervisor) -> Optional[dict]:

@@ -18,6 +18,7 @@ from launcher.launch.console_filter import LineFilter
 from launcher.cluster.spec import TaskId
 
 TAIL_LINES = 20
+ATTEMPT_LINES = 3000
 
 
 def log_path(model_dir: str, task: TaskId) -> str:
@@ -40,6 +41,9 @@ class TaskOutput:
         self._capture: Optional[list[str]] = None
         self._filter = LineFilter()
         self._attempt_line = 0  # where the current process's output starts in the log file
+        # The current process's last lines, for root causes: the log file itself may be unwritable (disk full).
+        self._attempt: collections.deque[str] = collections.deque(maxlen=ATTEMPT_LINES)
+        self._log_error: Optional[str] = None
 
     def begin(self, attempt: int, argv: list[str]) -> None:
         """A new process of this task starts writing."""
@@ -51,6 +55,7 @@ class TaskOutput:
             self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
             self._lines += 1
             self._attempt_line = self._lines
+            self._attempt.clear()
             self._tail.clear()
 
     def write(self, line: str) -> None:
@@ -61,9 +66,8 @@ class TaskOutput:
             self._on_status(self.task, parsed)
             return
         with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
-                self._lines += 1
+            self._write_log(line)
+            self._attempt.append(line)
             if self._capture is not None:
                 self._capture.append(line)  # a stack dump the launcher asked for: the log's, not the console's
                 return
@@ -72,6 +76,18 @@ class TaskOutput:
         if show:
             self._console.line(f"[{self.task}] {line}")
 
+    def _write_log(self, line: str) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(line + "\n")
+            self._lines += 1
+        except OSError as e:  # a full disk must not stop the launcher from following the task
+            if self._log_error is None:
+                self._log_error = e.strerror
+                self._console.line(f"[launcher] cannot write {self.path}: {e.strerror}; {self.task}'s output is "
+                                   "shown here only")
+
     def note(self, lines: list[str]) -> Optional[str]:
         """Write the launcher's own `lines` into the log; returns where the first one is ("path:line")."""
         with self._lock:
@@ -79,8 +95,7 @@ class TaskOutput:
                 return None
             where = f"{self.path}:{self._lines + 1}"
             for line in lines:
-                self._file.write(line + "\n")
-            self._lines += len(lines)
+                self._write_log(line)
             return where
 
     def start_capture(self) -> None:
@@ -102,18 +117,10 @@ class TaskOutput:
         with self._lock:
             self._filter.muted = True
 
-    def attempt_lines(self, limit: int = 5000) -> list[str]:
-        """The current process's output as written to the log (its last `limit` lines)."""
+    def attempt_lines(self) -> list[str]:
+        """The current process's output, its last ATTEMPT_LINES lines."""
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
-            start = self._attempt_line
-        try:
-            with open(self.path, errors="replace") as f:
-                lines = [line.rstrip("\n") for i, line in enumerate(f) if i >= start]
-        except OSError:
-            return []
-        return lines[-limit:]
+            return list(self._attempt)
 
     def tail(self, lines: int = 10) -> list[str]:
         with self._lock:
@@ -122,7 +129,10 @@ class TaskOutput:
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # a full disk: what could not be written was shown on the console
                 self._file = None
 
 

@@ -4,6 +4,7 @@
 --block_input_on: a task name ("worker:0") whose input blocks forever after --block_after_steps of its own
   steps, once per model directory (a marker file), as a deadlocked input pipeline would.
 --slow_task / --slow_factor: that task's steps sleep `slow_factor` times longer (a straggler).
+--fail_on: a task name whose build() raises.
 """
 
 import os
@@ -23,6 +24,7 @@ BLOCK_INPUT_ON = flags.DEFINE_string("block_input_on", "", "Task whose input blo
 BLOCK_AFTER_STEPS = flags.DEFINE_integer("block_after_steps", 20, "Own steps before the input blocks.")
 SLOW_TASK = flags.DEFINE_string("slow_task", "", "Task whose steps sleep longer.")
 SLOW_FACTOR = flags.DEFINE_float("slow_factor", 4.0, "How much longer that task sleeps.")
+FAIL_ON = flags.DEFINE_string("fail_on", "", "Task that raises in build(), as a bug in user code would.")
 
 
 def blocked_input(marker: str) -> None:
@@ -33,6 +35,8 @@ def blocked_input(marker: str) -> None:
 
 def build(mode):
     task, _ = tf_config.identity(os.environ)
+    if FAIL_ON.value == task.name:
+        raise RuntimeError(f"hang model told to fail on {task}")
     model = linear.build(mode)
     if mode != "train":
         return model
