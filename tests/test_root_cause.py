@@ -101,3 +101,61 @@ def test_port_taken_by_another_process_is_named(runner, tmp_path):
         holder.close()
     assert f"ps:0 exited 1 (training failed): its port localhost:{port} is taken by another process" \
         in launch.stderr, launch.stderr
+
+
+def _memory_cgroup():
+    """A new memory cgroup (v2 `memory.max`, else v1 `memory.limit_in_bytes`) as (dir, limit file), or a skip."""
+    v2_root = pathlib.Path("/sys/fs/cgroup")
+    for root in (v2_root, v2_root / "unified"):
+        controllers = root / "cgroup.controllers"
+        if controllers.exists() and "memory" in controllers.read_text().split():
+            (root / "cgroup.subtree_control").write_text("+memory")
+            path = root / f"launcher-test-{os.getpid()}"
+            path.mkdir()
+            return path, "memory.max"
+    own = next((line.split(":", 2)[2].strip() for line in open("/proc/self/cgroup") if ":memory:" in line), None)
+    v1 = v2_root / "memory"
+    if own is not None and (v1 / own.lstrip("/")).is_dir():
+        path = v1 / own.lstrip("/") / f"launcher-test-{os.getpid()}"
+        try:
+            path.mkdir()
+            return path, "memory.limit_in_bytes"
+        except OSError as e:
+            pytest.skip(f"cannot create a v1 memory cgroup here: {e.strerror}")
+    pytest.skip("no cgroup v2 memory controller and no writable v1 memory hierarchy here")
+
+
+@pytest.fixture
+def memory_cgroup():
+    path, limit_file = _memory_cgroup()
+    try:
+        yield path, limit_file
+    finally:
+        parent = path.parent / "cgroup.procs"
+        for pid in (path / "cgroup.procs").read_text().split():
+            try:
+                parent.write_text(pid)
+            except OSError:
+                pass
+        for _ in range(50):
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def test_oom_kill_is_named(runner, tmp_path, memory_cgroup):
+    cgroup, limit_file = memory_cgroup
+    model_dir = tmp_path / "model"
+    launch = runner.start("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.hang",
+                          "--train_steps", "100000", "--max_restarts", "0",
+                          f"--chief_flags={SLOW} --grow_on=chief:0 --save_checkpoint_steps=20")
+    wait_for(lambda: checkpoint_steps(model_dir), what="a first checkpoint")
+    (cgroup / limit_file).write_text(str(128 << 20))  # on top of what it had before: it grows 8 MiB a step
+    (cgroup / "cgroup.procs").write_text(str(task_pids(launch)["chief:0"]))
+    time.sleep(2)  # the launcher notes each task's cgroup twice a second
+    (model_dir / "grow").touch()
+    assert launch.wait(300) == 1, launch.stderr
+    assert "chief:0 killed by SIGKILL: killed by the kernel's OOM killer: out of memory (cgroup " \
+        + str(cgroup) in launch.stderr, launch.stderr

@@ -5,6 +5,7 @@
   steps, once per model directory (a marker file), as a deadlocked input pipeline would.
 --slow_task / --slow_factor: that task's steps sleep `slow_factor` times longer (a straggler).
 --fail_on: a task name whose build() raises.
+--grow_on: a task name whose memory grows 8 MiB a step, up to 512 MiB, once <model_dir>/grow exists.
 """
 
 import os
@@ -24,6 +25,8 @@ BLOCK_INPUT_ON = flags.DEFINE_string("block_input_on", "", "Task whose input blo
 BLOCK_AFTER_STEPS = flags.DEFINE_integer("block_after_steps", 20, "Own steps before the input blocks.")
 SLOW_TASK = flags.DEFINE_string("slow_task", "", "Task whose steps sleep longer.")
 SLOW_FACTOR = flags.DEFINE_float("slow_factor", 4.0, "How much longer that task sleeps.")
+GROW_ON = flags.DEFINE_string("grow_on", "", "Task whose memory grows by 8 MiB a step (up to 512 MiB) once "
+                              "<model_dir>/grow exists.")
 FAIL_ON = flags.DEFINE_string("fail_on", "", "Task that raises in build(), as a bug in user code would.")
 
 
@@ -44,11 +47,15 @@ def build(mode):
     marker = os.path.join(task_flags.MODEL_DIR.value, f"blocked-{task.job}-{task.index}")
     blocks = BLOCK_INPUT_ON.value == task.name and not os.path.exists(marker)
     steps = [0]
+    hoard = []
+    grow_file = os.path.join(task_flags.MODEL_DIR.value, "grow") if GROW_ON.value == task.name else None
 
     def next_input():
         steps[0] += 1
         if blocks and steps[0] > BLOCK_AFTER_STEPS.value:
             blocked_input(marker)
+        if grow_file and len(hoard) < 64 and os.path.exists(grow_file):
+            hoard.append(np.ones(8 << 20, dtype=np.uint8))  # touched, so really resident
         if sleep_secs:
             time.sleep(sleep_secs)
         return np.float32(0)
