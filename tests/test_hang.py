@@ -96,7 +96,7 @@ def test_stopped_chief_is_named_and_restarted(runner, tmp_path):
 
 def test_input_blocked_on_one_worker_is_named_with_where_it_blocks(runner, tmp_path):
     model_dir = tmp_path / "model"
-    launch = runner.start("run", "--spec", '{"chief": ["localhost:0"], "worker": ["localhost:0", "localhost:0"]}',
+    launch = runner.start("run", "--spec", str(_two_workers(tmp_path)),
                           "--model_dir", str(model_dir), "--model", "models.hang", "--train_steps", "600",
                           "--hang_secs", str(HANG_SECS), f"--chief_flags={SLOW}",
                           f"--worker_flags={SLOW} --block_input_on=worker:1 --block_after_steps=30")
@@ -139,3 +139,9 @@ def test_on_hang_report_explains_only_and_the_end_of_run_gives_up_on_the_worker(
     assert last["end_of_run"] and last["culprits"] == ["worker:0"] and last["action"] == "stop", last
     assert "gave up waiting for the last report of worker:0" in last["verdict"]
     assert _tasks(run)["worker:0"]["restarts"] == 0 and run["global_step_end"] == 600
+
+
+def _two_workers(tmp_path):
+    spec = tmp_path / "two_workers.json"
+    spec.write_text('{"chief": ["localhost:0"], "worker": ["localhost:0", "localhost:0"]}')
+    return spec

@@ -92,7 +92,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
         env=lambda task: task_env_for(config, task), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
-        hang_secs=config.hang_secs, on_hang=config.on_hang)
+        hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio)
     outcome = None
     try:
         outcome = supervisor.run()
@@ -114,6 +114,8 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
             "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
+            "straggler_ratio": config.straggler_ratio,
+            "stragglers": [s.record() for s in supervisor.stragglers.history],
             **({"eval": evaluation} if evaluation else {}),
         })
     return outcome

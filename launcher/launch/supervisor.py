@@ -30,6 +30,7 @@ from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
 from launcher.launch.task_output import TaskOutput
 from launcher.launch.task_state import Attempt, Phase, TaskState
+from launcher.launch.stragglers import Stragglers
 from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
@@ -44,7 +45,8 @@ class Supervisor:
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
                  worker_exit_secs: float, stop: StopRequest, launched: Optional[float] = None,
-                 eval_wait_secs: float = 120.0, hang_secs: float = 120.0, on_hang: str = "restart"):
+                 eval_wait_secs: float = 120.0, hang_secs: float = 120.0, on_hang: str = "restart",
+                 straggler_ratio: float = 3.0):
         self._spec = spec
         self._backend = backend
         self._console = console
@@ -67,6 +69,8 @@ class Supervisor:
         self._watchdog = Watchdog(hang_secs)
         self._on_hang = on_hang
         self.hangs: list[dict] = []  # for run.json: each hang, its verdict and what was done
+        self.stragglers = Stragglers(straggler_ratio)
+        self._named_stragglers: set = set()
 
     # -- status lines from tasks (called on output threads) --
 
@@ -81,6 +85,11 @@ class Supervisor:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
                 self._watchdog.step(self._global_step, time.monotonic())
+            if event.get("event") == status.PROGRESS and isinstance(event.get("local_steps"), int) \
+                    and task.job in (CHIEF, WORKER):
+                self.stragglers.add(task, event["local_steps"], time.monotonic())
+            elif event.get("event") == status.DONE:
+                self.stragglers.forget(task)
 
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
@@ -109,6 +118,8 @@ class Supervisor:
             self._console.close()
 
     def _start(self, state: TaskState) -> None:
+        with self._lock:
+            self.stragglers.restart(state.task)
         state.attempts.append(Attempt(started=time.time()))
         argv = self._command(state.task)
         state.output.begin(len(state.attempts), argv)
@@ -280,6 +291,17 @@ class Supervisor:
 
     def _show_progress(self, force: bool = False) -> None:
         with self._lock:
+            for state in self.states.values():
+                if not state.running:
+                    self.stragglers.forget(state.task)
+            slow = self.stragglers.check(time.monotonic(), time.time())
+            for straggler in slow:
+                if straggler.task not in self._named_stragglers:
+                    self._named_stragglers.add(straggler.task)
+                    self._console.line(f"[launcher] straggler: {straggler.task} steps {straggler.ratio:.1f}x slower "
+                                       f"than the median of its peers (reported, not stopped)")
             line = progress.render(self._global_step, self._train_steps, self._rate.per_sec(),
                                    [(s.task.name, s.phase.value) for s in self.states.values()])
+            if slow:
+                line += " | straggler " + ", ".join(f"{s.task} {s.ratio:.1f}x slower" for s in slow)
         self._console.progress(line, force=force)
