@@ -103,6 +103,20 @@ class Launcher:
         stream.write(f"{outcome.name}: {outcome.summary}\n")
         sys.exit(outcome.exit_code)
 
+    def report(self, model_dir: str = run_config.DEFAULT_MODEL_DIR, html: Optional[str] = None) -> None:
+        """Summarise MODEL_DIR's run.json on the terminal and write it as an HTML page with a timeline.
+
+        Args:
+          model_dir: the model directory whose run.json to read.
+          html: where to write the page (default: <model_dir>/report.html); "-" for none.
+        """
+        from launcher.report import command
+
+        try:
+            command.report(str(model_dir), None if html is None else str(html))
+        except UserError as e:
+            _fail(e)
+
     def export(self, spec: str = run_config.DEFAULT_SPEC, format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,

@@ -97,7 +97,7 @@ def test_stopped_chief_is_named_and_restarted(runner, tmp_path):
 def test_input_blocked_on_one_worker_is_named_with_where_it_blocks(runner, tmp_path):
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", str(_two_workers(tmp_path)),
-                          "--model_dir", str(model_dir), "--model", "models.hang", "--train_steps", "600",
+                          "--model_dir", str(model_dir), "--model", "models.hang", "--train_steps", "1500",
                           "--hang_secs", str(HANG_SECS), f"--chief_flags={SLOW}",
                           f"--worker_flags={SLOW} --block_input_on=worker:1 --block_after_steps=30")
     assert launch.wait(400) == 0, launch.stderr
@@ -111,7 +111,8 @@ def test_input_blocked_on_one_worker_is_named_with_where_it_blocks(runner, tmp_p
     dump = open(path).read().splitlines()[int(line) - 1:]
     assert dump[0].startswith("=== launcher: stacks of worker:1"), dump[:2]
     assert any("hang.py" in l and "blocked_input" in l for l in dump[:200]), dump[:60]
-    assert _tasks(run)["worker:1"]["restarts"] == 1 and run["global_step_end"] == 600
+    assert not hang["end_of_run"] and hang["action"] == "restart"
+    assert _tasks(run)["worker:1"]["restarts"] == 1 and run["global_step_end"] == 1500
 
 
 def test_on_hang_abort_stops_the_run_with_its_own_code_and_a_checkpoint(runner, tmp_path):

@@ -116,6 +116,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
             "straggler_ratio": config.straggler_ratio,
             "stragglers": [s.record() for s in supervisor.stragglers.history],
+            "global_steps": supervisor.global_steps,
             **({"eval": evaluation} if evaluation else {}),
         })
     return outcome

@@ -35,6 +35,7 @@ from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5
+STEP_SAMPLE_SECS = 2.0  # the global step over time, as run.json keeps it
 # Stop order: tasks that save or need the variables first, the ps that hold them last.
 _STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
 
@@ -70,6 +71,7 @@ class Supervisor:
         self._on_hang = on_hang
         self.hangs: list[dict] = []  # for run.json: each hang, its verdict and what was done
         self.stragglers = Stragglers(straggler_ratio)
+        self.global_steps: list[tuple[float, int]] = []  # (epoch, global step), for the report's chart
         self._named_stragglers: set = set()
 
     # -- status lines from tasks (called on output threads) --
@@ -85,6 +87,9 @@ class Supervisor:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
                 self._watchdog.step(self._global_step, time.monotonic())
+                if not self.global_steps or (self._global_step != self.global_steps[-1][1]
+                                             and time.time() - self.global_steps[-1][0] >= STEP_SAMPLE_SECS):
+                    self.global_steps.append((round(time.time(), 2), self._global_step))
             if event.get("event") == status.PROGRESS and isinstance(event.get("local_steps"), int) \
                     and task.job in (CHIEF, WORKER):
                 self.stragglers.add(task, event["local_steps"], time.monotonic())
