@@ -4,6 +4,7 @@ Real clusters, real SIGSTOP of a task's process (always SIGKILLed by the launche
 teardown, which kills whatever the test started), and a test model whose input blocks on one worker.
 """
 
+import html
 import json
 import os
 import signal
@@ -140,6 +141,16 @@ def test_on_hang_report_explains_only_and_the_end_of_run_gives_up_on_the_worker(
     assert last["end_of_run"] and last["culprits"] == ["worker:0"] and last["action"] == "stop", last
     assert "gave up waiting for the last report of worker:0" in last["verdict"]
     assert _tasks(run)["worker:0"]["restarts"] == 0 and run["global_step_end"] == 600
+
+    # `launcher report` tells the same story, on the terminal and in a self-contained page.
+    report = runner.run("report", str(model_dir), timeout=60)
+    assert report.proc.returncode == 0, report.stderr
+    assert f"hangs: {len(run['hangs'])}" in report.stdout and first["verdict"] in report.stdout
+    page = (model_dir / "report.html").read_text()
+    assert page.count('class="attempt ') == 3  # one process each of chief, worker, ps
+    assert page.count('class="hang"') == len(run["hangs"]) and html.escape(first["verdict"]) in page
+    assert 'class="steps"' in page  # the global step over time
+    assert "<script" not in page and "src=" not in page and "href=" not in page  # nothing fetched
 
 
 def _two_workers(tmp_path):

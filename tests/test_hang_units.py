@@ -1,0 +1,75 @@
+"""The pure parts of hang and failure reporting, on real text: TensorFlow's and Python's own output."""
+
+import subprocess
+import sys
+
+from launcher.cluster.spec import TaskId
+from launcher.launch import console_filter, diagnosis, root_cause, stacks, watchdog
+
+CHIEF, WORKER, PS = TaskId("chief", 0), TaskId("worker", 0), TaskId("ps", 0)
+
+# As a chief's log shows a checkpoint save on a full disk (abridged from a real run).
+DISK_FULL = """\
+W1127 11:23:25.761703 139883493170048 deprecation.py:50] From /venv/site-packages/tensorflow/python/training/saver.py:1068: remove_checkpoint (from tensorflow.python.checkpoint.checkpoint_management) is deprecated and will be removed in a future version.
+Instructions for updating:
+Use standard file APIs to delete files with this prefix.
+Traceback (most recent call last):
+  File "/venv/site-packages/tensorflow/python/client/session.py", line 1407, in _do_call
+    return fn(*args)
+tensorflow.python.framework.errors_impl.ResourceExhaustedError: /runs/m/model.ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on device
+During handling of the above exception, another exception occurred:
+Traceback (most recent call last):
+  File "/venv/site-packages/tensorflow/python/training/saver.py", line 1250, in save
+    sess.run(...)
+tensorflow.python.framework.errors_impl.ResourceExhaustedError: /runs/m/model.ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left on device
+Original stack trace for 'save/SaveV2':
+  File "/venv/site-packages/tensorflow/python/training/saver.py", line 300, in _AddShardedSaveOps
+    return self._AddShardedSaveOpsForV2(filename_tensor, per_device)
+""".splitlines()
+
+
+def test_console_shows_the_error_once_and_no_traceback_or_deprecation():
+    f = console_filter.LineFilter()
+    shown = [line for line in DISK_FULL if f.show(line)]
+    assert shown == [DISK_FULL[6]], shown
+
+
+def test_root_cause_names_no_space_and_the_path():
+    cause = root_cause.find(DISK_FULL, 1)
+    assert cause.startswith("no space left on device writing /runs/m/model.ckpt-20_temp/"), cause
+
+
+def test_root_cause_names_the_users_frame_of_a_real_traceback(tmp_path):
+    user = tmp_path / "my_model.py"
+    user.write_text("import json\n\ndef build():\n    json.loads('{')\n\nbuild()\n")
+    out = subprocess.run([sys.executable, str(user)], capture_output=True, text=True)
+    cause = root_cause.find(out.stderr.splitlines(), 1)
+    assert cause.startswith("json.decoder.JSONDecodeError: Expecting property name") or \
+        cause.startswith("JSONDecodeError: Expecting property name"), cause
+    assert f"at {user}:4 in build: json.loads('{{')" in cause, cause
+
+
+def test_telling_frame_skips_python_tensorflow_and_the_launcher():
+    dump = ['Thread 0x7f (most recent call first):',
+            '  File "/usr/lib/python3.11/threading.py", line 327 in wait',
+            '  File "/work/tests/models/hang.py", line 31 in blocked_input',
+            '  File "/venv/lib/python3.11/site-packages/tensorflow/python/ops/script_ops.py", line 269 in __call__']
+    assert stacks.telling_frame(dump) == "hang.py:31 in blocked_input"
+    assert stacks.telling_frame(["    wait (threading.py:327)", "    next_input (hang.py:49)"]) == \
+        "hang.py:49 in next_input"
+
+
+def _alarm(quiet, no_step=None):
+    silent = tuple(s for s in quiet if s.secs >= 15)
+    return watchdog.Alarm(silent, tuple(quiet), no_step, 120, False)
+
+
+def test_verdict_names_an_unreachable_ps_and_who_waits_for_it():
+    alarm = _alarm([watchdog.Silence(CHIEF, 16, True), watchdog.Silence(WORKER, 16, True)], no_step=16)
+    probes = [diagnosis.Probe(CHIEF, "starting", "S", True, None, 16),
+              diagnosis.Probe(WORKER, "starting", "S", True, None, 16),
+              diagnosis.Probe(PS, "serving", None, False, None, None)]
+    found = diagnosis.explain(alarm, probes, {}, lambda t: "host-b:2222", 15)
+    assert found.culprits == (PS,)
+    assert found.verdict == ("hang: no global step for 16 s (at step 120); ps:0 does not accept connections at "
+                             "host-b:2222; chief:0 and worker:0 wait in session creation for it")
