@@ -54,6 +54,7 @@ class Attempt:
         return {**({"cause": self.cause} if self.cause else {}), "started": self.started, "first_step": self.first_step, "ended": self.ended,
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
                 **({"killed_for": self.killed_for} if self.killed_for else {}),
+                **({"killed_at_end": True} if self.killed_at_end else {}),
                 "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
 
 

@@ -29,6 +29,8 @@ def _e(text: object) -> str:
 
 def _attempt_kind(attempt: dict) -> str:
     code = attempt.get("exit_code")
+    if attempt.get("killed_at_end"):
+        return "stopped"  # given up on after the chief's final save: not needed, not a failure
     if attempt.get("killed_for"):
         return "hung"
     if code is None:
@@ -69,7 +71,7 @@ def _timeline(run: dict) -> str:
             kind = _attempt_kind(attempt)
             why = attempt.get("killed_for") or attempt.get("cause") or f"exit code {attempt.get('exit_code')}"
             out.append(f'<rect class="attempt {kind}" x="{x(a0):.1f}" y="{y + 3}" width="{max(x(a1) - x(a0), 2):.1f}"'
-                       f' height="14" fill="{_COLOURS[kind]}" rx="2"><title>{_e(task_name(task))} process {n}: '
+                       f' height="14" fill="{_COLOURS[kind]}" stroke="#fff" rx="2"><title>{_e(task_name(task))} process {n}: '
                        f'{_e(kind)}; {_e(why)}</title></rect>')
             if attempt.get("first_step"):
                 out.append(f'<circle cx="{x(attempt["first_step"]):.1f}" cy="{y + 10}" r="3" fill="#fff" '
