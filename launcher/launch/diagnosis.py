@@ -51,7 +51,7 @@ def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], 
     for state in states:
         if not state.running:
             continue
-        pid = state.handle.pid if state.handle is not None else None
+        pid = state.local_pid
         has_server = state.task.job != EVALUATOR and state.ready
         silence = alarm.silence(state.task)
         probes.append(Probe(state.task, state.phase.value, proc_state.state(pid),

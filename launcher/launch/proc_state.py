@@ -13,6 +13,21 @@ _STATES = {"R": "running", "S": "sleeping", "D": "in uninterruptible I/O (disk o
            "T": "stopped (SIGSTOP)", "t": "stopped by a debugger", "Z": "a zombie (exited)"}
 
 
+def local_pid(pid: Optional[int], argv: list[str]) -> Optional[int]:
+    """`pid` when it is this task's process on this machine (its command line is `argv`), else None.
+
+    A Ray backend's pid may be a process of another node: /proc here would describe a stranger.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")[:-1]
+    except OSError:
+        return None
+    return pid if [a.decode(errors="replace") for a in cmdline] == list(argv) else None
+
+
 def state(pid: Optional[int]) -> Optional[str]:
     """The state letter of `pid` ("R", "S", "D", "T", ...), or None where /proc does not know it."""
     if pid is None:

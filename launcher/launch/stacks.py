@@ -87,9 +87,10 @@ def gather(states: Iterable[TaskState], reason: str, native_for: Iterable = ()) 
     live = [s for s in states if s.running and s.handle is not None]
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     where, stopped = {}, {}
+    pids = {s.task: s.local_pid for s in live}  # None for a process on another machine: no py-spy there
     for state in live:
         pid = state.handle.pid
-        stopped[state.task] = proc_state.is_stopped(proc_state.state(pid))
+        stopped[state.task] = proc_state.is_stopped(proc_state.state(pids[state.task]))
         where[state.task] = state.output.note([f"=== launcher: stacks of {state.task} (pid {pid}) at {stamp}: "
                                                f"{reason}"])
         state.output.start_capture()
@@ -106,8 +107,8 @@ def gather(states: Iterable[TaskState], reason: str, native_for: Iterable = ()) 
     spied: dict = {}
 
     def spy(state: TaskState) -> None:
-        spied[state.task] = _py_spy_dump(state.handle.pid, stopped[state.task],
-                                         state.task in native_for) if state.handle.pid else []
+        pid = pids[state.task]
+        spied[state.task] = _py_spy_dump(pid, stopped[state.task], state.task in native_for) if pid else []
 
     threads = [threading.Thread(target=spy, args=(s,), daemon=True) for s in live]
     for thread in threads:

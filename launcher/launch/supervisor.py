@@ -125,8 +125,8 @@ class Supervisor:
     def _start(self, state: TaskState) -> None:
         with self._lock:
             self.stragglers.restart(state.task)
-        state.attempts.append(Attempt(started=time.time()))
         argv = self._command(state.task)
+        state.attempts.append(Attempt(started=time.time(), argv=argv))
         state.output.begin(len(state.attempts), argv)
         state.started(self._backend.start(state.task, argv, self._env(state.task), state.output.write))
 
@@ -181,7 +181,7 @@ class Supervisor:
         attempt = state.attempts[-1]
         killed_for = attempt.killed_for
         if code != exit_codes.OK and not killed_for:
-            attempt.cause = root_cause.find(state.output.attempt_lines(), code, state.handle.pid, attempt.memory,
+            attempt.cause = root_cause.find(state.output.attempt_lines(), code, attempt.local_pid, attempt.memory,
                                             str(self._spec.address(state.task)))
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
@@ -218,9 +218,11 @@ class Supervisor:
     def _watch_memory(self) -> None:
         """Note where each running task's OOM kills are counted (a task may be moved into a cgroup)."""
         for state in self.states.values():
-            if state.running and state.handle.pid is not None:
+            pid = state.local_pid if state.running else None
+            if pid is not None:
                 attempt = state.attempts[-1]
-                watch = root_cause.MemoryWatch.of(state.handle.pid)
+                attempt.local_pid = pid  # kept: once it has ended, the kernel log names it by this pid
+                watch = root_cause.MemoryWatch.of(pid)
                 if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
                     attempt.memory = watch
 

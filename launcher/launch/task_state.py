@@ -49,6 +49,8 @@ class Attempt:
     killed_for: Optional[str] = None
     killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
     memory: object = None  # root_cause.MemoryWatch: where the kernel counts its OOM kills
+    argv: list[str] = dataclasses.field(default_factory=list)
+    local_pid: Optional[int] = None  # its pid, once seen running on this machine
 
     def record(self) -> dict:
         return {**({"cause": self.cause} if self.cause else {}), "started": self.started, "first_step": self.first_step, "ended": self.ended,
@@ -83,6 +85,15 @@ class TaskState:
     def started(self, handle: TaskHandle) -> None:
         self.handle = handle
         self.phase = Phase.SERVING if self.task.job == PS else Phase.STARTING
+
+    @property
+    def local_pid(self) -> Optional[int]:
+        """The pid of its current process when that runs on this machine, else None (see proc_state)."""
+        from launcher.launch import proc_state
+
+        if self.handle is None or not self.attempts:
+            return None
+        return proc_state.local_pid(self.handle.pid, self.attempts[-1].argv)
 
     def ended(self, code: int) -> None:
         self.attempts[-1].exit_code, self.attempts[-1].ended = code, time.time()
