@@ -22,7 +22,10 @@ from launcher.launch import proc_state
 from launcher.launch.task_state import TaskState
 
 DUMP_WAIT_SECS = 3.0
-PY_SPY_TIMEOUT_SECS = 20.0
+PY_SPY_TIMEOUT_SECS = 10.0
+# Native frames mean reading TensorFlow's symbols, 15 s and more on a loaded machine: the verdict must not
+# wait for them, so they are given this long and the Python-only dump is taken instead when they are late.
+PY_SPY_NATIVE_SECS = 5.0
 _FAULTHANDLER_FRAME = re.compile(r'^\s+File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 _PY_SPY_FRAME = re.compile(r"^\s+(?P<func>\S+) \((?P<file>[^:()]+):(?P<line>\d+)\)")
 # Frames of Python itself, of installed packages and of the launcher: where a task waits, not why.
@@ -55,10 +58,12 @@ def _py_spy_dump(pid: int, stopped: bool, native: bool) -> list[str]:
         return []
     # --native suspends the process with ptrace, which a stopped one does not survive, and reads the symbols
     # of TensorFlow's libraries, which takes seconds: only for a running culprit.
-    for args in ([["--native"]] if native and not stopped else []) + [["--nonblocking"]]:
+    tries = ([(["--native"], PY_SPY_NATIVE_SECS)] if native and not stopped else []) + [
+        (["--nonblocking"], PY_SPY_TIMEOUT_SECS)]
+    for args, timeout in tries:
         try:
             out = subprocess.run([tool, "dump", "--pid", str(pid), *args], capture_output=True, text=True,
-                                 timeout=PY_SPY_TIMEOUT_SECS)
+                                 timeout=timeout)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if out.returncode == 0:
@@ -114,7 +119,7 @@ def gather(states: Iterable[TaskState], reason: str, native_for: Iterable = ()) 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(PY_SPY_TIMEOUT_SECS * 2 + 1)
+        thread.join(PY_SPY_NATIVE_SECS + PY_SPY_TIMEOUT_SECS + 1)
     result = {}
     for state in live:
         dumped = state.output.end_capture()
