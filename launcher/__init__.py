@@ -1,5 +1,5 @@
 """A launcher for distributed graph-mode TensorFlow training: chief, workers and ps from one spec."""
 
-from launcher.model_api import EVAL, TRAIN, Model
+from launcher.model_api import EVAL, PREDICT, TRAIN, Model, Serving
 
-__all__ = ["Model", "TRAIN", "EVAL"]
+__all__ = ["Model", "Serving", "TRAIN", "EVAL", "PREDICT"]

@@ -52,7 +52,12 @@ class Launcher:
             restart_policy: str = RestartPolicy.EXIT_CODE.value,
             grace_secs: float = run_config.DEFAULT_GRACE_SECS,
             worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
-            backend: str = "local", ray_address: Optional[str] = None,
+            keep_best: Optional[str] = None, early_stop: Optional[str] = None,
+            patience: int = run_config.DEFAULT_PATIENCE, backend: str = "local",
+            ray_address: Optional[str] = None,
+            ray_cpus_per_task: float = run_config.DEFAULT_RAY_CPUS_PER_TASK, ray_resources: Optional[str] = None,
+            ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
+
             hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
             straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
@@ -69,9 +74,18 @@ class Launcher:
           grace_secs: how long tasks get to save and exit after SIGTERM before SIGKILL.
           worker_exit_secs: once the chief has saved the final checkpoint, how long workers get to end.
           show_tf_logs: show TensorFlow's start-up notices on the console.
+          keep_best: METRIC or METRIC:max: the evaluator keeps the best-scoring checkpoint in MODEL_DIR/best/.
+          early_stop: METRIC or METRIC:max: training ends once PATIENCE evaluations in a row bring no
+            improvement of METRIC (needs an evaluator in the spec).
+          patience: evaluations without improvement that end training with --early_stop.
           backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
+          ray_cpus_per_task: CPUs each task reserves on Ray (fractions allowed).
+          ray_resources: custom Ray resources each task reserves, as JSON: '{"accel": 1}'.
+          ray_placement: spread (training tasks on distinct nodes, ps apart) or pack (fill nodes in turn).
+          isolation: local tasks in a network namespace of the run's own, reachable from nowhere else:
+            auto (where possible, else a warning naming the open ports), required (else exit 2), off.
           hang_secs: no global step, or no status from a live task, for this long is a hang.
           on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
           straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
@@ -87,8 +101,14 @@ class Launcher:
                                train_steps=train_steps, model=model, max_restarts=max_restarts,
                                restart_policy=restart_policy, grace_secs=grace_secs,
                                worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
-                               hang_secs=hang_secs, on_hang=on_hang, straggler_ratio=straggler_ratio)
-            engine = backends.get(backend, address=ray_address)
+                               keep_best=keep_best, early_stop=early_stop, patience=patience,
+                               ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
+                               ray_placement=ray_placement, hang_secs=hang_secs,
+                               on_hang=on_hang, straggler_ratio=straggler_ratio)
+            run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
+            engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
+                                  resources=config.ray_resources, placement=config.ray_placement,
+                                  isolation=isolation)
             try:
                 config = run_lib.prepare(config, engine)
             except BaseException:
@@ -120,28 +140,40 @@ class Launcher:
     def export(self, spec: str = run_config.DEFAULT_SPEC, format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
-               model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS) -> None:
+               model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
+               pvc: Optional[str] = None) -> None:
         """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), or each task's
-        TF_CONFIG and command (--format tf_config).
+        TF_CONFIG and command (--format tf_config). A security note on the exposed ports goes to stderr.
 
         Args:
-          model_dir: on Kubernetes, storage that every pod shares.
+          model_dir: storage that every task shares: a path (on Kubernetes, with --pvc) or a gs://, s3://,
+            hdfs:// URL.
+          pvc: (tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.
         """
         try:
-            from launcher.export import tf_config_commands, tfjob
+            from launcher.cluster import model_dir as model_dir_rules
+            from launcher.export import security, tf_config_commands, tfjob
 
             config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
                                model=model, max_restarts=max_restarts)
             if format == "tfjob":
                 if not image:
                     raise UserError("--image is required with --format tfjob")
-                document = tfjob.manifest(config, str(image), name=str(name), namespace=namespace)
+                document = tfjob.manifest(config, str(image), name=str(name), namespace=namespace,
+                                          pvc=None if pvc is None else str(pvc))
+                note = security.note_for_pods(tfjob.PORT)
             elif format == "tf_config":
+                if pvc is not None:
+                    raise UserError("--pvc is for --format tfjob; TF_CONFIG commands use the model directory "
+                                    "as every host sees it")
+                model_dir_rules.check_for_tasks(config.model_dir)
                 document = tf_config_commands.tf_config_commands(config)
+                note = security.note_for_hosts(config.spec)
             else:
                 raise UserError(f"--format {format!r}: expected tfjob or tf_config")
         except UserError as e:
             _fail(e)
+        sys.stderr.write(note + "\n")  # stdout stays the JSON document
         print(json.dumps(document, indent=2))
 
 

@@ -6,6 +6,9 @@ A model module is any importable Python module that defines
 
 `build` is called inside the task's graph and device scope, with `mode` TRAIN on the chief and workers and
 EVAL on the evaluator; it creates its own input pipeline and variables and returns what training needs.
+A model that is to be served also answers PREDICT (called once, for the SavedModel export) with its
+`Serving` signature: placeholders in, predictions out, the same variables as TRAIN and EVAL. A model that
+returns no `serving` there (or knows no PREDICT mode) is simply not exported.
 The module may define absl flags of its own at import time; they are settable per role like the
 launcher's. Nothing in the launcher has to change for a new model.
 """
@@ -18,27 +21,41 @@ from typing import Any, Callable, Mapping, Optional
 
 from launcher.cluster.errors import UserError
 
-TRAIN, EVAL = "train", "eval"
+TRAIN, EVAL, PREDICT = "train", "eval", "predict"
 BUILD_FUNCTION = "build"
+
+
+@dataclasses.dataclass(frozen=True)
+class Serving:
+    """How a model is served: its `serving_default` signature, as TensorFlow Serving calls it.
+
+    inputs: name -> placeholder (`tf.compat.v1.placeholder`, batch dimension None) that a request feeds.
+    outputs: name -> tensor computed from those inputs, e.g. {"class": ..., "probabilities": ...}.
+    """
+
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
 class Model:
     """What `build(mode)` returns.
 
-    loss: the scalar to minimise (in EVAL mode, the loss on eval data, reported as a metric).
+    loss: the scalar to minimise (in EVAL mode, the loss on eval data, reported as a metric). TRAIN and EVAL.
     optimizer: a `tf.compat.v1.train.Optimizer`; the launcher builds the train op from it, so that the
       global step is advanced the same way for every model. Not needed in EVAL mode.
-    eval_metrics: name -> (value, update_op), as `tf.compat.v1.metrics.*` return them; EVAL mode.
+    eval_metrics: name -> (value, update_op), as `tf.compat.v1.metrics.*` return them; EVAL mode. The
+      evaluator runs the update ops until the eval input ends (`tf.errors.OutOfRangeError`), so a metric
+      covers the whole eval set.
+    serving: PREDICT mode only (nothing else is needed there): the signature to export.
     """
 
-    loss: Any
+    loss: Any = None
     optimizer: Optional[Any] = None
     eval_metrics: Mapping[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+    serving: Optional[Serving] = None
 
     def __post_init__(self) -> None:
-        if self.loss is None:
-            raise UserError("launcher.Model: loss is required")
         for name, metric in self.eval_metrics.items():
             if not (isinstance(metric, tuple) and len(metric) == 2):
                 raise UserError(f"launcher.Model: eval_metrics[{name!r}] must be a (value, update_op) pair, "
@@ -61,6 +78,8 @@ def load(module_name: str) -> Callable[[str], Model]:
         if not isinstance(model, Model):
             raise UserError(f"--model {module_name!r}: build({mode!r}) returned {type(model).__name__}, "
                             f"not a launcher.Model")
+        if mode in (TRAIN, EVAL) and model.loss is None:
+            raise UserError(f"--model {module_name!r}: build({mode!r}) returned no loss")
         if mode == TRAIN and model.optimizer is None:
             raise UserError(f"--model {module_name!r}: build({mode!r}) returned no optimizer; training needs one")
         return model

@@ -12,7 +12,7 @@ measures:
 - steps/sec: the median of the chief's "global_step/sec" TensorBoard scalars (written by its
   StepCounterHook every --log_step_count_steps global steps, 100 by default; "-" if the run was too short);
 - peak RSS: every process under the launcher is sampled with psutil every 0.2 s; a task is known by the
-  --job_name/--task_index of its command line. Reported: the max over tasks, the max per role, and the
+  TF_CONFIG of its environment. Reported: the max over tasks, the max per role, and the
   launcher process itself.
 
 Side by side, for the same model and number of steps:

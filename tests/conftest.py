@@ -24,16 +24,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTS = pathlib.Path(__file__).resolve().parent
 MARKER = "LAUNCHER_TEST_RUN"
 
+sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchmark uses too
+from bench.task_processes import marked, task_name  # noqa: E402
+
 
 def _marked(value: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(MARKER) == value:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return marked(MARKER, value)
 
 
 class Launch:
@@ -69,13 +65,11 @@ class Launch:
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue  # ended, not yet reaped by the launcher
-                cmd = child.cmdline()
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 continue
-            job = next((a.split("=", 1)[1] for a in cmd if a.startswith("--job_name=")), None)
-            index = next((a.split("=", 1)[1] for a in cmd if a.startswith("--task_index=")), None)
-            if job is not None:
-                found[f"{job}:{index}"] = child
+            name = task_name(child)
+            if name is not None:
+                found[name] = child
         return found
 
 
@@ -105,11 +99,8 @@ class Runner:
         """Task processes of `job` started under this runner, wherever they run (a Ray worker's child)."""
         found = []
         for proc in _marked(self.marker):
-            try:
-                cmd = proc.cmdline()
-            except (psutil.NoSuchProcess, psutil.ZombieProcess):
-                continue
-            if "launcher.task" in cmd and f"--job_name={job}" in cmd:
+            name = task_name(proc)
+            if name is not None and name.split(":")[0] == job:
                 found.append(proc)
         return found
 
@@ -179,4 +170,14 @@ def read_variables(model_dir: pathlib.Path, step: Optional[int] = None) -> dict:
             "print(json.dumps({n: r.get_tensor(n).tolist() for n in r.get_variable_to_shape_map()}))")
     out = subprocess.run([sys.executable, "-c", code, str(prefix)], capture_output=True, text=True, check=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_with_tf(code: str, *args: str):
+    """Run `code` (with `json`, `sys` and `tf` imported) in a fresh process, so that the test process stays
+    free of TensorFlow; the code prints one JSON line, which is returned."""
+    out = subprocess.run([sys.executable, "-c", "import json, sys\nimport tensorflow as tf\n" + code, *args],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ def _launcher(*args):
 
 def test_export_tfjob_prints_a_manifest_of_the_spec():
     done = _launcher("export", "--spec", "local4", "--format", "tfjob", "--image", "registry/train:1",
-                     "--model_dir", "/shared/run")
+                     "--model_dir", "/shared/run", "--pvc", "shared-runs")
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)
     replicas = {role: spec["replicas"] for role, spec in manifest["spec"]["tfReplicaSpecs"].items()}
@@ -25,7 +26,30 @@ def test_export_tfjob_prints_a_manifest_of_the_spec():
     assert "--model_dir=/shared/run" in command
 
 
-def test_export_tf_config_gives_one_command_per_task():
+def test_export_tf_config_gives_one_command_per_task(tmp_path):
+    cluster = {"chief": ["host-a:2222"], "worker": ["host-b:2223", "host-c:2224"], "ps": ["host-d:2225"]}
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"cluster": cluster, "flags": {"worker": ["--learning_rate=0.05"]}}))
+    done = _launcher("export", "--spec", str(spec), "--format", "tf_config", "--model_dir", "/shared/run")
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)
+    tasks = ["chief:0", "worker:0", "worker:1", "ps:0"]
+    assert sorted(e["task"] for e in entries) == sorted(tasks)
+    hosts = {"chief:0": "host-a", "worker:0": "host-b", "worker:1": "host-c", "ps:0": "host-d"}
+    for entry in entries:
+        job, index = entry["task"].split(":")
+        assert entry["host"] == hosts[entry["task"]]
+        expected_tf_config = {"cluster": cluster, "task": {"type": job, "index": int(index)}}
+        assert {k: v for k, v in json.loads(entry["TF_CONFIG"]).items() if k != "environment"} == expected_tf_config
+        # The command carries that same TF_CONFIG, then the task program with the role's own flags.
+        legacy_keras, env, *argv = shlex.split(entry["command"])
+        assert legacy_keras == "TF_USE_LEGACY_KERAS=1"
+        assert env.startswith("TF_CONFIG=") and json.loads(env[len("TF_CONFIG="):]) == json.loads(entry["TF_CONFIG"])
+        assert argv[1:3] == ["-m", "launcher.task"] and "--model_dir=/shared/run" in argv
+        assert ("--learning_rate=0.05" in argv) == (job == "worker")
+
+
+def test_export_tf_config_needs_fixed_ports():
     done = _launcher("export", "--spec", "local2", "--format", "tf_config")
     # Port 0 cannot be picked for another machine: the spec must name real ports.
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "port" in done.stderr
@@ -37,6 +61,15 @@ def test_export_tf_config_gives_one_command_per_task():
     (["run", "--spec", "local1", "--backend", "slurm"], ["--backend 'slurm'", "local, ray"]),
     (["run", "--spec", "local1", "--backend", "ray", "--ray_address", "127.0.0.1:1"],
      ["--ray_address '127.0.0.1:1'", "nothing accepts connections"]),
+    (["run", "--spec", "local1", "--bogus_flag", "3"], ["unknown option --bogus_flag for `launcher run`"]),
+    (["run", "--spec", "local1", "--train_step", "5000"], ["unknown option --train_step", "did you mean --train_steps?"]),
+    (["run", "--spec=local1", "--grace-sec=3"], ["unknown option --grace_sec", "did you mean --grace_secs?"]),
+    (["export", "--spec", "local2", "--imgae", "x"], ["unknown option --imgae for `launcher export`", "--image"]),
+    (["export", "--spec", "local2", "--format", "tf_config", "--train_steps", "abc"],
+     ["--train_steps 'abc' is not a positive integer"]),
+    (["export", "--spec", "local2", "--image", "x", "--max_restarts", "-1"],
+     ["--max_restarts -1 is not a non-negative integer"]),
+    (["run", "--spec", "local1", "--worker_exit_secs", "-5"], ["--worker_exit_secs -5", "non-negative number"]),
 ])
 def test_cli_user_errors_are_one_line(args, words):
     done = _launcher(*args)
@@ -55,7 +88,8 @@ def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
 
 
 def test_a_local_run_never_imports_ray():
-    code = ("import sys; from launcher import cli, run, backends, supervisor; backends.get('local');"
+    code = ("import sys; from launcher import cli; from launcher.launch import run, backends, supervisor;"
+            "backends.get('local');"
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

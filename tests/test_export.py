@@ -1,7 +1,7 @@
 """Exported TFJob manifests and TF_CONFIG commands: valid against Kubeflow's CRD and true to the launcher.
 
-The CRD schema is the one Kubeflow's training operator v1.9.0 publishes (in ../shared/kubeflow, next to the
-repository); the round trip rebuilds the TF_CONFIG that the operator injects into each pod and checks that
+The CRD schema is the one Kubeflow's training operator v1.9.0 publishes, kept in tests/data/kubeflow (see
+its README for the source and licence); the round trip rebuilds the TF_CONFIG that the operator injects into each pod and checks that
 the task program finds its own identity in it.
 """
 
@@ -14,25 +14,27 @@ import shlex
 import sys
 from typing import Callable
 
+import jsonschema
 import pytest
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the launcher is not installed in the test environment; run it from the checkout
     sys.path.insert(0, str(REPO))
 
-from launcher.cluster import task_command, tf_config  # noqa: E402
+from launcher.cluster import tf_config  # noqa: E402
 from launcher.cluster.errors import SpecError  # noqa: E402
 from launcher.export import tfjob  # noqa: E402
 from launcher.export.tf_config_commands import tf_config_commands  # noqa: E402
 from launcher.cluster.run_config import RunConfig  # noqa: E402
 from launcher.cluster.spec import EVALUATOR, TaskId, from_json  # noqa: E402
 
-KUBEFLOW_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "kubeflow"
-CRD_FILE = KUBEFLOW_DIR / "tfjobs.kubeflow.org-v1.9.0.crd.yaml"
+CRD_FILE = pathlib.Path(__file__).resolve().parent / "data" / "kubeflow" / "tfjobs.kubeflow.org-v1.9.0.crd.yaml"
 
 MODEL_DIR = "/mnt/shared/runs/export-test"
 MAX_RESTARTS = 2
 IMAGE = "registry.example.com/launcher:1.0"
+PVC = "shared-runs"  # mounted at MODEL_DIR in every pod
 
 SPECS = {
     "local1": {"cluster": {"chief": ["host-a:2222"]}},
@@ -54,17 +56,33 @@ def make_config(name: str) -> RunConfig:
 
 
 @pytest.fixture(params=sorted(SPECS))
-def config(request) -> RunConfig:
-    return make_config(request.param)
+def name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def config(name) -> RunConfig:
+    return make_config(name)
+
+
+# What every task command starts with, for the defaults of RunConfig and the model directory above; the
+# role's flags from the spec follow it.
+BASE_COMMAND = ["python", "-m", "launcher.task", "--model=launcher.models.linear", f"--model_dir={MODEL_DIR}",
+                "--train_steps=1000"]
+
+
+def expected_command(name: str, job: str) -> list[str]:
+    return BASE_COMMAND + SPECS[name].get("flags", {}).get(job, [])
+
+
+def expected_cluster(name: str) -> dict:
+    """The spec's cluster as TF_CONFIG holds it: the training jobs only (TensorFlow leaves the evaluator out)."""
+    return {job: addrs for job, addrs in SPECS[name]["cluster"].items() if job != EVALUATOR}
 
 
 @pytest.fixture(scope="module")
 def validator():
-    """A validator for the TFJob schema of the CRD; the tests that need it skip if the CRD is not there."""
-    if not CRD_FILE.is_file():
-        pytest.skip(f"Kubeflow TFJob CRD not found at {CRD_FILE} (the shared folder next to the repository)")
-    yaml = pytest.importorskip("yaml")
-    jsonschema = pytest.importorskip("jsonschema")
+    """A validator for the TFJob schema of the CRD."""
     crd = yaml.safe_load(CRD_FILE.read_text())
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     jsonschema.Draft7Validator.check_schema(schema)
@@ -83,7 +101,7 @@ def replica_type(job: str) -> str:
 
 @pytest.mark.parametrize("namespace", [None, "ml-team"])
 def test_manifest_is_a_valid_tfjob(config, validator, namespace):
-    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace, pvc=PVC)
     assert schema_errors(validator, manifest) == []
     assert manifest["apiVersion"] == "kubeflow.org/v1"
     assert manifest["kind"] == "TFJob"
@@ -117,7 +135,7 @@ def _set_backoff(m: dict) -> None:
                          ids=["replicas-string", "restartPolicy-number", "port-string", "no-container-name",
                               "no-tfReplicaSpecs", "backoffLimit-string"])
 def test_validator_rejects_a_broken_manifest(validator, break_it):
-    manifest = tfjob.manifest(make_config("local2"), IMAGE)
+    manifest = tfjob.manifest(make_config("local2"), IMAGE, pvc=PVC)
     assert schema_errors(validator, manifest) == []
     break_it(manifest)
     assert schema_errors(validator, manifest) != []
@@ -125,25 +143,43 @@ def test_validator_rejects_a_broken_manifest(validator, break_it):
 
 # --- what the manifest says ----------------------------------------------------------------------------------
 
-def test_one_replica_spec_per_role(config):
-    replica_specs = tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"]
-    roles = {job for job in ("chief", "worker", "ps", "evaluator") if config.spec.count(job)}
-    assert set(replica_specs) == {replica_type(job) for job in roles}
+def test_one_replica_spec_per_role(name):
+    replica_specs = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
+    counts = {job: len(addresses) for job, addresses in SPECS[name]["cluster"].items()}
+    assert set(replica_specs) == {replica_type(job) for job in counts}
     assert set(replica_specs) <= {"Chief", "Worker", "PS", "Evaluator"}
-    for job in roles:
+    for job, count in counts.items():
         replica = replica_specs[replica_type(job)]
-        assert replica["replicas"] == config.spec.count(job)
+        assert replica["replicas"] == count
         assert replica["restartPolicy"] == "ExitCode"
         (container,) = replica["template"]["spec"]["containers"]
         assert container["name"] == "tensorflow"
         assert container["image"] == IMAGE
         assert container["ports"] == [{"name": "tfjob-port", "containerPort": 2222}]
-        assert container["command"] == task_command.command(config, job, None, python="python",
-                                                            model_dir=MODEL_DIR)
+
+
+def test_container_commands_of_every_role():
+    replicas = tfjob.manifest(make_config("evaluator"), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
+    command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}
+    base = ["python", "-m", "launcher.task", "--model=launcher.models.linear",
+            "--model_dir=/mnt/shared/runs/export-test", "--train_steps=1000"]
+    assert command == {
+        "Chief": base,
+        "Worker": base + ["--learning_rate=0.05", "--note=it's a \"test\" $HOME"],
+        "PS": base,
+        "Evaluator": base + ["--eval_every=10"],
+    }
+
+
+def test_container_command_is_the_specs(name):
+    replicas = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
+    for job in SPECS[name]["cluster"]:
+        assert replicas[replica_type(job)]["template"]["spec"]["containers"][0]["command"] == \
+            expected_command(name, job)
 
 
 def test_command_takes_identity_from_tf_config(config):
-    for replica in tfjob.manifest(config, IMAGE)["spec"]["tfReplicaSpecs"].values():
+    for replica in tfjob.manifest(config, IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"].values():
         argv = replica["template"]["spec"]["containers"][0]["command"]
         assert argv[:3] == ["python", "-m", "launcher.task"]
         assert f"--model_dir={MODEL_DIR}" in argv
@@ -151,17 +187,21 @@ def test_command_takes_identity_from_tf_config(config):
 
 
 def test_role_flags_reach_their_role_only():
-    replicas = tfjob.manifest(make_config("evaluator"), IMAGE)["spec"]["tfReplicaSpecs"]
+    replicas = tfjob.manifest(make_config("evaluator"), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}
     assert command["Worker"][-2:] == ["--learning_rate=0.05", "--note=it's a \"test\" $HOME"]
     assert command["Evaluator"][-1] == "--eval_every=10"
     assert not [a for a in command["Chief"] + command["PS"] if "learning_rate" in a or "eval_every" in a]
 
 
-def test_run_policy(config):
-    run_policy = tfjob.manifest(config, IMAGE)["spec"]["runPolicy"]
+# --max_restarts 2 for each task, pooled: local1 has one task, local2 three, local4 six, "evaluator" five.
+BACKOFF_LIMITS = {"local1": 2, "local2": 6, "local4": 12, "evaluator": 10}
+
+
+def test_run_policy(name):
+    run_policy = tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["runPolicy"]
     assert run_policy["cleanPodPolicy"] == "Running"
-    assert run_policy["backoffLimit"] == MAX_RESTARTS * len(list(config.spec.tasks()))
+    assert run_policy["backoffLimit"] == BACKOFF_LIMITS[name]
 
 
 # --- round trip through the operator's TF_CONFIG ---------------------------------------------------------------
@@ -186,40 +226,49 @@ def operator_tf_config(manifest: dict, replica: str, index: int) -> str:
 
 
 @pytest.mark.parametrize("namespace", [None, "ml-team"])
-def test_every_pod_finds_its_identity_in_the_operators_tf_config(config, namespace):
-    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace)
+def test_every_pod_finds_its_identity_in_the_operators_tf_config(config, name, namespace):
+    manifest = tfjob.manifest(config, IMAGE, name="mnist", namespace=namespace, pvc=PVC)
     pods = 0
     for rtype, replica in manifest["spec"]["tfReplicaSpecs"].items():
         for index in range(replica["replicas"]):
             value = operator_tf_config(manifest, rtype, index)
-            task, cluster = tf_config.resolve_identity(None, None, None, {"TF_CONFIG": value})
+            task, cluster = tf_config.identity({"TF_CONFIG": value})
             assert task == TaskId(rtype.lower(), index)
             assert EVALUATOR not in cluster
             assert {job: len(addrs) for job, addrs in cluster.items()} == \
-                {job: len(addrs) for job, addrs in config.spec.cluster_dict(training_only=True).items()}
+                {job: len(addrs) for job, addrs in expected_cluster(name).items()}
             pods += 1
-    assert pods == len(list(config.spec.tasks()))
+    assert pods == len(_spec_tasks(name))
 
 
 # --- TF_CONFIG commands ---------------------------------------------------------------------------------------
 
-def test_one_tf_config_command_per_task(config):
-    entries = tf_config_commands(config)
-    tasks = list(config.spec.tasks())
-    assert [e["task"] for e in entries] == [t.name for t in tasks]
-    for entry, task in zip(entries, tasks):
-        assert entry["host"] == config.spec.address(task).host
-        cluster, parsed = tf_config.parse(entry["TF_CONFIG"])
-        assert parsed == task
-        assert cluster == config.spec.cluster_dict(training_only=True)
-        assert tf_config.resolve_identity(None, None, None, {"TF_CONFIG": entry["TF_CONFIG"]})[0] == task
+def _spec_tasks(name: str) -> list[tuple[str, int, str]]:
+    """(job, index, address) of every task of a spec, read from its literal."""
+    return [(job, index, address) for job, addresses in SPECS[name]["cluster"].items()
+            for index, address in enumerate(addresses)]
 
 
-def test_tf_config_command_round_trips_through_the_shell(config):
-    for entry, task in zip(tf_config_commands(config), config.spec.tasks()):
-        argv = task_command.command(config, task.job, None, python="python")
-        assert shlex.split(entry["command"]) == [f"TF_CONFIG={entry['TF_CONFIG']}", *argv]
-        assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
+def test_one_tf_config_command_per_task(name):
+    entries = tf_config_commands(make_config(name))
+    tasks = _spec_tasks(name)
+    assert sorted(e["task"] for e in entries) == sorted(f"{job}:{index}" for job, index, _ in tasks)
+    by_name = {e["task"]: e for e in entries}
+    for job, index, address in tasks:
+        entry = by_name[f"{job}:{index}"]
+        assert entry["host"] == address.split(":")[0]
+        assert json.loads(entry["TF_CONFIG"]) == {"cluster": expected_cluster(name),
+                                                  "task": {"type": job, "index": index},
+                                                  "environment": "cloud"}
+        assert tf_config.identity({"TF_CONFIG": entry["TF_CONFIG"]})[0] == \
+            TaskId(job, index)
+
+
+def test_tf_config_command_round_trips_through_the_shell(name):
+    for entry in tf_config_commands(make_config(name)):
+        job = entry["task"].split(":")[0]
+        assert shlex.split(entry["command"]) == ["TF_USE_LEGACY_KERAS=1", f"TF_CONFIG={entry['TF_CONFIG']}",
+                                                  *expected_command(name, job)]
 
 
 def test_tf_config_commands_need_fixed_ports():

@@ -2,10 +2,11 @@
 
 import os
 import signal
+import time
 
 import pytest
 
-from conftest import checkpoint_steps, last_run, wait_for
+from conftest import checkpoint_steps, last_run, logged_step, read_variables, wait_for
 
 # Slow steps give the test time to act mid-training; checkpoints every 20 steps.
 SLOW = "--step_sleep_secs=0.01"
@@ -32,6 +33,7 @@ def test_killed_task_is_restarted_and_training_reaches_the_target(runner, tmp_pa
     model_dir = tmp_path / "model"
     launch = _start_slow(runner, model_dir, 300)
     saved = _wait_for_checkpoint(model_dir)
+    killed_at = time.time()
     os.kill(launch.tasks()[victim].pid, signal.SIGKILL)
     assert launch.wait() == 0, launch.stderr
     run = last_run(model_dir)
@@ -42,9 +44,16 @@ def test_killed_task_is_restarted_and_training_reaches_the_target(runner, tmp_pa
     assert run["global_step_end"] == 300 and checkpoint_steps(model_dir)[-1] == 300
     # Restarts count the checkpoints already on disk against --max_to_keep.
     assert len(checkpoint_steps(model_dir)) <= 3, checkpoint_steps(model_dir)
-    # No step that was in a checkpoint is lost: every session after the kill started at or past it.
-    assert all(step >= saved for step in tasks["chief:0"]["session_steps"][1:]), tasks["chief:0"]
+    # No step that was in a checkpoint is lost: every session after the kill started at or past it. There are
+    # such sessions whoever the victim: a restarted chief or worker opens one, and a lost ps makes the chief
+    # and the worker re-create theirs.
+    after_kill = [(name, session["step"]) for name in ("chief:0", "worker:0")
+                  for attempt in tasks[name]["attempts"] for session in attempt["sessions"]
+                  if session["time"] > killed_at]
+    assert after_kill, tasks
+    assert all(step >= saved for _, step in after_kill), (saved, after_kill)
     if victim != "ps:0":
+        assert victim in [name for name, _ in after_kill], after_kill
         assert tasks[victim]["steps"] > 0
     if victim == "chief:0":
         # The ps lived on with what the worker trained meanwhile: the new chief joins it, no rollback.
@@ -66,22 +75,39 @@ def test_task_that_keeps_dying_exhausts_its_restarts(runner, tmp_path):
     assert run["outcome"] == "failed" and _tasks(run)["worker:0"]["restarts"] == 1
 
 
-def test_killed_launcher_leaves_no_task_running(runner, tmp_path):
+def test_killed_launcher_leaves_no_task_running_nor_its_model_dir_locked(runner, tmp_path):
     model_dir = tmp_path / "model"
     launch = _start_slow(runner, model_dir, 100000)
     wait_for(lambda: len(launch.tasks()) == 3, what="three tasks")
     launch.proc.kill()  # the launcher alone, not its tasks: they must notice by themselves
     launch.proc.wait()
     wait_for(lambda: not runner.leftovers(), timeout=45, what="the tasks to exit")
+    # The lock went with the launcher: a second one on the same directory runs (and resumes).
+    target = max(checkpoint_steps(model_dir), default=0) + 10
+    second = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--train_steps", str(target))
+    assert second.proc.returncode == 0, second.stderr
+    assert last_run(model_dir)["global_step_end"] == target
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
-def test_sigint_and_sighup_stop_everything_with_their_own_code(runner, tmp_path, signum):
-    launch = _start_slow(runner, tmp_path / "model", 100000)
-    wait_for(lambda: len(launch.tasks()) == 3, what="three tasks")
+def test_sigint_and_sighup_save_a_checkpoint_and_stop_everything_with_their_own_code(runner, tmp_path, signum):
+    model_dir = tmp_path / "model"
+    # No periodic save within the test: a checkpoint past step 0 can only be the one saved on the signal.
+    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.probe",
+                          "--train_steps", "100000", f"--worker_flags={SLOW}",
+                          f"--chief_flags={SLOW} --save_checkpoint_secs=3600 --log_step_count_steps=10")
+    wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 20, what="the chief's step 20")
+    reached = logged_step(model_dir / "logs" / "chief-0.log")
     launch.proc.send_signal(signum)
     assert launch.wait(60) == 128 + signum, launch.stderr
     assert runner.leftovers() == []
+    saved = checkpoint_steps(model_dir)[-1]
+    assert saved >= reached, (saved, reached)
+    run = last_run(model_dir)
+    assert run["outcome"] == "interrupted" and run["global_step_end"] == saved
+    # The chief stopped by itself on the launcher's stop request (SIGTERM), it was not killed.
+    assert _tasks(run)["chief:0"]["exit_codes"] in ([143], [128 + signum])
+    assert read_variables(model_dir)["global_step"] == saved
 
 
 def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):

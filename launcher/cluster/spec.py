@@ -125,6 +125,8 @@ class ClusterSpec:
         """This spec with `extra` flags (the command line's `--<role>_flags`) after the spec's own, per role
         (later flags win in absl)."""
         for job, values in extra.items():
+            if values and not self.count(job):
+                raise SpecError(self.source, "", f"--{job}_flags given, but the spec has no {job} task")
             for i, value in enumerate(values):
                 check_flag_syntax(value, f"--{job}_flags[{i}]", "")
         merged = {job: [*self.flags.get(job, ()), *extra.get(job, ())] for job in JOBS}

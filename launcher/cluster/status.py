@@ -20,6 +20,7 @@ FIRST_STEP = "first_step"  # the first training step of this process ran
 PROGRESS = "progress"      # periodic: "step" (global) and "local_steps" (this process)
 DONE = "done"              # training loop ended normally
 EVAL = "eval"              # evaluator: "step" of the checkpoint and its "metrics"
+EARLY_STOP = "early_stop"  # evaluator: training should end now; "step" of the deciding score, "reason"
 
 
 def emit(event: str, **fields) -> None:

@@ -28,6 +28,9 @@ class StopRequest:
     def __init__(self, *, armed: bool, exit_when_hurried: bool) -> None:
         self.signum: Optional[int] = None
         self.hurried = False
+        # Asked to finish early (a task only: see task_env.FINISH_SIGNAL): stop like a first signal, but as
+        # a task that is done, not stopped.
+        self.finishing = False
         # Whether an orderly stop can do something (save, stop tasks in order); if not, stop at once.
         self.armed = armed
         # A task stops now by exiting; a launcher must first kill its tasks, so it only takes note.
@@ -49,6 +52,13 @@ class StopRequest:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
         return self
+
+    @property
+    def should_stop(self) -> bool:
+        return self.requested or self.finishing
+
+    def finish(self, signum: int = 0, frame=None) -> None:
+        self.finishing = True
 
     def _handle(self, signum: int, frame) -> None:
         if self.signum is None:

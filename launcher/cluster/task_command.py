@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from launcher.cluster.errors import UserError
+from launcher.cluster.spec import EVALUATOR
 
 if TYPE_CHECKING:
     from launcher.cluster.run_config import RunConfig
@@ -37,4 +38,5 @@ def command(config: RunConfig, job: str, *, python: str = sys.executable,
             f"--model={config.model}",
             f"--model_dir={model_dir if model_dir is not None else config.model_dir}",
             f"--train_steps={config.train_steps}",
+            *(config.evaluator_flags() if job == EVALUATOR else []),
             *config.spec.role_flags(job)]

@@ -1,10 +1,16 @@
-"""What a launcher puts in a task's environment besides TF_CONFIG, and what the task does with it.
+"""A task's environment besides TF_CONFIG: what every task needs, and what a launcher adds.
 
-None of it is needed to run a task: under another engine (Kubeflow, `export --format tf_config`) the
-variables are absent and the task runs on TF_CONFIG alone.
+TASK_ENV is needed wherever a task runs: the task program sets it itself before TensorFlow is imported,
+and exported TFJob containers and TF_CONFIG commands carry it too. The rest is what this launcher adds;
+none of it is needed to run a task: under another engine the variables are absent and the task runs on
+TF_CONFIG alone.
 """
 
 import signal
+
+# tf.compat.v1.layers (dense, batch_normalization, ...) and tf.compat.v1.keras on TF 2.16+ work only with
+# the tf-keras package and this variable set before TensorFlow is imported (Keras 3 has no v1 layers).
+TASK_ENV: dict[str, str] = {"TF_USE_LEGACY_KERAS": "1"}
 
 # The launcher's pid: a task whose launcher died (SIGKILL leaves no chance to clean up) stops by itself.
 PARENT_PID = "LAUNCHER_PARENT_PID"
@@ -15,6 +21,10 @@ FLAG_ORIGINS = "LAUNCHER_FLAG_ORIGINS"
 # writes anything, so a bad flag of any task is refused before a checkpoint is touched.
 GATED = "LAUNCHER_GATED"
 GO_SIGNAL = signal.SIGUSR1
-# The task program dumps every thread's Python stack (faulthandler) into its output on this signal: the
-# launcher asks for it when the run hangs, so the task's log shows where it waits.
-STACKS_SIGNAL = signal.SIGUSR2
+# "Finish now" (early stopping): stop after the current step and end as a finished task, exit 0; the chief
+# saves at the step reached. Handled from the task's first moment, before TensorFlow's import.
+FINISH_SIGNAL = signal.SIGUSR2
+# The task program dumps every thread's Python stack (faulthandler) into its output on this signal (the
+# JVM's convention for a thread dump): the launcher asks for it when the run hangs, so the task's log shows
+# where it waits. Sent only to a task that has reported READY, when the handler is certainly installed.
+STACKS_SIGNAL = signal.SIGQUIT

@@ -65,3 +65,11 @@ def identity(environ: Mapping[str, str]) -> tuple[TaskId, dict]:
     if task.job != "evaluator" and not 0 <= task.index < len(members):
         raise UserError(f"{ENV_VAR}: task {task} is not in the cluster {json.dumps(cluster)}")
     return task, cluster
+
+
+def task_of(environ: Mapping[str, str]) -> Optional[TaskId]:
+    """The task that a process with this environment runs, or None (any other process, or no TF_CONFIG)."""
+    try:
+        return parse(environ.get(ENV_VAR))[1]
+    except UserError:
+        return None

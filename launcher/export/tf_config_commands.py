@@ -8,13 +8,15 @@ from __future__ import annotations
 import shlex
 
 from launcher.cluster import task_command, tf_config
+from launcher.cluster.task_env import TASK_ENV
 from launcher.cluster.errors import SpecError
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import ClusterSpec
 
 
 def tf_config_commands(config: RunConfig) -> list[dict]:
-    """For every task: its name, host, TF_CONFIG value and the shell command that starts it there."""
+    """For every task: its name, host, TF_CONFIG value, the other environment it needs (`task_env`) and the
+    shell command that starts it there with all of it."""
     _check_fixed_ports(config.spec)
     cluster = config.spec.cluster_dict()
     entries = []
@@ -25,7 +27,9 @@ def tf_config_commands(config: RunConfig) -> list[dict]:
             "task": task.name,
             "host": config.spec.address(task).host,
             "TF_CONFIG": value,
-            "command": f"{tf_config.ENV_VAR}={shlex.quote(value)} {shlex.join(argv)}",
+            "env": dict(TASK_ENV),
+            "command": " ".join([*(f"{k}={shlex.quote(v)}" for k, v in TASK_ENV.items()),
+                                 f"{tf_config.ENV_VAR}={shlex.quote(value)}", shlex.join(argv)]),
         })
     return entries
 

@@ -6,9 +6,14 @@ The operator injects TF_CONFIG into every pod, so the task command carries no id
 
 from __future__ import annotations
 
+import posixpath
+import re
 from typing import Optional
 
+from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster import task_command
+from launcher.cluster.errors import UserError
+from launcher.cluster.task_env import TASK_ENV
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER
 
@@ -22,13 +27,45 @@ PORT_NAME = "tfjob-port"
 PORT = 2222
 # The operator retries exit codes of 128 and above and fails the job on 1-127: the launcher's own contract.
 RESTART_POLICY = "ExitCode"
-# Stop what still runs once the job has finished (an evaluator or PS never exits by itself).
+# Once the job has finished, stop what still runs. The ps tasks exit by themselves once the chief has saved
+# the final checkpoint and the evaluator once it has scored it, so this is only a safety net (a ps whose
+# message from the chief was lost waits `--ps_orphan_secs` before it gives up).
 CLEAN_POD_POLICY = "Running"
+# The volume that holds a path model directory: a PersistentVolumeClaim, mounted at that path in every pod.
+VOLUME_NAME = "model-dir"
+# Kubernetes object names (a claim's name) are DNS-1123 subdomains.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def check_storage(model_dir: str, pvc: Optional[str]) -> None:
+    """Every pod must see the model directory: a path needs a claim mounted there, a URL needs none."""
+    if model_dir_rules.url_scheme(model_dir) is not None:
+        model_dir_rules.check_for_tasks(model_dir)
+        if pvc is not None:
+            raise UserError(f"--pvc {pvc!r}: the model directory {model_dir!r} is a URL, which the tasks "
+                            f"read themselves; a claim is mounted only for a path model directory")
+        return
+    if pvc is None:
+        raise UserError(f"--model_dir {model_dir!r} is a path in the pods, but nothing would be mounted there: "
+                        f"give --pvc CLAIM (a PersistentVolumeClaim that every pod mounts at the model "
+                        f"directory) or a {', '.join(s + '://' for s in model_dir_rules.TASK_URL_SCHEMES)} "
+                        f"model directory")
+    if not posixpath.isabs(model_dir):
+        raise UserError(f"--model_dir {model_dir!r}: the claim is mounted at the model directory, which must "
+                        f"be an absolute path in the pods")
+    if len(pvc) > 253 or not _DNS_SUBDOMAIN.match(pvc):
+        raise UserError(f"--pvc {pvc!r} is not a Kubernetes object name (lower-case letters, digits, '-', '.')")
 
 
 def manifest(config: RunConfig, image: str, name: str = "launcher",
-             namespace: Optional[str] = None) -> dict:
-    """The TFJob that runs `config` in pods of `image`; one replica type per role of the spec."""
+             namespace: Optional[str] = None, pvc: Optional[str] = None) -> dict:
+    """The TFJob that runs `config` in pods of `image`; one replica type per role of the spec.
+
+    `pvc`: a PersistentVolumeClaim mounted at the model directory in every pod (required for a path model
+    directory; a gs://, s3:// or hdfs:// one is read by the tasks themselves). UserError if the pods would
+    not share the model directory.
+    """
+    check_storage(config.model_dir, pvc)
     metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
     return {
         "apiVersion": API_VERSION,
@@ -36,30 +73,37 @@ def manifest(config: RunConfig, image: str, name: str = "launcher",
         "metadata": metadata,
         "spec": {
             "runPolicy": {"cleanPodPolicy": CLEAN_POD_POLICY, "backoffLimit": backoff_limit(config)},
-            "tfReplicaSpecs": {replica_type: replica_spec(config, job, image)
+            "tfReplicaSpecs": {replica_type: replica_spec(config, job, image, pvc)
                                for job, replica_type in REPLICA_TYPES.items() if config.spec.count(job)},
         },
     }
 
 
-def replica_spec(config: RunConfig, job: str, image: str) -> dict:
+def replica_spec(config: RunConfig, job: str, image: str, pvc: Optional[str] = None) -> dict:
     """One role's replicas: as many pods as the spec has tasks of `job`, all running the same command."""
+    pod: dict = {"containers": [container(config, job, image, pvc)]}
+    if pvc is not None:
+        pod["volumes"] = [{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": pvc}}]
     return {
         "replicas": config.spec.count(job),
         "restartPolicy": RESTART_POLICY,
-        "template": {"spec": {"containers": [container(config, job, image)]}},
+        "template": {"spec": pod},
     }
 
 
-def container(config: RunConfig, job: str, image: str) -> dict:
-    """The task container. `model_dir` goes in as the user gave it: on Kubernetes it must be shared storage
-    that every pod sees (the chief writes checkpoints there, the evaluator reads them)."""
-    return {
+def container(config: RunConfig, job: str, image: str, pvc: Optional[str] = None) -> dict:
+    """The task container. `model_dir` goes in as the user gave it: the claim is mounted at that very path,
+    so the chief's checkpoints and the evaluator's reads meet on the same storage in every pod."""
+    spec = {
         "name": CONTAINER_NAME,
         "image": image,
         "command": task_command.command(config, job, python="python", model_dir=str(config.model_dir)),
+        "env": [{"name": name, "value": value} for name, value in TASK_ENV.items()],
         "ports": [{"name": PORT_NAME, "containerPort": PORT}],
     }
+    if pvc is not None:
+        spec["volumeMounts"] = [{"name": VOLUME_NAME, "mountPath": str(config.model_dir)}]
+    return spec
 
 
 def backoff_limit(config: RunConfig) -> int:

@@ -16,9 +16,10 @@ import tempfile
 from typing import Optional
 
 from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
+from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import TaskId
+from launcher.cluster.spec import ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
 from launcher.launch import backends, model_dir_lock, run_record
 from launcher.launch.console import Console
@@ -29,8 +30,7 @@ from launcher.launch.task_output import TaskOutput
 
 def check_model_dir(model_dir: str) -> None:
     """The model directory, or the nearest existing parent that would hold it, must be writable."""
-    if "://" in model_dir:
-        return  # remote storage (gs://, s3://): the tasks' own filesystem layer will say
+    model_dir_rules.check_for_run(model_dir)  # a URL: refused, never a local directory named after it
     path = os.path.abspath(model_dir)
     while not os.path.exists(path):
         path = os.path.dirname(path)
@@ -50,12 +50,14 @@ def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
     return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
-def task_env_for(config: RunConfig, task: TaskId) -> dict[str, str]:
+def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = None) -> dict[str, str]:
+    """`spec`: the run's spec as it is now, when a task has moved since `config` was made."""
+    spec = spec or config.spec
     env = dict(os.environ)
     env[task_env.PARENT_PID] = str(os.getpid())
     env[task_env.GATED] = "1"
-    env[task_env.FLAG_ORIGINS] = json.dumps(config.spec.flag_origins(task.job))
-    env[tf_config.ENV_VAR] = tf_config.build(config.spec.cluster_dict(), task)
+    env[task_env.FLAG_ORIGINS] = json.dumps(spec.flag_origins(task.job))
+    env[tf_config.ENV_VAR] = tf_config.build(spec.cluster_dict(), task)
     env["PYTHONUNBUFFERED"] = "1"  # status lines and errors must arrive as they happen
     if not config.show_tf_logs:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -89,7 +91,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
     supervisor = Supervisor(
         config.spec, backend, console,
         command=lambda task: task_command.command(config, task.job),
-        env=lambda task: task_env_for(config, task), make_output=make_output,
+        env=lambda task, spec: task_env_for(config, task, spec), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
         hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio)
@@ -108,7 +110,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "outcome": outcome.name if outcome else "crashed",
             "exit_code": outcome.exit_code if outcome else None,
             "summary": outcome.summary if outcome else None,
-            "spec": config.spec.to_json(),
+            "spec": supervisor.spec.to_json(),  # with the addresses tasks moved to
             "model": config.model, "train_steps": config.train_steps,
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
@@ -116,8 +118,10 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
             "straggler_ratio": config.straggler_ratio,
             "stragglers": [s.record() for s in supervisor.stragglers.history],
-            "global_steps": supervisor.global_steps,
+            "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
             **({"eval": evaluation} if evaluation else {}),
+            **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
+               if supervisor.early_stop else {}),
         })
     return outcome
 

@@ -1,6 +1,9 @@
 """How a run ends: what becomes of a task process that ended, when the run is over, and its outcome.
 
 - A task that exits 0 is done. A worker that ends after the chief's final checkpoint is not needed any more.
+  A ps exits 0 only when the chief has told it, after the final checkpoint, that training is over: done,
+  even if the launcher has not yet seen the chief's own exit (they end moments apart); should the chief be
+  restarted after all, the supervisor starts such a ps again, since the new chief needs it.
 - Otherwise the restart policy decides; what it does not restart has failed. A failed evaluator never
   stops training, but the run then ends failed. Any other failure ends the run, named after that task.
 - A run succeeds once the chief is done, the workers have ended (each gets `worker_exit_secs` after the
@@ -15,7 +18,7 @@ from typing import Iterable, Optional
 
 from launcher.cluster import exit_codes
 from launcher.cluster.restart_policy import RestartPolicy
-from launcher.cluster.spec import CHIEF, EVALUATOR, WORKER, TaskId
+from launcher.cluster.spec import EVALUATOR, WORKER, TaskId
 from launcher.launch.task_state import TaskState
 
 ERROR_PREFIX = "error: "
@@ -32,8 +35,8 @@ class Verdict(enum.Enum):
 def judge(task: TaskId, code: int, restarts: int, *, training_over: bool, policy: RestartPolicy,
           max_restarts: int) -> Verdict:
     """What becomes of `task`, whose process ended with `code` after `restarts` restarts."""
-    if code == exit_codes.OK and task.job in (CHIEF, WORKER, EVALUATOR):
-        return Verdict.DONE
+    if code == exit_codes.OK:
+        return Verdict.DONE  # a ps too: see the module's note
     if training_over and task.job == WORKER:
         return Verdict.NOT_NEEDED  # the chief has saved the final checkpoint without it
     if policy.should_restart(code, restarts, max_restarts):
@@ -46,6 +49,7 @@ class Failure:
     task: TaskId
     returncode: int
     tail: list[str]
+    reason: Optional[str] = None  # what the launcher found, when that and not the exit is the cause
     cause: Optional[str] = None  # the root cause, when the log or the system names it (see root_cause)
     log: Optional[str] = None
 
@@ -59,7 +63,8 @@ class Failure:
             error = next((line for line in reversed(self.tail) if line.startswith(ERROR_PREFIX)), None)
             if error is not None:
                 return error[len(ERROR_PREFIX):]
-        lines = [f"{self.task} {exit_codes.describe(self.returncode)}" + (f": {self.cause}" if self.cause else "")]
+        lines = [f"{self.task} {exit_codes.describe(self.returncode)}"
+                 + (f"; {self.reason}" if self.reason else "") + (f": {self.cause}" if self.cause else "")]
         if self.cause:
             if self.log:
                 lines.append(f"  (its whole output: {self.log})")

@@ -99,14 +99,14 @@ def gather(states: Iterable[TaskState], reason: str, native_for: Iterable = ()) 
         where[state.task] = state.output.note([f"=== launcher: stacks of {state.task} (pid {pid}) at {stamp}: "
                                                f"{reason}"])
         state.output.start_capture()
-        if not stopped[state.task]:
+        if not stopped[state.task] and state.ready:  # before READY its handler may not be installed yet
             state.handle.signal(task_env.STACKS_SIGNAL)
     # faulthandler writes at once; wait until the dumps have stopped growing.
     deadline, sizes = time.monotonic() + DUMP_WAIT_SECS, None
     while time.monotonic() < deadline:
         time.sleep(0.3)
         now = [len(s.output.captured()) for s in live]
-        if now == sizes and all(n or stopped[s.task] for n, s in zip(now, live)):
+        if now == sizes and all(n or stopped[s.task] or not s.ready for n, s in zip(now, live)):
             break
         sizes = now
     spied: dict = {}

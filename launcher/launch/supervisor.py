@@ -20,12 +20,12 @@ import threading
 import time
 from typing import Callable, Optional
 
-from launcher.cluster import exit_codes, status, task_env
+from launcher.cluster import contacts, exit_codes, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
 from launcher.launch import diagnosis, progress, root_cause, run_end, stacks
-from launcher.launch.backends import Backend
+from launcher.launch.backends import Backend, Move, PlacementError
 from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
 from launcher.launch.task_output import TaskOutput
@@ -35,20 +35,19 @@ from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5
-STEP_SAMPLE_SECS = 2.0  # the global step over time, as run.json keeps it
 # Stop order: tasks that save or need the variables first, the ps that hold them last.
 _STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
 
 
 class Supervisor:
     def __init__(self, spec: ClusterSpec, backend: Backend, console: Console,
-                 command: Callable[[TaskId], list[str]], env: Callable[[TaskId], dict[str, str]],
+                 command: Callable[[TaskId], list[str]], env: Callable[[TaskId, ClusterSpec], dict[str, str]],
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
                  worker_exit_secs: float, stop: StopRequest, launched: Optional[float] = None,
                  eval_wait_secs: float = 120.0, hang_secs: float = 120.0, on_hang: str = "restart",
                  straggler_ratio: float = 3.0):
-        self._spec = spec
+        self.spec = spec  # changes when a task moves to another node
         self._backend = backend
         self._console = console
         self._command = command
@@ -64,6 +63,7 @@ class Supervisor:
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._gate_open = False
         self._evaluator_failure: Optional[Failure] = None
+        self.early_stop: Optional[dict] = None  # the evaluator ended training early: when and why
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
@@ -71,8 +71,9 @@ class Supervisor:
         self._on_hang = on_hang
         self.hangs: list[dict] = []  # for run.json: each hang, its verdict and what was done
         self.stragglers = Stragglers(straggler_ratio)
-        self.global_steps: list[tuple[float, int]] = []  # (epoch, global step), for the report's chart
         self._named_stragglers: set = set()
+        # (Unix time, global step) about once a second: the run's progress over time, for run.json.
+        self.step_series: list[tuple[float, int]] = []
 
     # -- status lines from tasks (called on output threads) --
 
@@ -82,19 +83,30 @@ class Supervisor:
             state.on_status(event)
             if event.get("event") == status.READY:
                 self._open_gate(state)
+            elif event.get("event") == status.EARLY_STOP and self.early_stop is None:
+                self.early_stop = {"evaluated_step": event.get("step"), "reason": event.get("reason")}
+                for other in self.states.values():
+                    if other.task.job in (CHIEF, WORKER) and other.running:
+                        other.handle.signal(task_env.FINISH_SIGNAL)
             step = event.get("step")
             if isinstance(step, int) and event.get("event") != status.EVAL:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
+                self._sample_step()
                 self._watchdog.step(self._global_step, time.monotonic())
-                if not self.global_steps or (self._global_step != self.global_steps[-1][1]
-                                             and time.time() - self.global_steps[-1][0] >= STEP_SAMPLE_SECS):
-                    self.global_steps.append((round(time.time(), 2), self._global_step))
             if event.get("event") == status.PROGRESS and isinstance(event.get("local_steps"), int) \
                     and task.job in (CHIEF, WORKER):
                 self.stragglers.add(task, event["local_steps"], time.monotonic())
             elif event.get("event") == status.DONE:
                 self.stragglers.forget(task)
+
+    def _sample_step(self, every_secs: float = 1.0) -> None:
+        """Keep samples about `every_secs` apart; the last one is always the newest step."""
+        sample = (time.time(), self._global_step)
+        if len(self.step_series) >= 2 and sample[0] - self.step_series[-2][0] < every_secs:
+            self.step_series[-1] = sample
+        else:
+            self.step_series.append(sample)
 
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
@@ -125,10 +137,35 @@ class Supervisor:
     def _start(self, state: TaskState) -> None:
         with self._lock:
             self.stragglers.restart(state.task)
+        move = self._backend.relocate(state.task) if state.attempts else None
+        if move is not None:
+            self._moved(state, move)
         argv = self._command(state.task)
-        state.attempts.append(Attempt(started=time.time(), argv=argv))
+        state.attempts.append(Attempt(started=time.time(), argv=argv, host=self.spec.address(state.task).host,
+                                      moved=None if move is None else
+                                      {"from": move.old_host, "to": move.address.host, "why": move.why}))
         state.output.begin(len(state.attempts), argv)
-        state.started(self._backend.start(state.task, argv, self._env(state.task), state.output.write))
+        state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write))
+
+    def _restart(self, state: TaskState) -> Optional[Failure]:
+        try:
+            self._start(state)
+        except PlacementError as e:
+            state.phase = Phase.FAILED
+            return Failure(state.task, state.attempts[-1].exit_code, state.output.tail(), reason=str(e))
+        return None
+
+    def _moved(self, state: TaskState, move: Move) -> None:
+        """`state`'s task runs at a new address from now on: every running task that connects to it must
+        restart to learn it (TensorFlow fixes a server's cluster at start)."""
+        self.spec = self.spec.replace_addresses({state.task: move.address})
+        learners = [s for s in self.states.values() if s.running and contacts.must_learn(state.task, s.task)]
+        self._console.line(f"[launcher] {state.task} moves from {move.old_host} to {move.address} ({move.why})"
+                           + (f"; restarting {', '.join(str(s.task) for s in learners)} with its new address"
+                              if learners else ""))
+        for other in learners:
+            other.restart_for = f"{state.task} moved to {move.address}"
+            other.handle.signal(signal.SIGKILL)  # whatever it did since the last checkpoint is redone
 
     def _watch(self) -> Outcome:
         last_progress = 0.0
@@ -162,6 +199,9 @@ class Supervisor:
                     self._console.line(f"[launcher] gave up waiting for {', '.join(given_up)} after the chief's "
                                        f"final save ({self._worker_exit_secs:.0f} s); stopping")
                 self._show_progress(force=True)
+                if self.early_stop is not None:
+                    return Outcome(exit_codes.OK, f"stopped early at step {self._global_step}: "
+                                                  f"{self.early_stop['reason']}")
                 return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
@@ -178,11 +218,15 @@ class Supervisor:
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
         """Book a process that ended and act on its verdict. A Failure ends the run."""
         state.ended(code)
+        if state.restart_for is not None and code != exit_codes.OK:
+            reason, state.restart_for = state.restart_for, None
+            self._console.line(f"[launcher] {state.task} restarting: {reason}")
+            return self._restart(state)
         attempt = state.attempts[-1]
         killed_for = attempt.killed_for
         if code != exit_codes.OK and not killed_for:
             attempt.cause = root_cause.find(state.output.attempt_lines(), code, attempt.local_pid, attempt.memory,
-                                            str(self._spec.address(state.task)))
+                                            str(self.spec.address(state.task)))
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
         if killed_for and state.attempts[-1].killed_at_end:
@@ -199,7 +243,9 @@ class Supervisor:
                 f": {attempt.cause}" if attempt.cause else "")
             self._console.line(f"[launcher] {state.task} {why}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
-            self._start(state)
+            if state.task.job == CHIEF:
+                self._restart_released_ps()
+            return self._restart(state)
         else:
             state.phase = Phase.FAILED
             failure = Failure(state.task, code, state.output.tail(),
@@ -231,7 +277,7 @@ class Supervisor:
         states = list(self.states.values())
 
         def address_of(task: TaskId) -> str:
-            return str(self._spec.address(task))
+            return str(self.spec.address(task))
 
         detected = time.time()
         probes = diagnosis.probe(states, alarm, address_of)
@@ -268,6 +314,15 @@ class Supervisor:
         else:
             self._console.line("[launcher] --on_hang report: nothing done; training may stay stuck")
         return None
+
+    def _restart_released_ps(self) -> None:
+        """A chief that released its ps (they exited 0) and then died before its own exit 0: the chief that
+        replaces it needs ps servers again; they get the variables back from its restore."""
+        for other in self.states.values():
+            if other.task.job == PS and other.phase is Phase.DONE:
+                self._console.line(f"[launcher] {other.task} had ended after the chief's release; starting it "
+                                   "again for the restarted chief")
+                self._start(other)
 
     def _stopped_by_signal(self) -> Outcome:
         self._console.line(f"[launcher] received {self._stop.name}: stopping every task "

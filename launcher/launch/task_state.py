@@ -38,6 +38,8 @@ class Attempt:
     local_steps: int = 0
     ended: Optional[float] = None
     exit_code: Optional[int] = None
+    host: Optional[str] = None  # the node's address it ran on
+    moved: Optional[dict] = None  # {"from": old host, "to": new host, "why": ...} when its node was lost
     # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
     # when it last heard a status line from it.
     go_at: Optional[float] = None
@@ -53,7 +55,8 @@ class Attempt:
     local_pid: Optional[int] = None  # its pid, once seen running on this machine
 
     def record(self) -> dict:
-        return {**({"cause": self.cause} if self.cause else {}), "started": self.started, "first_step": self.first_step, "ended": self.ended,
+        return {"started": self.started, "host": self.host, **({"moved": self.moved} if self.moved else {}),
+                "first_step": self.first_step, "ended": self.ended, **({"cause": self.cause} if self.cause else {}),
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
                 **({"killed_for": self.killed_for} if self.killed_for else {}),
                 **({"killed_at_end": True} if self.killed_at_end else {}),
@@ -69,6 +72,7 @@ class TaskState:
     attempts: list[Attempt] = dataclasses.field(default_factory=list)
     eval_step: Optional[int] = None
     eval_metrics: Optional[dict] = None
+    restart_for: Optional[str] = None  # why the launcher ended it to start it again (a peer moved)
 
     @property
     def restarts(self) -> int:

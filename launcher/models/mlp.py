@@ -2,6 +2,7 @@
 
 The data is generated in the graph from the teacher (a seeded NumPy network, identical on every task), so
 nothing is downloaded, yet a step costs real compute: a few matrix products of `--mlp_width` units.
+Built from tf.compat.v1.layers (dense and batch normalisation), as most graph-mode models are.
 """
 
 import numpy as np
@@ -23,19 +24,15 @@ def _teacher(seed: int):
     return lambda x: tf.matmul(tf.tanh(tf.matmul(x, w1)), w2)
 
 
-def _dense(x, units: int, name: str):
-    # get_variable under a reusing scope: the train and eval graphs name the same variables.
-    with tf.compat.v1.variable_scope(name, reuse=tf.compat.v1.AUTO_REUSE):
-        w = tf.compat.v1.get_variable("kernel", [x.shape[-1], units],
-                                      initializer=tf.compat.v1.glorot_uniform_initializer())
-        b = tf.compat.v1.get_variable("bias", [units], initializer=tf.compat.v1.zeros_initializer())
-    return tf.matmul(x, w) + b
-
-
-def _student(x):
+def _student(x, training: bool):
+    # tf.compat.v1.layers name their variables after `name`, so the train and eval graphs share them.
     for layer in range(DEPTH.value):
-        x = tf.nn.relu(_dense(x, WIDTH.value, f"hidden{layer}"))
-    return _dense(x, 1, "output")
+        x = tf.compat.v1.layers.dense(x, WIDTH.value, use_bias=False, name=f"hidden{layer}")
+        # Training normalises by the batch's statistics and updates the moving ones (UPDATE_OPS, which the
+        # launcher's train op runs with every step); eval uses the moving ones.
+        x = tf.compat.v1.layers.batch_normalization(x, training=training, name=f"batch_norm{layer}")
+        x = tf.nn.relu(x)
+    return tf.compat.v1.layers.dense(x, 1, name="output")
 
 
 def build(mode: str) -> launcher.Model:
@@ -43,11 +40,11 @@ def build(mode: str) -> launcher.Model:
     if mode == launcher.EVAL:
         rng = np.random.default_rng(common.SEED.value + 1)
         x = tf.constant(rng.normal(size=(1024, INPUTS)).astype(np.float32))
-        y, prediction = teacher(x), _student(x)
+        y, prediction = teacher(x), _student(x, training=False)
         loss = tf.compat.v1.losses.mean_squared_error(y, prediction)
         return launcher.Model(loss=loss, eval_metrics={
             "mse": tf.compat.v1.metrics.mean_squared_error(y, prediction)})
     x = tf.random.normal([common.value_or(common.BATCH_SIZE, 256), INPUTS])
-    loss = tf.compat.v1.losses.mean_squared_error(teacher(x), _student(x))
+    loss = tf.compat.v1.losses.mean_squared_error(teacher(x), _student(x, training=True))
     optimizer = tf.compat.v1.train.AdamOptimizer(common.value_or(common.LEARNING_RATE, 1e-3))
     return launcher.Model(loss=loss, optimizer=optimizer)

@@ -86,7 +86,7 @@ def _timeline(run: dict) -> str:
                    f'</line><text x="{hx + 3:.1f}" y="{lanes_h + 24}" fill="#c23b3b">hang {n}</text>')
     # The global step over time.
     base = lanes_h + 40
-    series = run.get("global_steps") or []
+    series = run.get("global_step_series") or []
     target = run.get("train_steps") or max([s for _, s in series] or [1])
     out.append(f'<text x="4" y="{base + 10}">global step</text>'
                f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base + STEP_H - 10}" y2="{base + STEP_H - 10}" '

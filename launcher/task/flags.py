@@ -40,3 +40,7 @@ RECOVERY_DEADLINE_SECS = flags.DEFINE_float(
 WAIT_FOR_WORKERS_SECS = flags.DEFINE_float(
     "wait_for_workers_secs", 300, "How long the chief, once the target step is reached, waits for workers "
     "to finish their last step before its final checkpoint.", lower_bound=0)
+PS_ORPHAN_SECS = flags.DEFINE_float(
+    "ps_orphan_secs", 600, "How long a ps keeps serving while its chief does not accept connections before "
+    "it gives up (exit 1); a ps ends by itself (exit 0) once the chief has saved the final checkpoint.",
+    lower_bound=1)

@@ -16,6 +16,7 @@ from absl import logging
 
 from launcher.cluster import status
 from launcher.cluster.peers import accepts_connections
+from launcher.task import ps_release
 from launcher.task.recovery import Recovery
 from launcher.cluster.stop_signals import StopRequest
 
@@ -50,7 +51,8 @@ class AtTargetHook(tf.compat.v1.train.SessionRunHook):
 
 
 class StopRequestHook(tf.compat.v1.train.SessionRunHook):
-    """Ends the loop after the step in progress when the task is asked to stop (preemption, Ctrl-C)."""
+    """Ends the loop after the step in progress when the task is asked to stop (preemption, Ctrl-C) or to
+    finish early (early stopping)."""
 
     def __init__(self, stop: StopRequest):
         self._stop = stop
@@ -59,7 +61,7 @@ class StopRequestHook(tf.compat.v1.train.SessionRunHook):
         self._stop.armed = True  # from now on a first stop signal ends the loop after its step
 
     def after_run(self, run_context, run_values):
-        if self._stop.requested:
+        if self._stop.should_stop:
             run_context.request_stop()
 
 
@@ -110,23 +112,26 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
 class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
     """Workers report the end of their loop; the chief waits for them before its final save.
 
-    Reports travel through a queue on the chief: without ps the variables live on the chief, and a chief
-    that exited first would leave its workers retrying forever; with ps, an update applied after the
-    chief's final save would be missing from it. A worker that cannot report (its chief was restarted
-    meanwhile) just exits; the chief stops waiting for a worker whose server no longer accepts
-    connections, since an exited worker has nothing left to report.
+    Without the wait, with ps an update applied after the chief's final save would be missing from it;
+    without ps the variables live on the chief, and a chief that exited first would leave its workers
+    retrying forever. Reports travel through a queue where the variables live (`queue_device`: ps 0, or
+    the chief without ps), the only task besides itself that a worker's session sees, so a report made
+    while the chief restarts waits there for it. A worker that cannot report just exits; the chief stops
+    waiting for a worker whose server no longer accepts connections, since an exited worker has nothing
+    left to report.
     """
 
     def __init__(self, is_chief: bool, worker_addresses: list[str], worker_index: int, timeout_secs: float,
-                 stop: StopRequest):
+                 stop: StopRequest, queue_device: str):
         self._is_chief = is_chief
         self._workers = worker_addresses
         self._worker_index = worker_index
         self._timeout_secs = timeout_secs
         self._stop = stop
+        self._queue_device = queue_device
 
     def begin(self):
-        with tf.compat.v1.device("/job:chief/task:0"):
+        with tf.compat.v1.device(self._queue_device):
             queue = tf.queue.FIFOQueue(max(len(self._workers), 1), tf.int32, shapes=[],
                                        shared_name="launcher_workers_done", name="workers_done")
         self._op = queue.dequeue() if self._is_chief else queue.enqueue(self._worker_index)
@@ -138,7 +143,7 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
         try:
             session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=int(self._timeout_secs * 1000)))
         except tf.errors.OpError as e:
-            logging.warning("could not report done to the chief (%s)", type(e).__name__)
+            logging.warning("could not report done (%s)", type(e).__name__)
 
     def _wait_for_workers(self, session) -> None:
         pending = set(range(len(self._workers)))
@@ -157,8 +162,9 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
 
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
-          stop: StopRequest, worker_addresses: list[str], worker_index: int) -> list[tf.compat.v1.train.SessionRunHook]:
-    """The hooks of one task."""
+          stop: StopRequest, worker_addresses: list[str], worker_index: int,
+          variables_task: str, num_ps: int = 0) -> list[tf.compat.v1.train.SessionRunHook]:
+    """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`)."""
     global_step = tf.compat.v1.train.get_global_step()
     hooks = [
         StopRequestHook(stop),
@@ -168,7 +174,8 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
         tf.compat.v1.train.LoggingTensorHook({"step": global_step, "loss": loss},
                                              every_n_iter=config.log_step_count_steps),
         StatusHook(recovery),
-        WorkersDoneHook(config.is_chief, worker_addresses, worker_index, config.wait_for_workers_secs, stop),
+        WorkersDoneHook(config.is_chief, worker_addresses, worker_index, config.wait_for_workers_secs, stop,
+                        variables_task),
     ]
     if config.is_chief:
         save_steps = config.save_checkpoint_steps
@@ -181,5 +188,7 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
                                                 output_dir=config.model_dir, scaffold=scaffold),
             tf.compat.v1.train.StepCounterHook(every_n_steps=config.log_step_count_steps,
                                                output_dir=config.model_dir),
+            # After the CheckpointSaverHook: the ps tasks end only once the final checkpoint is written.
+            ps_release.ReleasePsHook(num_ps, config.last_step, stop),
         ]
     return hooks

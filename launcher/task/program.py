@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -20,7 +19,7 @@ from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, flag_check, hooks, launch_gate, training
+from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, training
 from launcher.task import flags as task_flags
 from launcher.task.parent_watch import watch_parent
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -58,12 +57,6 @@ def _parse_flags(argv: list[str]) -> list[str]:
     return rest
 
 
-def _serve_forever() -> None:
-    # Not server.join(): it blocks in C++, where a stop signal could not be handled.
-    while True:
-        time.sleep(3600)
-
-
 def main(argv: list[str], stop: StopRequest) -> Optional[int]:
     watch_parent(PARENT_GRACE_SECS)
     try:
@@ -82,7 +75,7 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
         if task.job == EVALUATOR:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
         if task.job == PS:
-            _serve_forever()
+            return ps_release.serve_until_released(server, task, cluster, task_flags.PS_ORPHAN_SECS.value, stop)
         training.train(
             task, cluster, server.target, build,
             hooks.HookConfig(

@@ -23,11 +23,21 @@ def device_setter(task: TaskId, cluster: dict):
                                                     worker_device=worker_device)
 
 
-def session_config(task: TaskId) -> tf.compat.v1.ConfigProto:
-    """Each task talks to the ps and the chief only, so a dead worker never blocks another's session."""
-    filters = ["/job:ps", "/job:chief"]
-    if task.job != CHIEF:
-        filters.append(f"/job:{task.job}/task:{task.index}")
+def variables_task(cluster: dict) -> str:
+    """The task that holds the global step and the cluster's shared queues: ps 0, or the chief without ps."""
+    return "/job:ps/task:0" if cluster.get(PS) else "/job:chief/task:0"
+
+
+def session_config(task: TaskId, cluster: dict) -> tf.compat.v1.ConfigProto:
+    """Each task sees only where the variables live and itself (Estimator's filters).
+
+    So a dead or restarting worker never blocks another's session, and with ps neither does the chief: a
+    worker keeps training, and a restarted worker gets its session, while the chief is down.
+    """
+    filters = ["/job:ps"] if cluster.get(PS) else ["/job:chief"]
+    own = f"/job:{task.job}" if task.job == CHIEF else f"/job:{task.job}/task:{task.index}"
+    if own not in filters:
+        filters.append(own)
     return tf.compat.v1.ConfigProto(device_filters=filters)
 
 
@@ -44,8 +54,8 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         scaffold = tf.compat.v1.train.Scaffold(
             saver=tf.compat.v1.train.Saver(max_to_keep=max_to_keep, sharded=True, save_relative_paths=True))
         recovery = Recovery(recovery_deadline_secs)
-        config = session_config(task)
-        peers = [*cluster.get(PS, []), *cluster.get(CHIEF, [])]  # what device_filters let the session see
+        config = session_config(task, cluster)
+        peers = cluster.get(PS) or cluster.get(CHIEF, [])  # where the variables are, as device_filters say
         if hook_config.is_chief:
             # Before any hook writes to the model directory: a mismatch must leave it untouched.
             choice = session_creators.choose_checkpoint(hook_config.model_dir)
@@ -55,7 +65,8 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery, peers)
         task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
-                                     list(cluster.get("worker", [])), task.index)
+                                     list(cluster.get("worker", [])), task.index,
+                                     variables_task(cluster), num_ps=len(cluster.get(PS, [])))
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
             while not session.should_stop():
                 session.run(step_op)

@@ -1,4 +1,4 @@
-"""Child processes that can always be cleaned up, and task processes known by their command line.
+"""Child processes that can always be cleaned up.
 
 Every child starts in a session of its own (so it and what it spawns die as one process group) and
 carries a marker in its environment, so that whatever escaped its group (a task that outlived its
@@ -17,6 +17,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import psutil
 
+from bench.task_processes import marked
 from launcher.cluster.spec import JOBS
 
 MARKER = "LAUNCHER_BENCHMARK_RUN"  # in every child's environment, to find strays at clean-up
@@ -40,14 +41,7 @@ def start(argv: Sequence[str], env: Optional[dict[str, str]] = None, **popen_arg
 
 
 def _marked_processes() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(MARKER) == RUN_ID:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+    return marked(MARKER, RUN_ID)
 
 
 def _describe(proc: psutil.Process) -> str:
@@ -106,14 +100,6 @@ def stop_launcher(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             pass
     kill_all([proc])
-
-
-def task_key(cmdline: Sequence[str]) -> Optional[str]:
-    """"chief:0" from a task's `--job_name=chief --task_index=0`, else None."""
-    values = dict(arg[2:].split("=", 1) for arg in cmdline if arg.startswith("--") and "=" in arg)
-    if "job_name" not in values:
-        return None
-    return f"{values['job_name']}:{values.get('task_index', 0)}"
 
 
 def is_task(key: str, job: Optional[str] = None) -> bool:

@@ -20,7 +20,8 @@ import psutil
 
 from bench.floor import run_floor
 from bench.launcher_process import TrialDir, launcher_argv, log_tail, running_launcher, trial_dir
-from bench.processes import stop_launcher, task_key
+from bench.processes import stop_launcher
+from bench.task_processes import task_name
 from bench.recovery_figures import RecoveryResult, recovery_result
 from bench.task_logs import RESTORE_LINE, absl_time, first_step_line, log_steps, read_log, timed_steps
 from bench.trials import BenchmarkError, announce, attempt
@@ -56,10 +57,10 @@ def _recovered_text(victim: str, logs: dict[str, str], offsets: dict[str, int]) 
 
 
 def _task_process(launcher_pid: int, key: str) -> psutil.Process:
-    """The launcher's live task process `key` ("ps:0"), found by its --job_name/--task_index."""
+    """The launcher's live task process `key` ("ps:0"), found by the TF_CONFIG of its environment."""
     for child in psutil.Process(launcher_pid).children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and task_key(child.cmdline()) == key:
+            if child.status() != psutil.STATUS_ZOMBIE and task_name(child) == key:
                 return child
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue

@@ -7,7 +7,7 @@ from typing import Any
 
 import psutil
 
-from bench.processes import task_key
+from bench.task_processes import task_name
 
 SAMPLE_SECS = 0.2
 MB = 2 ** 20
@@ -44,7 +44,7 @@ class RssSampler:
 
     def _key(self, proc: psutil.Process) -> str:
         if proc not in self._keys:
-            key = self._root_name if proc == self._root else task_key(proc.cmdline()) or f"pid:{proc.pid}"
+            key = self._root_name if proc == self._root else task_name(proc) or f"pid:{proc.pid}"
             self._keys[proc] = key
             self.created.setdefault(key, proc.create_time())
         return self._keys[proc]

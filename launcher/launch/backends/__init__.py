@@ -3,9 +3,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Mapping, Optional, Protocol
 
-from launcher.cluster.spec import ClusterSpec, TaskId
+from launcher.cluster.spec import Address, ClusterSpec, TaskId
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """A task whose next process runs at a new address: its node is gone."""
+
+    address: Address
+    old_host: str
+    why: str
+
+
+class PlacementError(Exception):
+    """A task cannot be placed anywhere; the message names what is missing."""
 
 
 class TaskHandle(Protocol):
@@ -25,6 +39,10 @@ class Backend(Protocol):
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
         """The spec with every address real (ports picked), checked for this backend."""
 
+    def relocate(self, task: TaskId) -> Optional[Move]:
+        """Before a restart: where `task` must move when its node is gone (None: it stays). Raises
+        PlacementError when no node can take it."""
+
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> TaskHandle:
         """Start one process of `task`; every output line goes to `on_line`."""
@@ -36,12 +54,19 @@ class Backend(Protocol):
 def get(name: str, **options) -> Backend:
     from launcher.cluster.errors import UserError
 
+    from launcher.launch.isolation import Mode
+
+    isolation = Mode.parse(options.get("isolation", Mode.AUTO.value))
     if name == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(isolation)
     if name == "ray":
+        if isolation is Mode.REQUIRED:
+            raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
+                            "run Ray on a private network (see the README's security section)")
         from launcher.launch.backends.ray_backend import RayBackend
 
-        return RayBackend(options.get("address"))
+        return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
+                          resources=options.get("resources"), placement=options.get("placement", "spread"))
     raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")

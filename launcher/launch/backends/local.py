@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 from typing import Callable, Mapping, Optional
 
+from launcher.cluster.errors import UserError
+from launcher.launch import isolation as isolation_lib
 from launcher.launch import ports
 from launcher.cluster.spec import ClusterSpec, TaskId
 
@@ -46,12 +49,36 @@ class LocalProcess:
 
 
 class LocalBackend:
+    """Tasks as processes on this machine, reachable from nowhere else (see `isolation`)."""
+
+    def __init__(self, isolation: isolation_lib.Mode = isolation_lib.Mode.AUTO,
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
+        self._mode = isolation
+        self._warn = warn
+        self._namespace: Optional[isolation_lib.Namespace] = None
+
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
-        return ports.resolve_local(spec)
+        spec = ports.resolve_local(spec)
+        if self._mode is isolation_lib.Mode.OFF:
+            return spec
+        try:
+            self._namespace = isolation_lib.Namespace()
+        except isolation_lib.Unavailable as e:
+            if self._mode is isolation_lib.Mode.REQUIRED:
+                raise UserError(f"--isolation required: no network namespace can be made here ({e})") from None
+            self._warn(isolation_lib.exposure_warning(spec, str(e)))
+        return spec
+
+    def relocate(self, task: TaskId) -> None:
+        return None  # one machine: a task never moves
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> LocalProcess:
+        if self._namespace is not None:
+            argv = self._namespace.wrap(argv)
         return LocalProcess(argv, env, on_line)
 
     def close(self) -> None:
-        pass
+        if self._namespace is not None:
+            self._namespace.close()
+            self._namespace = None

@@ -1,6 +1,7 @@
 """Tasks as OS processes on the nodes of a Ray cluster.
 
-Each task gets one Ray actor, placed where Ray chooses; the actor picks the task's port on its own node,
+Each task gets one Ray actor, in a bundle of a placement group pinned to the node a plan chose (see
+`placement`); the actor picks the task's port on its own node,
 then starts and restarts the task program there as a subprocess, the same program and flags as locally.
 The resolved spec is built from the real node addresses before any server starts. Output comes back
 through the actor, line by line. Ray is imported only here, and only when this backend is asked for.
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable, Mapping, Optional
 
 from launcher.launch import ports
+from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
@@ -29,6 +32,7 @@ def _import_ray():
     return ray
 
 READ_WAIT_SECS = 0.5
+UNAVAILABLE_RETRY_SECS = 1.0
 
 
 class _TaskRunner:
@@ -97,6 +101,7 @@ class RayTask:
         self._ray = _import_ray()
         self._actor = actor
         self._code: Optional[int] = None
+        self.node_died = False  # the actor died because its node did: the task must move
         self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port))
         self._pump = threading.Thread(target=self._follow, args=(on_line,), daemon=True)
         self._pump.start()
@@ -104,14 +109,22 @@ class RayTask:
     def _follow(self, on_line: Callable[[str], None]) -> None:
         try:
             while True:
-                lines, code = self._ray.get(self._actor.read.remote())
+                try:
+                    lines, code = self._ray.get(self._actor.read.remote())
+                except self._ray.exceptions.ActorUnavailableError:
+                    # Its node does not answer (gone, or cut off): Ray says within its health-check time
+                    # whether the actor is back or dead; until then the task may well be running.
+                    time.sleep(UNAVAILABLE_RETRY_SECS)
+                    continue
                 for line in lines:
                     on_line(line)
                 if code is not None:
                     self._code = code
                     return
-        except self._ray.exceptions.RayError:
-            self._code = -9  # the actor (its Ray worker or node) died: the task is gone with it
+        except self._ray.exceptions.RayError as e:
+            # The actor (its Ray worker or node) died: the task is gone with it.
+            self.node_died = any(words in str(e).lower() for words in ("node has died", "node died"))
+            self._code = -9
 
     def poll(self) -> Optional[int]:
         return self._code
@@ -134,8 +147,18 @@ def _token_available() -> bool:
                 or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
 
 
+RESERVE_SECS = 15.0
+# Reserved by every bundle on the node it is pinned to: Ray gives each node a resource "node:<address>".
+_PIN = 0.001
+
+
 class RayBackend:
-    def __init__(self, address: Optional[str] = None):
+    """Tasks reserve real resources (`cpus_per_task`, custom `resources`) in a placement group whose
+    bundles are pinned to the nodes of a plan (`placement`); a task whose node is lost moves to a node with
+    room, in a placement group of its own."""
+
+    def __init__(self, address: Optional[str] = None, cpus_per_task: float = 1.0,
+                 resources: Optional[Mapping[str, float]] = None, placement: str = placement_lib.SPREAD):
         if address:
             _check_reachable(address)
             if _token_available():
@@ -145,45 +168,121 @@ class RayBackend:
         self._ray = ray = _import_ray()
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
-        self._remote = ray.remote(num_cpus=0, max_concurrency=4)(_TaskRunner)
+        self._demand = placement_lib.demand_of(cpus_per_task, resources)
+        self._placement = placement
+        self._remote = ray.remote(max_concurrency=4)(_TaskRunner)
         self._actors: dict[TaskId, object] = {}
-        self._nodes: dict[TaskId, str] = {}
+        self._bundles: dict[TaskId, tuple[object, int]] = {}  # placement group, bundle index
+        self._nodes: dict[TaskId, str] = {}  # node id
+        self._hosts: dict[TaskId, str] = {}
         self._ports: dict[TaskId, int] = {}
+        self._handles: dict[TaskId, RayTask] = {}
+        self._groups: list = []
+
+    # -- placement --
+
+    def _alive_nodes(self, excluding: tuple[str, ...] = ()) -> list[placement_lib.Node]:
+        """Alive nodes with what this run has not reserved on them yet (the cluster is taken as ours)."""
+        nodes = []
+        for info in sorted(self._ray.nodes(), key=lambda n: n["NodeManagerAddress"]):
+            if not info["Alive"] or info["NodeID"] in excluding:
+                continue
+            node = placement_lib.Node(info["NodeID"], info["NodeManagerAddress"], dict(info["Resources"]))
+            for task, node_id in self._nodes.items():
+                if node_id == node.id:
+                    node.take(task, self._demand)
+            nodes.append(node)
+        return nodes
+
+    def _reserve(self, chosen: dict[TaskId, placement_lib.Node]) -> None:
+        """One placement group for `chosen`, each bundle pinned to its node; waits until Ray holds it."""
+        from ray.util.placement_group import placement_group, remove_placement_group
+
+        tasks = list(chosen)
+        bundles = [{**self._demand, f"node:{chosen[t].address}": _PIN} for t in tasks]
+        group = placement_group(bundles, strategy="PACK")
+        if not group.wait(timeout_seconds=RESERVE_SECS):
+            remove_placement_group(group)
+            raise placement_lib.Unplaceable(
+                f"Ray could not reserve {len(tasks)} bundle(s) of "
+                + ", ".join(f"{r} {a:g}" for r, a in self._demand.items())
+                + f" within {RESERVE_SECS:g}s (resources in use by another job?)")
+        self._groups.append(group)
+        for index, task in enumerate(tasks):
+            self._bundles[task] = (group, index)
+            self._nodes[task] = chosen[task].id
 
     def _actor(self, task: TaskId):
         actor = self._actors.get(task)
         if actor is None:
-            options = {}
-            if task in self._nodes:  # a replacement stays on its task's node: the address is in the spec
-                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._nodes[task], soft=False)
-            actor = self._actors[task] = self._remote.options(**options).remote()
+            group, index = self._bundles[task]
+            custom = {r: a for r, a in self._demand.items() if r != "CPU"}
+            actor = self._actors[task] = self._remote.options(
+                num_cpus=self._demand["CPU"], resources=custom,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
+            ).remote()
         return actor
 
-    def resolve(self, spec: ClusterSpec) -> ClusterSpec:
-        placed = {task: self._actor(task).place.remote(spec.address(task).port) for task in spec.tasks()}
+    def _place(self, tasks: list[TaskId], ports: Mapping[TaskId, int]) -> dict[TaskId, Address]:
+        placed = {task: self._actor(task).place.remote(ports.get(task, 0)) for task in tasks}
         addresses = {}
         for task, ref in placed.items():
             host, port, node = self._ray.get(ref)
-            addresses[task], self._nodes[task], self._ports[task] = Address(host, port), node, port
-        return spec.replace_addresses(addresses)
+            addresses[task], self._hosts[task], self._ports[task] = Address(host, port), host, port
+            self._nodes[task] = node
+        return addresses
+
+    def resolve(self, spec: ClusterSpec) -> ClusterSpec:
+        tasks = list(spec.tasks())
+        try:
+            self._reserve(placement_lib.plan(tasks, self._demand, self._alive_nodes(), self._placement))
+        except placement_lib.Unplaceable as e:
+            raise UserError(f"--backend ray: {e}") from None
+        return spec.replace_addresses(self._place(tasks, {t: spec.address(t).port for t in tasks}))
+
+    def relocate(self, task: TaskId) -> Optional[Move]:
+        node_id, old_host = self._nodes[task], self._hosts[task]
+        handle = self._handles.get(task)
+        said_lost = handle is not None and handle.node_died
+        if not said_lost and any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes()):
+            return None  # its node is there: the task restarts on it, at the same address
+        del self._nodes[task]
+        try:
+            chosen = placement_lib.plan([task], self._demand, self._alive_nodes(excluding=(node_id,)),
+                                        self._placement)
+            self._reserve(chosen)
+        except placement_lib.Unplaceable as e:
+            raise PlacementError(f"{task} lost its node {old_host} and cannot move: {e}") from None
+        self._actors.pop(task, None)  # died with its node
+        address = self._place([task], {})[task]
+        return Move(address, old_host, f"node {old_host} lost")
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> RayTask:
         delta = {k: v for k, v in env.items() if os.environ.get(k) != v}
         port = self._ports[task]
         try:
-            return RayTask(self._actor(task), argv, delta, port, on_line)
+            handle = RayTask(self._actor(task), argv, delta, port, on_line)
         except self._ray.exceptions.RayActorError:
-            self._actors.pop(task, None)  # its worker died: a new actor on the same node
-            return RayTask(self._actor(task), argv, delta, port, on_line)
+            self._actors.pop(task, None)  # its worker died: a new actor in the same bundle, on the same node
+            handle = RayTask(self._actor(task), argv, delta, port, on_line)
+        self._handles[task] = handle
+        return handle
 
     def close(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
         for actor in self._actors.values():
             try:
                 self._ray.kill(actor)
             except Exception:  # already dead; nothing else to release
                 pass
         self._actors.clear()
+        for group in self._groups:
+            try:
+                remove_placement_group(group)
+            except Exception:  # its nodes are gone
+                pass
         self._ray.shutdown()  # stops the local instance this backend started; detaches from a remote one

@@ -1,0 +1,113 @@
+"""The launcher against a hand-rolled cluster on the same graph: steps/s in training, whole-job wall time.
+
+The hand-rolled baseline (`handrolled_task.py` in the anchors directory, default ../shared/anchors beside
+the repository) is what a careful user writes without this project: TF's own creators, StopAtStepHook,
+CheckpointSaverHook and `minimize(loss, global_step)`; `anchor_model.py` there is the same graph as a
+launcher model. Both run local2's shape (ps, chief, worker) to the same target, alternately, so a slower
+machine moment hits both.
+
+Figures, the same definition for both:
+- training steps/s: global steps trained / (chief's end - chief's first session), the chief's own clock;
+  for the launcher from run.json (its chief attempt's first session and end), for the baseline from the
+  chief's "ready after" and "done ... secs" lines;
+- wall s: first process start to the last training process's exit (ps tasks stopped afterwards).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from bench.launcher_process import launcher_argv, running_launcher, trial_dir
+from bench.processes import kill_all, start
+from bench.trials import BenchmarkError
+from launcher.cluster import spec as spec_lib
+from launcher.launch import ports, run_record
+
+DONE_LINE = re.compile(r"^chief done local steps (\d+) gs (\d+) secs ([\d.]+)")
+READY_LINE = re.compile(r"^chief ready after ([\d.]+) gs (\d+)")
+
+
+@dataclasses.dataclass
+class AnchorResult:
+    who: str  # "launcher" or "hand-rolled"
+    train_steps: int
+    wall_secs: float
+    steps_per_sec: float
+
+
+def _env(anchors: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([anchors, os.environ.get("PYTHONPATH", "")]),
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run_launcher_anchor(anchors: str, train_steps: int, timeout_secs: float) -> AnchorResult:
+    with trial_dir("bench-anchor-") as trial:
+        argv = launcher_argv("local2", "anchor_model", trial.model_dir, train_steps,
+                             "--chief_flags=--save_checkpoint_steps=500")
+        started = time.monotonic()
+        with running_launcher(argv, trial.log_path, env=_env(anchors)) as proc:
+            code = proc.wait(timeout_secs)
+            wall = time.monotonic() - started
+        if code != 0:
+            raise BenchmarkError(f"launcher on the anchor model exited {code}")
+        run = run_record.read(trial.model_dir)[-1]
+        chief = next(t for t in run["tasks"] if t["job"] == "chief")["attempts"][-1]
+        first = chief["sessions"][0]
+        rate = (run["global_step_end"] - first["step"]) / (chief["ended"] - first["time"])
+        return AnchorResult("launcher", train_steps, round(wall, 2), round(rate, 1))
+
+
+def run_handrolled(anchors: str, train_steps: int, timeout_secs: float) -> AnchorResult:
+    spec = ports.resolve_local(spec_lib.load("local2"))
+    cluster = json.dumps(spec.cluster_dict(training_only=True))
+    program = os.path.join(anchors, "handrolled_task.py")
+    with trial_dir("bench-handrolled-") as trial:
+        procs = {}
+        try:
+            started = time.monotonic()
+            for task in spec.tasks():
+                procs[task.name] = start([sys.executable, program, cluster, task.job, str(task.index),
+                                          trial.model_dir, str(train_steps)], env=_env(anchors),
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            out, _ = procs["chief:0"].communicate(timeout=timeout_secs)
+            procs["worker:0"].wait(timeout_secs)
+            wall = time.monotonic() - started
+        finally:
+            kill_all(procs.values())
+        ready = done = None
+        for line in out.splitlines():
+            done = DONE_LINE.match(line) or done
+            ready = READY_LINE.match(line) or ready
+        if not (ready and done):
+            raise BenchmarkError(f"hand-rolled chief printed no ready/done line:\n{out[-1000:]}")
+        steps = int(done.group(2)) - int(ready.group(2))
+        rate = steps / (float(done.group(3)) - float(ready.group(1)))
+        return AnchorResult("hand-rolled", train_steps, round(wall, 2), round(rate, 1))
+
+
+def run_anchor_comparison(anchors: str, train_steps: int, repeat: int, timeout_secs: float) -> list[AnchorResult]:
+    if not os.path.isfile(os.path.join(anchors, "handrolled_task.py")):
+        raise BenchmarkError(f"--anchors {anchors!r}: no handrolled_task.py there")
+    results = []
+    for _ in range(repeat):
+        results.append(run_handrolled(anchors, train_steps, timeout_secs))
+        results.append(run_launcher_anchor(anchors, train_steps, timeout_secs))
+    return results
+
+
+def anchor_report(results: list[AnchorResult]) -> str:
+    lines = ["launcher vs hand-rolled (local2, anchor graph), alternating:",
+             "| run | steps | launcher steps/s | hand-rolled steps/s | ratio | launcher wall s | hand-rolled wall s | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    pairs = list(zip(results[0::2], results[1::2]))
+    for i, (hand, ours) in enumerate(pairs, 1):
+        lines.append(f"| {i} | {ours.train_steps} | {ours.steps_per_sec} | {hand.steps_per_sec} | "
+                     f"{ours.steps_per_sec / hand.steps_per_sec:.2f} | {ours.wall_secs} | {hand.wall_secs} | "
+                     f"{ours.wall_secs / hand.wall_secs:.2f} |")
+    return "\n".join(lines)

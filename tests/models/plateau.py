@@ -1,0 +1,26 @@
+"""Test model: the linear model, whose eval metric `plateau` (higher is better) stops improving at step 200.
+
+Training steps are slowed (10 ms) so that the evaluator sees checkpoints as they come.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import launcher
+from launcher.models import linear
+
+PLATEAU_STEP = 200
+
+
+def build(mode):
+    model = linear.build(mode)
+    step = tf.cast(tf.compat.v1.train.get_or_create_global_step(), tf.float32)
+    if mode == launcher.EVAL:
+        plateau = tf.compat.v1.metrics.mean(tf.minimum(step, PLATEAU_STEP))
+        return launcher.Model(loss=model.loss, eval_metrics={**model.eval_metrics, "plateau": plateau})
+    if mode == launcher.TRAIN:
+        slept = tf.compat.v1.py_func(lambda: (time.sleep(0.01), np.float32(0))[1], [], tf.float32, stateful=True)
+        return launcher.Model(loss=model.loss + slept, optimizer=model.optimizer)
+    return model

@@ -1,0 +1,138 @@
+"""A real Ray cluster on a host bed: the head on host 1, one node on every other host.
+
+Each node has its own temp dir (as separate machines would) and binds only to its bed address. The
+cluster uses token authentication with a token of its own (RAY_AUTH_TOKEN_PATH, never ~/.ray), shared
+by every host as a secret would be on real machines. Resource use is kept small: 2 CPUs per node, no
+dashboard, a small object store.
+
+Stopping: `ray stop` finds Ray's processes by name across the whole machine, whatever namespace it is
+run in, so it would stop other people's clusters too. The bed's own processes are exactly those in its
+namespaces (`ip netns pids`), and those are what `stop` kills.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from typing import Optional
+
+from hostbed import HostBed
+
+RAY = str(pathlib.Path(sys.executable).parent / "ray")
+PORT = 6379
+OBJECT_STORE_BYTES = 80 * 1024 * 1024
+# How soon the head declares a silent node dead: ~8-16 s here instead of Ray's ~15-30 s, not shorter, so
+# that a loaded machine is not taken for a lost one.
+HEALTH_CHECK = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
+                "health_check_failure_threshold": 8}
+
+
+class RayCluster:
+    def __init__(self, bed: HostBed, cpus_per_node: float = 2, resources: Optional[dict[int, dict]] = None):
+        self.bed = bed
+        self.cpus_per_node = cpus_per_node
+        self.resources = resources or {}  # host number -> custom resources of its node
+        # Ray's socket paths must stay short (108 bytes): a short directory under /tmp.
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))
+        self.token_path = self.tmp / "auth_token"
+        self.token_path.write_text(secrets.token_hex(32))
+        self.token_path.chmod(0o600)
+
+    @property
+    def address(self) -> str:
+        return f"{self.bed[1].address}:{PORT}"
+
+    def env(self, base: Optional[dict] = None) -> dict[str, str]:
+        """The environment for anything that talks to this cluster (nodes, the launcher, drivers)."""
+        env = dict(os.environ if base is None else base)
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
+        env.pop("RAY_AUTH_TOKEN", None)
+        env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # Every machine of a real cluster has the launcher and the model installed: here, the same checkout.
+        tests = pathlib.Path(__file__).resolve().parent
+        env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent)])
+        return env
+
+    def _node_args(self, number: int) -> list[str]:
+        import json
+
+        host = self.bed[number]
+        args = [f"--node-ip-address={host.address}", f"--num-cpus={self.cpus_per_node}",
+                f"--object-store-memory={OBJECT_STORE_BYTES}", "--disable-usage-stats",
+                f"--temp-dir={self.tmp / f'n{number}'}"]
+        if number in self.resources:
+            args.append(f"--resources={json.dumps(self.resources[number])}")
+        return args
+
+    def start(self) -> "RayCluster":
+        try:
+            self.start_node(1)
+            for host in self.bed.hosts[1:]:
+                self.start_node(host.number)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_node(self, number: int) -> None:
+        """Start (or start again, after a lost host) the Ray node of host `number`."""
+        if number == 1:
+            import json
+
+            argv = [RAY, "start", "--head", f"--port={PORT}", "--include-dashboard=false",
+                    f"--system-config={json.dumps(HEALTH_CHECK)}", *self._node_args(1)]
+        else:
+            argv = [RAY, "start", f"--address={self.address}", *self._node_args(number)]
+        done = self.bed[number].run(argv, env=self.env(), timeout=180, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"ray start on host {number} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+    def alive_nodes(self) -> list[str]:
+        """Addresses of the nodes Ray counts as alive, asked from host 1 as any driver would."""
+        code = ("import json,ray;ray.init(address=%r,logging_level='ERROR',log_to_driver=False);"
+                "print(json.dumps([n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']]))" % self.address)
+        done = self.bed[1].run([sys.executable, "-c", code], env=self.env(), timeout=120, check=False)
+        import json
+
+        lines = done.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if done.returncode == 0 and lines else []
+
+    def stop(self) -> None:
+        for host in reversed(self.bed.hosts):  # nodes before the head they report to
+            host.kill_all(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while self.bed.pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for host in self.bed.hosts:
+            host.kill_all(signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ray_cluster(hosts: int, cpus_per_node: float = 2, scope: str = "function"):
+    """A pytest fixture factory: a fresh bed of `hosts` hosts with a Ray cluster on it, stopped and torn
+    down after the test (or the module, for `scope="module"`) whatever happened."""
+    import pytest
+
+    import hostbed
+
+    @pytest.fixture(scope=scope)
+    def fixture():
+        reason = hostbed.unavailable()
+        if reason:
+            pytest.skip(reason)
+        pytest.importorskip("ray")
+        with HostBed(hosts) as bed:
+            cluster = RayCluster(bed, cpus_per_node).start()
+            try:
+                yield cluster
+            finally:
+                cluster.stop()
+
+    return fixture

@@ -1,0 +1,148 @@
+"""Runs on a real Ray cluster of three hosts of the bed (network namespaces on a private bridge): where
+tasks land, checked from the hosts' own process lists; a spec the cluster cannot hold; a lost host; a cut
+link. The launcher runs on host 1, beside the head, as a user would run it on the head machine."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import psutil
+import pytest
+
+import raybed
+from conftest import checkpoint_steps, last_run, wait_for
+
+ray3 = raybed.ray_cluster(3, scope="module")  # shared by the tests that leave it intact
+fresh_ray3 = raybed.ray_cluster(3)  # for the tests that lose a host
+
+PROBE = ("--model", "models.paced", "--chief_flags=--pace_secs=0.02 --save_checkpoint_steps=50",
+         "--worker_flags=--pace_secs=0.02")
+
+
+def launch(runner, cluster, *args):
+    prefix = (*cluster.bed[1].command(["env", *(f"{k}={v}" for k, v in cluster.env({}).items())]),)
+    return runner.start("run", "--backend", "ray", "--ray_address", cluster.address, *args, prefix=prefix)
+
+
+def tasks_on_hosts(bed) -> dict[str, int]:
+    """Task name -> number of the host whose namespace its process is in, from the kernel's pid lists."""
+    found = {}
+    for host in bed.hosts:
+        for pid in host.pids():
+            try:
+                proc = psutil.Process(pid)
+                if "launcher.task" not in proc.cmdline():
+                    continue
+                task = json.loads(proc.environ()["TF_CONFIG"])["task"]
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, KeyError):
+                continue
+            found[f"{task['type']}:{task['index']}"] = host.number
+    return found
+
+
+def hosts_of(run: dict) -> dict[str, list[str]]:
+    return {f"{t['job']}:{t['index']}": [a["host"] for a in t["attempts"]] for t in run["tasks"]}
+
+
+def test_local4_spreads_over_all_three_hosts(runner, ray3, tmp_path):
+    model_dir = tmp_path / "model"
+    run = launch(runner, ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "150", *PROBE)
+    wait_for(lambda: run.proc.poll() is not None or len(tasks_on_hosts(ray3.bed)) == 6, timeout=240,
+             what="six task processes on the bed")
+    placed = tasks_on_hosts(ray3.bed)
+    assert run.wait(300) == 0, run.stderr[-3000:]
+    training = {placed[t] for t in placed if t.startswith(("chief", "worker"))}
+    assert training == {1, 2, 3}, placed  # training tasks on every host
+    assert placed["ps:0"] != placed["ps:1"], placed  # the ps apart
+    record = last_run(model_dir)
+    assert {t: h[-1] for t, h in hosts_of(record).items()} == {t: ray3.bed[n].address for t, n in placed.items()}
+    assert record["global_step_end"] == 150
+
+
+def test_a_spec_the_cluster_cannot_hold_is_refused_at_once(runner, ray3, tmp_path):
+    model_dir = tmp_path / "model"
+    started = time.monotonic()
+    run = launch(runner, ray3, "--spec", "local4", "--model_dir", str(model_dir), "--ray_cpus_per_task", "1.5")
+    assert run.wait(120) == 2
+    assert time.monotonic() - started < 60  # the Ray connection included; nothing waits for room
+    assert run.stderr.splitlines() == [
+        "error: --backend ray: the Ray cluster lacks CPU: 3 missing (6 tasks x 1.5 = 9 needed, 6 free on 3 alive "
+        "nodes)"]
+    assert not model_dir.exists() and tasks_on_hosts(ray3.bed) == {}
+
+    run = launch(runner, ray3, "--spec", "local2", "--model_dir", str(model_dir), "--ray_resources",
+                 '{"accel": 1}')
+    assert run.wait(120) == 2
+    assert run.stderr.splitlines() == ["error: --backend ray: the Ray cluster lacks accel: 3 missing "
+                                       "(3 tasks x 1 = 3 needed, 0 free on 3 alive nodes)"]
+
+
+def _host_with(bed, wanted: set[str]) -> int:
+    placed = tasks_on_hosts(bed)
+    return next(n for n in (3, 2) if wanted <= {t.split(":")[0] for t, h in placed.items() if h == n})
+
+
+def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
+    model_dir = tmp_path / "model"
+    bed = fresh_ray3.bed
+    # Half a CPU per task: after losing a host, the other two have room for its tasks.
+    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "600",
+                 "--ray_cpus_per_task", "0.5", *PROBE)
+    wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
+    saved = checkpoint_steps(model_dir)[-1]
+    victim = _host_with(bed, {"ps", "worker"})  # never host 1: the launcher and the head live there
+    lost = {t for t, n in tasks_on_hosts(bed).items() if n == victim}
+    bed[victim].kill_all(signal.SIGKILL)  # its raylet, its actors, its tasks: all at once
+    assert run.wait(420) == 0, run.stderr[-3000:]
+    record = last_run(model_dir)
+    assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
+    tasks = {f"{t['job']}:{t['index']}": t for t in record["tasks"]}
+    assert tasks["chief:0"]["session_steps"][-1] >= saved  # the restarted chief went on from a checkpoint
+    for name in lost:
+        [move] = [a["moved"] for a in tasks[name]["attempts"] if "moved" in a]
+        assert move["from"] == bed[victim].address and move["to"] != bed[victim].address
+        assert move["why"] == f"node {bed[victim].address} lost"
+        assert tasks[name]["restarts"] >= 1
+    # Every training task restarted to learn the new addresses.
+    for name, task in tasks.items():
+        assert task["restarts"] >= 1, name
+    assert "moves from" in run.stdout + run.stderr
+    assert all(n != victim for n in tasks_on_hosts(bed).values())
+
+
+def test_a_lost_host_whose_tasks_fit_nowhere_ends_the_run(runner, fresh_ray3, tmp_path):
+    model_dir = tmp_path / "model"
+    bed = fresh_ray3.bed
+    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "100000",
+                 *PROBE)  # one CPU per task: six of six
+    wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
+    victim = _host_with(bed, {"ps"})
+    bed[victim].kill_all(signal.SIGKILL)
+    killed = time.monotonic()
+    assert run.wait(300) == 1, run.stderr[-3000:]
+    assert time.monotonic() - killed < 240
+    assert "cannot move: the Ray cluster lacks CPU" in run.stderr, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert checkpoint_steps(model_dir)[-1] >= 50  # kept
+    assert last_run(model_dir)["outcome"] == "failed"
+
+
+def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path):
+    model_dir = tmp_path / "model"
+    bed = fresh_ray3.bed
+    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "600",
+                 "--ray_cpus_per_task", "0.5", *PROBE)
+    wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
+    victim = _host_with(bed, {"ps", "worker"})
+    bed[victim].cut()
+    try:
+        time.sleep(20)
+    finally:
+        bed[victim].restore()
+    assert run.wait(420) == 0, run.stderr[-3000:]
+    record = last_run(model_dir)
+    assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
+    cut_off = [t for t in record["tasks"] if any(a["host"] == bed[victim].address for a in t["attempts"])]
+    assert cut_off and all(t["restarts"] >= 1 or t["exit_code"] == 0 for t in cut_off)
