@@ -74,8 +74,9 @@ def test_exception_in_the_user_model_names_its_frame(runner, tmp_path):
 
 def test_port_taken_by_another_process_is_named(runner, tmp_path):
     model_dir = tmp_path / "model"
+    # Without network isolation: in a namespace of the run's own, nothing else could hold its ports.
     launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.hang",
-                          "--train_steps", "100000",
+                          "--train_steps", "100000", "--isolation", "off",
                           f"--chief_flags={SLOW} --save_checkpoint_steps=20", f"--worker_flags={SLOW}",
                           "--ps_flags=--recovery_deadline_secs=60")
     wait_for(lambda: checkpoint_steps(model_dir), what="a first checkpoint")

@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional
 
-from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, TaskId
-from launcher.launch import proc_state
+from launcher.launch import proc_state, reachability
 from launcher.launch.stacks import Stacks
 from launcher.launch.task_state import TaskState
 from launcher.launch.watchdog import Alarm
@@ -55,7 +54,7 @@ def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], 
         has_server = state.task.job != EVALUATOR and state.ready
         silence = alarm.silence(state.task)
         probes.append(Probe(state.task, state.phase.value, proc_state.state(pid),
-                            accepts_connections(address_of(state.task), timeout_secs=2) if has_server else None,
+                            reachability.accepts(address_of(state.task), pid) if has_server else None,
                             state.attempts[-1].step if state.attempts else None,
                             silence.secs if silence else None))
     return probes
