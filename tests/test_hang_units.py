@@ -73,3 +73,26 @@ def test_verdict_names_an_unreachable_ps_and_who_waits_for_it():
     assert found.culprits == (PS,)
     assert found.verdict == ("hang: no global step for 16 s (at step 120); ps:0 does not accept connections at "
                              "host-b:2222; chief:0 and worker:0 wait in session creation for it")
+
+
+def test_report_page_escapes_and_shows_moves_hangs_and_causes():
+    from launcher.report import page, summary
+
+    t0 = 1795777200.0
+    run = {"started": "2026-11-27T11:00:00+00:00", "ended": "2026-11-27T11:01:40+00:00", "outcome": "failed",
+           "exit_code": 1, "train_steps": 100, "global_step_series": [[t0, 0], [t0 + 50, 60]],
+           "hangs": [{"detected": t0 + 30, "time": t0 + 31, "verdict": "hang: ps:0 <stopped>", "action": "restart",
+                      "culprits": ["ps:0"], "stacks": {"ps:0": "logs/ps-0.log:12"}}],
+           "tasks": [{"job": "worker", "index": 0, "restarts": 1, "attempts": [
+               {"started": t0, "ended": t0 + 20, "exit_code": -9, "host": "10.0.0.2"},
+               {"started": t0 + 21, "ended": t0 + 99, "exit_code": 1, "host": "10.0.0.3",
+                "cause": "no space left on device writing /m/x", "moved": {"from": "10.0.0.2", "to": "10.0.0.3",
+                                                                           "why": "node lost"}}]}]}
+    html_page = page.render([run], "/m")
+    assert "hang: ps:0 &lt;stopped&gt;" in html_page and "<stopped>" not in html_page
+    assert html_page.count('class="attempt ') == 2 and 'class="attempt failed"' in html_page
+    assert 'class="move"' in html_page and "10.0.0.2 &rarr; 10.0.0.3 (node lost)" in html_page
+    assert "no space left on device writing /m/x" in html_page and "logs/ps-0.log:12" in html_page
+    text = summary.render([run])
+    assert "hangs: 1" in text and "at +30s: hang: ps:0 <stopped> -> restart" in text
+    assert "host moves: worker:0 10.0.0.2 -> 10.0.0.3" in text

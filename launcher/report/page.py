@@ -70,9 +70,15 @@ def _timeline(run: dict) -> str:
             a0, a1 = attempt.get("started") or t0, attempt.get("ended") or t1
             kind = _attempt_kind(attempt)
             why = attempt.get("killed_for") or attempt.get("cause") or f"exit code {attempt.get('exit_code')}"
+            if attempt.get("host"):
+                why += f"; on {attempt['host']}"
             out.append(f'<rect class="attempt {kind}" x="{x(a0):.1f}" y="{y + 3}" width="{max(x(a1) - x(a0), 2):.1f}"'
                        f' height="14" fill="{_COLOURS[kind]}" stroke="#fff" rx="2"><title>{_e(task_name(task))} process {n}: '
                        f'{_e(kind)}; {_e(why)}</title></rect>')
+            if attempt.get("moved"):
+                moved = attempt["moved"]
+                out.append(f'<path class="move" d="M{x(a0):.1f},{y} l5,-6 l-10,0 z" fill="#222"><title>moved from '
+                           f'{_e(moved.get("from"))} to {_e(moved.get("to"))}: {_e(moved.get("why"))}</title></path>')
             if attempt.get("first_step"):
                 out.append(f'<circle cx="{x(attempt["first_step"]):.1f}" cy="{y + 10}" r="3" fill="#fff" '
                            f'stroke="#222"><title>first step</title></circle>')
@@ -112,6 +118,11 @@ def _run_section(number: int, run: dict) -> str:
     restarted = [f"{_e(task_name(t))}: {t.get('restarts')} ({_e(', '.join(restart_reasons(t)))})"
                  for t in run.get("tasks", []) if t.get("restarts")]
     rows.append(("restarts", "<br>".join(restarted) or "none"))
+    moves = [f"{_e(task_name(t))}: {_e(a['moved'].get('from'))} &rarr; {_e(a['moved'].get('to'))} "
+             f"({_e(a['moved'].get('why'))})" for t in run.get("tasks", []) for a in t.get("attempts", [])
+             if a.get("moved")]
+    if moves:
+        rows.append(("host moves", "<br>".join(moves)))
     stragglers = run.get("stragglers") or []
     rows.append(("stragglers", ", ".join(f"{_e(s['task'])} {s['ratio']}&times; slower" for s in stragglers)
                  or "none"))
@@ -136,5 +147,5 @@ def render(runs: list[dict], model_dir: Optional[str] = None) -> str:
             f'{_e(model_dir or "")}</title><style>{_CSS}</style></head><body><h1>Training runs in '
             f'{_e(model_dir or "")}</h1><p>{len(runs)} run(s), newest first. Bars: one process of a task, '
             f'coloured by how it ended (hover for why); circles: first step; ticks: sessions; dashed red '
-            f'lines: hangs.</p><p class="legend">{legend}</p>{sections or "<p>no runs recorded</p>"}'
+            f'lines: hangs; triangles: a move to another host.</p><p class="legend">{legend}</p>{sections or "<p>no runs recorded</p>"}'
             f"</body></html>\n")

@@ -53,6 +53,10 @@ def render(runs: list[dict]) -> str:
         restarts = [(task_name(t), t.get("restarts", 0), restart_reasons(t)) for t in run.get("tasks", [])]
         restarted = [f"{name} {n} ({', '.join(why)})" for name, n, why in restarts if n]
         lines.append(f"  restarts: {'; '.join(restarted) if restarted else 'none'}")
+        moves = [f"{task_name(t)} {a['moved'].get('from')} -> {a['moved'].get('to')}"
+                 for t in run.get("tasks", []) for a in t.get("attempts", []) if a.get("moved")]
+        if moves:
+            lines.append(f"  host moves: {'; '.join(moves)}")
         hangs = run.get("hangs") or []
         lines.append(f"  hangs: {len(hangs) if hangs else 'none'}")
         for hang in hangs:
