@@ -96,3 +96,15 @@ def test_report_page_escapes_and_shows_moves_hangs_and_causes():
     text = summary.render([run])
     assert "hangs: 1" in text and "at +30s: hang: ps:0 <stopped> -> restart" in text
     assert "host moves: worker:0 10.0.0.2 -> 10.0.0.3" in text
+
+
+def test_end_of_run_verdict_says_the_chief_waits_for_its_final_save():
+    quiet = (watchdog.Silence(WORKER, 16, False),)
+    alarm = watchdog.Alarm(quiet, quiet, None, 600, True)
+    probes = [diagnosis.Probe(CHIEF, "training", "S", True, 600, None),
+              diagnosis.Probe(WORKER, "training", "T", True, 410, 16)]
+    found = diagnosis.explain(alarm, probes, {}, lambda t: "localhost:1", 15)
+    assert found.culprits == (WORKER,)
+    assert found.verdict == ("end of run: the chief has reached the final step; gave up waiting for the last report "
+                             "of worker:0; worker:0 alive but stopped (SIGSTOP), no status for 16 s; chief:0 waits "
+                             "for it before its final save")

@@ -19,6 +19,9 @@ from launcher.launch.task_state import TaskState
 from launcher.launch.watchdog import Alarm
 
 
+CHIEF_0 = TaskId(CHIEF, 0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Probe:
     task: TaskId
@@ -105,7 +108,7 @@ def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
                and (s := alarm.silence(t)) is not None and s.secs >= waits_after]
     parts = [culprit_text(t) for t in culprits]
     if alarm.end_of_run:
-        head = "end of run: the chief has saved the final step; gave up waiting for the last report of " \
+        head = "end of run: the chief has reached the final step; gave up waiting for the last report of " \
                + _names(culprits)
     elif alarm.no_step_secs is not None:
         head = f"hang: no global step for {alarm.no_step_secs:.0f} s" + (
@@ -118,6 +121,9 @@ def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
         parts.append(f"{_names(waiting)} {verb} {'in session creation ' if creating else ''}for "
                      f"{'it' if len(culprits) == 1 else 'them'}")
     normal = [t for t in trainers if t not in culprits and t not in waiting]
+    if alarm.end_of_run and CHIEF_0 in normal:
+        normal.remove(CHIEF_0)
+        parts.append(f"{CHIEF_0} waits for {'it' if len(culprits) == 1 else 'them'} before its final save")
     if normal:
         parts.append(f"{_names(normal)} training normally")
     if not blockers and culprits and not normal:

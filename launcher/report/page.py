@@ -23,6 +23,10 @@ table{border-collapse:collapse}td,th{padding:2px 10px;text-align:left;border-bot
 margin-right:4px;vertical-align:middle}"""
 
 
+def _or_none(step: object) -> object:
+    return "none (no checkpoint)" if step is None else step
+
+
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
@@ -112,7 +116,7 @@ def _run_section(number: int, run: dict) -> str:
                         f'(exit {_e(run.get("exit_code"))})'),
             ("summary", _e((run.get("summary") or "").splitlines()[0] if run.get("summary") else "")),
             ("started / ended", f'{_e(run.get("started"))} / {_e(run.get("ended"))}'),
-            ("global step", f'{_e(run.get("global_step_start"))} &rarr; {_e(run.get("global_step_end"))} '
+            ("global step", f'{_e(_or_none(run.get("global_step_start")))} &rarr; {_e(run.get("global_step_end"))} '
                             f'(target {_e(run.get("train_steps"))})'),
             ("model", _e(run.get("model")))]
     restarted = [f"{_e(task_name(t))}: {t.get('restarts')} ({_e(', '.join(restart_reasons(t)))})"

@@ -48,7 +48,8 @@ def render(runs: list[dict]) -> str:
                  f"{_duration(end - start if start and end else None)}"]
         if run.get("summary"):
             lines.append(f"  {run['summary'].splitlines()[0]}")
-        lines.append(f"  steps: {run.get('global_step_start')} -> {run.get('global_step_end')} "
+        start_step = run.get("global_step_start")
+        lines.append(f"  steps: {'none' if start_step is None else start_step} -> {run.get('global_step_end')} "
                      f"(target {run.get('train_steps')}), model {run.get('model')}")
         restarts = [(task_name(t), t.get("restarts", 0), restart_reasons(t)) for t in run.get("tasks", [])]
         restarted = [f"{name} {n} ({', '.join(why)})" for name, n, why in restarts if n]
