@@ -32,7 +32,7 @@ class Alarm:
     quiet: tuple[Silence, ...]           # every chief/worker with a session or waiting for one, and its silence
     no_step_secs: Optional[float]        # seconds without a global step, when that is over the limit
     step: Optional[int]                  # the global step reached
-    end_of_run: bool                     # the chief has saved the final step; only workers are left
+    end_of_run: bool                     # the chief ended its loop and waits for the workers
 
     def silence(self, task: TaskId) -> Optional[Silence]:
         return next((s for s in self.quiet if s.task == task), None)
