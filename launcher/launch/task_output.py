@@ -40,7 +40,6 @@ class TaskOutput:
         self._lines = 0  # lines in the log file so far, so that a note can be pointed at ("worker-0.log:812")
         self._capture: Optional[list[str]] = None
         self._filter = LineFilter()
-        self._attempt_line = 0  # where the current process's output starts in the log file
         # The current process's last lines, for root causes: the log file itself may be unwritable (disk full).
         self._attempt: collections.deque[str] = collections.deque(maxlen=ATTEMPT_LINES)
         self._log_error: Optional[str] = None
@@ -52,9 +51,7 @@ class TaskOutput:
                 self._lines = _count_lines(self.path)
                 self._file = open(self.path, "a", buffering=1)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
-            self._lines += 1
-            self._attempt_line = self._lines
+            self._write_log(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}")
             self._attempt.clear()
             self._tail.clear()
 
@@ -85,8 +82,7 @@ class TaskOutput:
         except OSError as e:  # a full disk must not stop the launcher from following the task
             if self._log_error is None:
                 self._log_error = e.strerror
-                self._console.line(f"[launcher] cannot write {self.path}: {e.strerror}; {self.task}'s output is "
-                                   "shown here only")
+                self._console.line(f"[launcher] cannot write {self.path}: {e.strerror}")
 
     def note(self, lines: list[str]) -> Optional[str]:
         """Write the launcher's own `lines` into the log; returns where the first one is ("path:line")."""
