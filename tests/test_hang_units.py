@@ -3,8 +3,10 @@
 import subprocess
 import sys
 
+import pytest
+
 from launcher.cluster.spec import TaskId
-from launcher.launch import console_filter, diagnosis, root_cause, stacks, watchdog
+from launcher.launch import console_filter, diagnosis, reachability, root_cause, stacks, watchdog
 
 CHIEF, WORKER, PS = TaskId("chief", 0), TaskId("worker", 0), TaskId("ps", 0)
 
@@ -66,9 +68,9 @@ def _alarm(quiet, no_step=None):
 
 def test_verdict_names_an_unreachable_ps_and_who_waits_for_it():
     alarm = _alarm([watchdog.Silence(CHIEF, 16, True), watchdog.Silence(WORKER, 16, True)], no_step=16)
-    probes = [diagnosis.Probe(CHIEF, "starting", "S", True, None, 16),
-              diagnosis.Probe(WORKER, "starting", "S", True, None, 16),
-              diagnosis.Probe(PS, "serving", None, False, None, None)]
+    probes = [diagnosis.Probe(CHIEF, "starting", "S", "accepts", None, 16),
+              diagnosis.Probe(WORKER, "starting", "S", "accepts", None, 16),
+              diagnosis.Probe(PS, "serving", None, "refused", None, None)]
     found = diagnosis.explain(alarm, probes, {}, lambda t: "host-b:2222", 15)
     assert found.culprits == (PS,)
     assert found.verdict == ("hang: no global step for 16 s (at step 120); ps:0 does not accept connections at "
@@ -101,10 +103,44 @@ def test_report_page_escapes_and_shows_moves_hangs_and_causes():
 def test_end_of_run_verdict_says_the_chief_waits_for_its_final_save():
     quiet = (watchdog.Silence(WORKER, 16, False),)
     alarm = watchdog.Alarm(quiet, quiet, None, 600, True)
-    probes = [diagnosis.Probe(CHIEF, "training", "S", True, 600, None),
-              diagnosis.Probe(WORKER, "training", "T", True, 410, 16)]
+    probes = [diagnosis.Probe(CHIEF, "training", "S", "accepts", 600, None),
+              diagnosis.Probe(WORKER, "training", "T", "accepts", 410, 16)]
     found = diagnosis.explain(alarm, probes, {}, lambda t: "localhost:1", 15)
     assert found.culprits == (WORKER,)
     assert found.verdict == ("end of run: the chief has reached the final step; gave up waiting for the last report "
                              "of worker:0; worker:0 alive but stopped (SIGSTOP), no status for 16 s; chief:0 waits "
                              "for it before its final save")
+
+
+def test_verdict_names_a_worker_whose_host_does_not_answer():
+    alarm = _alarm([watchdog.Silence(CHIEF, 3, False), watchdog.Silence(WORKER, 17, False)])
+    probes = [diagnosis.Probe(CHIEF, "training", "S", "accepts", 300, 3),
+              diagnosis.Probe(WORKER, "training", None, "unreachable", 120, 17),
+              diagnosis.Probe(PS, "serving", "S", "accepts", None, None)]
+    found = diagnosis.explain(alarm, probes, {}, lambda t: "10.213.0.2:2222", 15)
+    assert found.culprits == (WORKER,)
+    assert found.verdict == ("hang: worker:0 is unreachable at 10.213.0.2:2222 (connections time out: its host is "
+                             "cut off or down), no status for 17 s; chief:0 training normally")
+
+
+def test_reachability_tells_a_refusal_from_a_host_that_does_not_answer():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        assert reachability.check(f"127.0.0.1:{port}", None) == reachability.REFUSED
+        sock.listen()
+        assert reachability.check(f"127.0.0.1:{port}", None) == reachability.ACCEPTS
+
+    # Seen from a network namespace with nothing but loopback (a host cut off from the others).
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "up":
+            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
+        assert reachability.check("10.213.9.9:2222", holder.pid, timeout_secs=1) == reachability.UNREACHABLE
+        assert reachability.check("127.0.0.1:9", holder.pid) == reachability.REFUSED
+    finally:
+        holder.kill()
+        holder.wait()

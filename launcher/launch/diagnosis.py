@@ -27,7 +27,7 @@ class Probe:
     task: TaskId
     phase: str
     state: Optional[str]           # /proc state letter, None when not local
-    accepts: Optional[bool]        # its port accepts connections; None: not checked (no server yet)
+    reach: Optional[str]           # its port seen from a peer: reachability.ACCEPTS/REFUSED/UNREACHABLE; None: not checked
     step: Optional[int]
     silent_secs: Optional[float]
 
@@ -35,9 +35,15 @@ class Probe:
     def stopped(self) -> bool:
         return proc_state.is_stopped(self.state)
 
+    @property
+    def cut_off(self) -> bool:
+        """Its peers cannot talk to it: nothing listens, or its host does not answer."""
+        return self.reach in (reachability.REFUSED, reachability.UNREACHABLE)
+
     def record(self) -> dict:
         return {"phase": self.phase, "process": proc_state.describe(self.state) if self.state else None,
-                "accepts_connections": self.accepts, "step": self.step,
+                "accepts_connections": None if self.reach is None else self.reach == reachability.ACCEPTS,
+                "reachability": self.reach, "step": self.step,
                 "silent_secs": None if self.silent_secs is None else round(self.silent_secs, 1)}
 
 
@@ -50,14 +56,19 @@ class Diagnosis:
 
 def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], str]) -> list[Probe]:
     probes = []
+    pids = {s.task: s.local_pid for s in states if s.running}
     for state in states:
         if not state.running:
             continue
-        pid = state.local_pid
+        pid = pids[state.task]
+        # Seen from a peer (the chief, else any other task here), as the tasks that wait on it see it: from
+        # its own network namespace a cut-off host still reaches itself.
+        vantage = next((p for t, p in sorted(pids.items(), key=lambda i: i[0].job != CHIEF)
+                        if t != state.task and p is not None), pid)
         has_server = state.task.job != EVALUATOR and state.ready
         silence = alarm.silence(state.task)
         probes.append(Probe(state.task, state.phase.value, proc_state.state(pid),
-                            reachability.accepts(address_of(state.task), pid) if has_server else None,
+                            reachability.check(address_of(state.task), vantage) if has_server else None,
                             state.attempts[-1].step if state.attempts else None,
                             silence.secs if silence else None))
     return probes
@@ -65,7 +76,7 @@ def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], 
 
 def culprits_of(alarm: Alarm, probes: list[Probe]) -> tuple[TaskId, ...]:
     """Stopped or unreachable tasks; else the silent ones; else every chief and worker."""
-    blockers = [p.task for p in probes if p.stopped or p.accepts is False]
+    blockers = [p.task for p in probes if p.stopped or p.cut_off]
     if blockers:
         return tuple(blockers)
     live = {p.task for p in probes}
@@ -81,13 +92,15 @@ def _names(tasks) -> str:
 def explain(alarm: Alarm, probes: list[Probe], stacks: dict[str, Stacks],
             address_of: Callable[[TaskId], str], alarm_limit: float) -> Diagnosis:
     by_task = {p.task: p for p in probes}
-    blockers = [p.task for p in probes if p.stopped or p.accepts is False]
+    blockers = [p.task for p in probes if p.stopped or p.cut_off]
     trainers = [p.task for p in probes if p.task.job in (CHIEF, WORKER)]
     culprits = list(culprits_of(alarm, probes))
 
     def culprit_text(task: TaskId) -> str:
         p = by_task[task]
-        if p.accepts is False:
+        if p.reach == reachability.UNREACHABLE:
+            text = f"{task} is unreachable at {address_of(task)} (connections time out: its host is cut off or down)"
+        elif p.reach == reachability.REFUSED:
             text = f"{task} does not accept connections at {address_of(task)}"
         elif p.stopped:
             text = f"{task} alive but {proc_state.describe(p.state)}"
