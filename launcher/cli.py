@@ -56,7 +56,10 @@ class Launcher:
             patience: int = run_config.DEFAULT_PATIENCE, backend: str = "local",
             ray_address: Optional[str] = None,
             ray_cpus_per_task: float = run_config.DEFAULT_RAY_CPUS_PER_TASK, ray_resources: Optional[str] = None,
-            ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto") -> None:
+            ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
+
+            hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
+            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -83,6 +86,9 @@ class Launcher:
           ray_placement: spread (training tasks on distinct nodes, ps apart) or pack (fill nodes in turn).
           isolation: local tasks in a network namespace of the run's own, reachable from nowhere else:
             auto (where possible, else a warning naming the open ports), required (else exit 2), off.
+          hang_secs: no global step, or no status from a live task, for this long is a hang.
+          on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
+          straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
         """
         from launcher.launch import backends, run as run_lib
 
@@ -97,7 +103,8 @@ class Launcher:
                                worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
                                keep_best=keep_best, early_stop=early_stop, patience=patience,
                                ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
-                               ray_placement=ray_placement)
+                               ray_placement=ray_placement, hang_secs=hang_secs,
+                               on_hang=on_hang, straggler_ratio=straggler_ratio)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
@@ -115,6 +122,20 @@ class Launcher:
         stream = sys.stdout if outcome.exit_code == exit_codes.OK else sys.stderr
         stream.write(f"{outcome.name}: {outcome.summary}\n")
         sys.exit(outcome.exit_code)
+
+    def report(self, model_dir: str = run_config.DEFAULT_MODEL_DIR, html: Optional[str] = None) -> None:
+        """Summarise MODEL_DIR's run.json on the terminal and write it as an HTML page with a timeline.
+
+        Args:
+          model_dir: the model directory whose run.json to read.
+          html: where to write the page (default: <model_dir>/report.html); "-" for none.
+        """
+        from launcher.report import command
+
+        try:
+            command.report(str(model_dir), None if html is None else str(html))
+        except UserError as e:
+            _fail(e)
 
     def export(self, spec: str = run_config.DEFAULT_SPEC, format: str = "tfjob", image: Optional[str] = None,
                name: str = "launcher", namespace: Optional[str] = None,

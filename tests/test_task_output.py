@@ -45,8 +45,10 @@ def test_ordinary_lines_go_to_the_log_and_prefixed_to_the_console(make):
     output.begin(1, ["py"])
     output.write("loss = 0.25\n")
     output.write("Traceback (most recent call last):\n")
-    assert stream.getvalue() == "[worker:0] loss = 0.25\n[worker:0] Traceback (most recent call last):\n"
-    assert log.read_text().splitlines()[1:] == ["loss = 0.25", "Traceback (most recent call last):"]
+    output.write("ValueError: bad\n")
+    # The traceback stays in the log; the error itself reaches the console.
+    assert stream.getvalue() == "[worker:0] loss = 0.25\n[worker:0] ValueError: bad\n"
+    assert log.read_text().splitlines()[1:] == ["loss = 0.25", "Traceback (most recent call last):", "ValueError: bad"]
     assert statuses == []
 
 

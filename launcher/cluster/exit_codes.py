@@ -12,6 +12,9 @@ OK = 0
 TRAINING_FAILED = 1
 # Bad input (spec, flags, model module, model directory, checkpoints that do not match the model).
 BAD_INPUT = 2
+# A task hung (no progress for --hang_secs) and --on_hang abort stopped the run; the chief saved where it could.
+# Below 128: an engine's restart policy should not retry it blindly, the verdict says what to fix.
+HUNG = 3
 # Asked to stop by SIGTERM (a preempted machine); the chief has saved a checkpoint first.
 PREEMPTED = 128 + signal.SIGTERM
 # Stopped by SIGINT (Ctrl-C) or SIGHUP; like SIGTERM, a checkpoint was saved first.
@@ -36,4 +39,5 @@ def describe(returncode: int) -> str:
         OK: "exited 0",
         TRAINING_FAILED: "exited 1 (training failed)",
         BAD_INPUT: "exited 2 (bad input)",
+        HUNG: "exited 3 (hung)",
     }.get(returncode, f"exited {returncode}")

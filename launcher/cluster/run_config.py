@@ -23,6 +23,12 @@ DEFAULT_TRAIN_STEPS = 1000
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_GRACE_SECS = 30.0
 DEFAULT_WORKER_EXIT_SECS = 30.0
+# No progress for this long is a hang. Two minutes: far above any step of a model this launcher trains on
+# CPU, and above a chief's restore of a large checkpoint; below TensorFlow's own waits (which are endless).
+DEFAULT_HANG_SECS = 120.0
+ON_HANG = ("restart", "abort", "report")
+DEFAULT_ON_HANG = "restart"
+DEFAULT_STRAGGLER_RATIO = 3.0
 DEFAULT_PATIENCE = 5
 DEFAULT_RAY_CPUS_PER_TASK = 1.0
 DEFAULT_RAY_PLACEMENT = "spread"
@@ -81,6 +87,11 @@ class RunConfig:
     worker_exit_secs: float = DEFAULT_WORKER_EXIT_SECS
     # Show TensorFlow's start-up notices on the console (they always go to the log files).
     show_tf_logs: bool = False
+    # The watchdog: how long without progress is a hang, and what to do about it (see launch/watchdog.py).
+    hang_secs: float = DEFAULT_HANG_SECS
+    on_hang: str = DEFAULT_ON_HANG
+    # A task stepping slower than 1/straggler_ratio of its peers' median is named a straggler.
+    straggler_ratio: float = DEFAULT_STRAGGLER_RATIO
     # Evaluator options, passed on as its task flags: `METRIC[:min|:max]` rules (see metric_rule).
     keep_best: Optional[str] = None
     early_stop: Optional[str] = None
@@ -99,6 +110,14 @@ class RunConfig:
         set_("max_restarts", count("max_restarts", self.max_restarts, 0))
         set_("grace_secs", seconds("grace_secs", self.grace_secs))
         set_("worker_exit_secs", seconds("worker_exit_secs", self.worker_exit_secs))
+        set_("hang_secs", seconds("hang_secs", self.hang_secs))
+        if self.hang_secs < 1:
+            raise UserError(f"--hang_secs {self.hang_secs!r}: at least 1 s (tasks report once a second)")
+        if self.on_hang not in ON_HANG:
+            raise UserError(f"--on_hang {self.on_hang!r}: expected one of {', '.join(ON_HANG)}")
+        set_("straggler_ratio", seconds("straggler_ratio", self.straggler_ratio))
+        if self.straggler_ratio <= 1:
+            raise UserError(f"--straggler_ratio {self.straggler_ratio!r}: must be more than 1")
         try:
             set_("restart_policy", RestartPolicy(self.restart_policy))
         except ValueError:

@@ -24,3 +24,7 @@ GO_SIGNAL = signal.SIGUSR1
 # "Finish now" (early stopping): stop after the current step and end as a finished task, exit 0; the chief
 # saves at the step reached. Handled from the task's first moment, before TensorFlow's import.
 FINISH_SIGNAL = signal.SIGUSR2
+# The task program dumps every thread's Python stack (faulthandler) into its output on this signal (the
+# JVM's convention for a thread dump): the launcher asks for it when the run hangs, so the task's log shows
+# where it waits. Sent only to a task that has reported READY, when the handler is certainly installed.
+STACKS_SIGNAL = signal.SIGQUIT

@@ -93,7 +93,8 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
         command=lambda task: task_command.command(config, task.job),
         env=lambda task, spec: task_env_for(config, task, spec), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
-        grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched)
+        grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
+        hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio)
     outcome = None
     try:
         outcome = supervisor.run()
@@ -103,7 +104,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
                                                            "run the same command again to resume")
     finally:
         evaluation = _eval_record(supervisor)
-        run_record.append(config.model_dir, {
+        _append_record(console, config.model_dir, {
             "started": started.isoformat(timespec="seconds"),
             "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "outcome": outcome.name if outcome else "crashed",
@@ -114,12 +115,22 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             "global_step_start": start_step,
             "global_step_end": checkpoint_names.newest_step(config.model_dir),
             "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
+            "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
+            "straggler_ratio": config.straggler_ratio,
+            "stragglers": [s.record() for s in supervisor.stragglers.history],
             "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
             **({"eval": evaluation} if evaluation else {}),
             **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
                if supervisor.early_stop else {}),
         })
     return outcome
+
+
+def _append_record(console: Console, model_dir: str, record: dict) -> None:
+    try:
+        run_record.append(model_dir, record)
+    except OSError as e:  # a full disk: the run's outcome still reaches the user, and its exit code
+        console.line(f"[launcher] could not write {run_record.path(model_dir)}: {e.strerror}")
 
 
 def _eval_record(supervisor: Supervisor) -> Optional[dict]:

@@ -50,6 +50,8 @@ class Failure:
     returncode: int
     tail: list[str]
     reason: Optional[str] = None  # what the launcher found, when that and not the exit is the cause
+    cause: Optional[str] = None  # the root cause, when the log or the system names it (see root_cause)
+    log: Optional[str] = None
 
     @property
     def bad_input(self) -> bool:
@@ -62,8 +64,11 @@ class Failure:
             if error is not None:
                 return f"{error[len(ERROR_PREFIX):]} ({self.task} exited {self.returncode})"
         lines = [f"{self.task} {exit_codes.describe(self.returncode)}"
-                 + (f"; {self.reason}" if self.reason else "")]
-        if self.tail:
+                 + (f"; {self.reason}" if self.reason else "") + (f": {self.cause}" if self.cause else "")]
+        if self.cause:
+            if self.log:
+                lines.append(f"  (its whole output: {self.log})")
+        elif self.tail:
             lines.append(f"last lines of {self.task}'s log:")
             lines += [f"  {line}" for line in self.tail]
         return "\n".join(lines)
@@ -77,7 +82,7 @@ class Outcome:
 
     @property
     def name(self) -> str:
-        return {exit_codes.OK: "succeeded", exit_codes.PREEMPTED: "preempted"}.get(
+        return {exit_codes.OK: "succeeded", exit_codes.PREEMPTED: "preempted", exit_codes.HUNG: "hung"}.get(
             self.exit_code, "interrupted" if self.exit_code > 128 else "failed")
 
     @classmethod

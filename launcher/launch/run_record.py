@@ -34,7 +34,11 @@ def append(model_dir: str, run: dict) -> None:
         runs = []
     runs.append(run)
     fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".run.json.")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"runs": runs}, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path(model_dir))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"runs": runs}, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path(model_dir))
+    except BaseException:
+        os.unlink(tmp)  # a full disk must not leave half a record behind
+        raise

@@ -24,12 +24,14 @@ from launcher.cluster import contacts, exit_codes, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch import progress, run_end
+from launcher.launch import diagnosis, progress, root_cause, run_end, stacks
 from launcher.launch.backends import Backend, Move, PlacementError
 from launcher.launch.console import Console
 from launcher.launch.run_end import Failure, Outcome, Verdict
 from launcher.launch.task_output import TaskOutput
 from launcher.launch.task_state import Attempt, Phase, TaskState
+from launcher.launch.stragglers import Stragglers
+from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5
@@ -43,7 +45,8 @@ class Supervisor:
                  make_output: Callable[[TaskId, Callable[[TaskId, dict], None]], TaskOutput], *,
                  train_steps: int, policy: RestartPolicy, max_restarts: int, grace_secs: float,
                  worker_exit_secs: float, stop: StopRequest, launched: Optional[float] = None,
-                 eval_wait_secs: float = 120.0):
+                 eval_wait_secs: float = 120.0, hang_secs: float = 120.0, on_hang: str = "restart",
+                 straggler_ratio: float = 3.0):
         self.spec = spec  # changes when a task moves to another node
         self._backend = backend
         self._console = console
@@ -64,6 +67,11 @@ class Supervisor:
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
         self._global_step: Optional[int] = None
         self._rate = progress.Rate()
+        self._watchdog = Watchdog(hang_secs)
+        self._on_hang = on_hang
+        self.hangs: list[dict] = []  # for run.json: each hang, its verdict and what was done
+        self.stragglers = Stragglers(straggler_ratio)
+        self._named_stragglers: set = set()
         # (Unix time, global step) about once a second: the run's progress over time, for run.json.
         self.step_series: list[tuple[float, int]] = []
 
@@ -85,6 +93,12 @@ class Supervisor:
                 self._global_step = max(step, self._global_step or 0)
                 self._rate.add(self._global_step)
                 self._sample_step()
+                self._watchdog.step(self._global_step, time.monotonic())
+            if event.get("event") == status.PROGRESS and isinstance(event.get("local_steps"), int) \
+                    and task.job in (CHIEF, WORKER):
+                self.stragglers.add(task, event["local_steps"], time.monotonic())
+            elif event.get("event") == status.DONE:
+                self.stragglers.forget(task)
 
     def _sample_step(self, every_secs: float = 1.0) -> None:
         """Keep samples about `every_secs` apart; the last one is always the newest step."""
@@ -97,11 +111,14 @@ class Supervisor:
     def _open_gate(self, state: TaskState) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
         if self._gate_open:
+            state.attempts[-1].go_at = time.monotonic()
             state.handle.signal(task_env.GO_SIGNAL)
         elif all(s.ready for s in self.states.values()):
             self._gate_open = True
+            self._watchdog.arm(time.monotonic())
             for other in self.states.values():
                 if other.running:
+                    other.attempts[-1].go_at = time.monotonic()
                     other.handle.signal(task_env.GO_SIGNAL)
 
     # -- the run --
@@ -118,13 +135,15 @@ class Supervisor:
             self._console.close()
 
     def _start(self, state: TaskState) -> None:
+        with self._lock:
+            self.stragglers.restart(state.task)
         move = self._backend.relocate(state.task) if state.attempts else None
         if move is not None:
             self._moved(state, move)
-        state.attempts.append(Attempt(started=time.time(), host=self.spec.address(state.task).host,
+        argv = self._command(state.task)
+        state.attempts.append(Attempt(started=time.time(), argv=argv, host=self.spec.address(state.task).host,
                                       moved=None if move is None else
                                       {"from": move.old_host, "to": move.address.host, "why": move.why}))
-        argv = self._command(state.task)
         state.output.begin(len(state.attempts), argv)
         state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write))
 
@@ -162,6 +181,8 @@ class Supervisor:
                     continue
                 failure = self._ended(state, code, training_over=chief_done_at is not None)
                 if failure is not None:
+                    for other in self.states.values():
+                        other.output.mute()  # what the others say while stopped is consequence, not cause
                     self._stop_all()
                     return Outcome.failed(failure)
             if chief_done_at is None and self.states[TaskId(CHIEF, 0)].phase is Phase.DONE:
@@ -173,6 +194,10 @@ class Supervisor:
                     return Outcome(exit_codes.TRAINING_FAILED, f"training reached step {self._train_steps}, "
                                    f"but the evaluator failed: {self._evaluator_failure.message()}",
                                    self._evaluator_failure)
+                given_up = [s.task.name for s in self.states.values() if s.task.job == WORKER and s.running]
+                if given_up:
+                    self._console.line(f"[launcher] gave up waiting for {', '.join(given_up)} after the chief's "
+                                       f"final save ({self._worker_exit_secs:.0f} s); stopping")
                 self._show_progress(force=True)
                 if self.early_stop is not None:
                     return Outcome(exit_codes.OK, f"stopped early at step {self._global_step}: "
@@ -181,6 +206,13 @@ class Supervisor:
             if time.monotonic() - last_progress >= PROGRESS_EVERY_SECS:
                 last_progress = time.monotonic()
                 self._show_progress()
+                self._watch_memory()
+                with self._lock:
+                    alarm = self._watchdog.check(self.states.values(), time.monotonic())
+                if alarm is not None:
+                    outcome = self._on_alarm(alarm)
+                    if outcome is not None:
+                        return outcome
             time.sleep(POLL_SECS)
 
     def _ended(self, state: TaskState, code: int, training_over: bool) -> Optional[Failure]:
@@ -190,21 +222,35 @@ class Supervisor:
             reason, state.restart_for = state.restart_for, None
             self._console.line(f"[launcher] {state.task} restarting: {reason}")
             return self._restart(state)
+        attempt = state.attempts[-1]
+        killed_for = attempt.killed_for
+        if code != exit_codes.OK and not killed_for:
+            attempt.cause = root_cause.find(state.output.attempt_lines(), code, attempt.local_pid, attempt.memory,
+                                            str(self.spec.address(state.task)))
         verdict = run_end.judge(state.task, code, state.restarts, training_over=training_over,
                                 policy=self._policy, max_restarts=self._max_restarts)
+        if killed_for and state.attempts[-1].killed_at_end:
+            verdict = Verdict.NOT_NEEDED  # the chief had saved the final step: nothing left for it to do
+        elif killed_for and verdict is not Verdict.NOT_NEEDED:
+            # Killed by the watchdog: restarted like any other kill, whatever the policy, while restarts last.
+            verdict = Verdict.RESTART if state.restarts < self._max_restarts else Verdict.FAILED
         if verdict is Verdict.DONE:
             state.phase = Phase.DONE
         elif verdict is Verdict.NOT_NEEDED:
             state.phase = Phase.STOPPED
         elif verdict is Verdict.RESTART:
-            self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; restarting "
+            why = "killed: it hung" if killed_for else exit_codes.describe(code) + (
+                f": {attempt.cause}" if attempt.cause else "")
+            self._console.line(f"[launcher] {state.task} {why}; restarting "
                                f"({state.restarts + 1}/{self._max_restarts})")
             if state.task.job == CHIEF:
                 self._restart_released_ps()
             return self._restart(state)
         else:
             state.phase = Phase.FAILED
-            failure = Failure(state.task, code, state.output.tail())
+            failure = Failure(state.task, code, state.output.tail(),
+                              cause=f"killed after it hung ({killed_for})" if killed_for else attempt.cause,
+                              log=state.output.path)
             if verdict is Verdict.EVALUATOR_FAILED:
                 self._evaluator_failure = failure
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; training goes on")
@@ -213,6 +259,60 @@ class Supervisor:
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; "
                                    f"no restarts left ({self._max_restarts} used)")
             return failure
+        return None
+
+    def _watch_memory(self) -> None:
+        """Note where each running task's OOM kills are counted (a task may be moved into a cgroup)."""
+        for state in self.states.values():
+            pid = state.local_pid if state.running else None
+            if pid is not None:
+                attempt = state.attempts[-1]
+                attempt.local_pid = pid  # kept: once it has ended, the kernel log names it by this pid
+                watch = root_cause.MemoryWatch.of(pid)
+                if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
+                    attempt.memory = watch
+
+    def _on_alarm(self, alarm: Alarm) -> Optional[Outcome]:
+        """Explain a hang (stacks, ports, process states: a verdict), then act as --on_hang says."""
+        states = list(self.states.values())
+
+        def address_of(task: TaskId) -> str:
+            return str(self.spec.address(task))
+
+        detected = time.time()
+        probes = diagnosis.probe(states, alarm, address_of)
+        dumps = stacks.gather(states, "the run hangs", native_for=diagnosis.culprits_of(alarm, probes))
+        found = diagnosis.explain(alarm, probes, dumps, address_of, self._watchdog.hang_secs)
+        action = "report" if self._on_hang == "report" else "abort" if self._on_hang == "abort" else "restart"
+        if alarm.end_of_run:
+            # Training is over and the chief waits for these workers' last reports before its final save:
+            # the watchdog bounds that wait whatever --on_hang says; they are stopped, not restarted.
+            action = "stop"
+        where = {name: d.where for name, d in dumps.items() if d.where}
+        self.hangs.append({
+            "detected": detected, "time": time.time(), "verdict": found.verdict, "culprits": [t.name for t in found.culprits],
+            "action": action, "end_of_run": alarm.end_of_run,
+            "no_step_secs": None if alarm.no_step_secs is None else round(alarm.no_step_secs, 1),
+            "step": alarm.step, "tasks": {p.task.name: p.record() for p in found.probes}, "stacks": where})
+        self._console.line(f"[launcher] {found.verdict}")
+        culprit_logs = [where[t.name] for t in found.culprits if t.name in where]
+        if culprit_logs:
+            self._console.line(f"[launcher] stacks: {', '.join(culprit_logs)}")
+        self._watchdog.arm(time.monotonic())  # whatever is done, give it hang_secs before the next verdict
+        if action == "abort":
+            self._console.line("[launcher] --on_hang abort: stopping every task (the chief saves a checkpoint "
+                               "if it can)")
+            self._stop_all()
+            return Outcome(exit_codes.HUNG, found.verdict)
+        if action in ("restart", "stop"):
+            for task in found.culprits:
+                state = self.states[task]
+                if state.running and task.job != EVALUATOR:
+                    state.attempts[-1].killed_for = found.verdict
+                    state.attempts[-1].killed_at_end = alarm.end_of_run
+                    state.handle.signal(signal.SIGKILL)
+        else:
+            self._console.line("[launcher] --on_hang report: nothing done; training may stay stuck")
         return None
 
     def _restart_released_ps(self) -> None:
@@ -237,6 +337,7 @@ class Supervisor:
             states = [s for s in self.states.values() if s.task.job in wave and s.running]
             for state in states:
                 state.handle.signal(signal.SIGTERM)
+                state.handle.signal(signal.SIGCONT)  # a stopped task handles its SIGTERM only once resumed
             deadline = time.monotonic() + self._grace_secs
             for state in states:
                 while state.handle.poll() is None and time.monotonic() < deadline and not self._stop.hurried:
@@ -252,6 +353,17 @@ class Supervisor:
 
     def _show_progress(self, force: bool = False) -> None:
         with self._lock:
+            for state in self.states.values():
+                if not state.running:
+                    self.stragglers.forget(state.task)
+            slow = self.stragglers.check(time.monotonic(), time.time())
+            for straggler in slow:
+                if straggler.task not in self._named_stragglers:
+                    self._named_stragglers.add(straggler.task)
+                    self._console.line(f"[launcher] straggler: {straggler.task} steps {straggler.ratio:.1f}x slower "
+                                       f"than the median of its peers (reported, not stopped)")
             line = progress.render(self._global_step, self._train_steps, self._rate.per_sec(),
                                    [(s.task.name, s.phase.value) for s in self.states.values()])
+            if slow:
+                line += " | straggler " + ", ".join(f"{s.task} {s.ratio:.1f}x slower" for s in slow)
         self._console.progress(line, force=force)

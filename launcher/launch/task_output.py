@@ -14,9 +14,11 @@ from typing import Callable, Optional
 
 from launcher.cluster import status
 from launcher.launch.console import Console, is_noise
+from launcher.launch.console_filter import LineFilter
 from launcher.cluster.spec import TaskId
 
 TAIL_LINES = 20
+ATTEMPT_LINES = 3000
 
 
 def log_path(model_dir: str, task: TaskId) -> str:
@@ -35,14 +37,22 @@ class TaskOutput:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._lock = threading.Lock()
         self._file: Optional[object] = None
+        self._lines = 0  # lines in the log file so far, so that a note can be pointed at ("worker-0.log:812")
+        self._capture: Optional[list[str]] = None
+        self._filter = LineFilter()
+        # The current process's last lines, for root causes: the log file itself may be unwritable (disk full).
+        self._attempt: collections.deque[str] = collections.deque(maxlen=ATTEMPT_LINES)
+        self._log_error: Optional[str] = None
 
     def begin(self, attempt: int, argv: list[str]) -> None:
         """A new process of this task starts writing."""
         with self._lock:
             if self._file is None:
+                self._lines = _count_lines(self.path)
                 self._file = open(self.path, "a", buffering=1)
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            self._file.write(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}\n")
+            self._write_log(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}")
+            self._attempt.clear()
             self._tail.clear()
 
     def write(self, line: str) -> None:
@@ -53,11 +63,60 @@ class TaskOutput:
             self._on_status(self.task, parsed)
             return
         with self._lock:
-            if self._file is not None:
-                self._file.write(line + "\n")
+            self._write_log(line)
+            self._attempt.append(line)
+            if self._capture is not None:
+                self._capture.append(line)  # a stack dump the launcher asked for: the log's, not the console's
+                return
             self._tail.append(line)
-        if self._show_tf_logs or not is_noise(line):
+            show = self._filter.show(line) or (self._show_tf_logs and not self._filter.muted)
+        if show:
             self._console.line(f"[{self.task}] {line}")
+
+    def _write_log(self, line: str) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(line + "\n")
+            self._lines += 1
+        except OSError as e:  # a full disk must not stop the launcher from following the task
+            if self._log_error is None:
+                self._log_error = e.strerror
+                self._console.line(f"[launcher] cannot write {self.path}: {e.strerror}")
+
+    def note(self, lines: list[str]) -> Optional[str]:
+        """Write the launcher's own `lines` into the log; returns where the first one is ("path:line")."""
+        with self._lock:
+            if self._file is None:
+                return None
+            where = f"{self.path}:{self._lines + 1}"
+            for line in lines:
+                self._write_log(line)
+            return where
+
+    def start_capture(self) -> None:
+        """From now on the task's output goes to its log only, and is kept for `end_capture`."""
+        with self._lock:
+            self._capture = []
+
+    def captured(self) -> list[str]:
+        with self._lock:
+            return list(self._capture or [])
+
+    def end_capture(self) -> list[str]:
+        with self._lock:
+            lines, self._capture = self._capture or [], None
+            return lines
+
+    def mute(self) -> None:
+        """From now on this task's output goes to its log only (it is being stopped after a failure)."""
+        with self._lock:
+            self._filter.muted = True
+
+    def attempt_lines(self) -> list[str]:
+        """The current process's output, its last ATTEMPT_LINES lines."""
+        with self._lock:
+            return list(self._attempt)
 
     def tail(self, lines: int = 10) -> list[str]:
         with self._lock:
@@ -66,5 +125,16 @@ class TaskOutput:
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                try:
+                    self._file.close()
+                except OSError:
+                    pass  # a full disk: what could not be written was shown on the console
                 self._file = None
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0

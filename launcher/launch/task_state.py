@@ -40,10 +40,26 @@ class Attempt:
     exit_code: Optional[int] = None
     host: Optional[str] = None  # the node's address it ran on
     moved: Optional[dict] = None  # {"from": old host, "to": new host, "why": ...} when its node was lost
+    # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
+    # when it last heard a status line from it.
+    go_at: Optional[float] = None
+    cause: Optional[str] = None  # why it ended, when known (see root_cause)
+    heard_at: Optional[float] = None
+    step: Optional[int] = None  # the global step it last reported
+    loop_done: bool = False     # it reported the end of its training loop (it may still be saving, waiting)
+    # Why the launcher killed it, when it did (a hang): such an end is restarted whatever the policy says.
+    killed_for: Optional[str] = None
+    killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
+    memory: object = None  # root_cause.MemoryWatch: where the kernel counts its OOM kills
+    argv: list[str] = dataclasses.field(default_factory=list)
+    local_pid: Optional[int] = None  # its pid, once seen running on this machine
 
     def record(self) -> dict:
-        return {"started": self.started, "host": self.host, **({"moved": self.moved} if self.moved else {}), "first_step": self.first_step, "ended": self.ended,
+        return {"started": self.started, "host": self.host, **({"moved": self.moved} if self.moved else {}),
+                "first_step": self.first_step, "ended": self.ended, **({"cause": self.cause} if self.cause else {}),
                 "exit_code": self.exit_code, "local_steps": self.local_steps,
+                **({"killed_for": self.killed_for} if self.killed_for else {}),
+                **({"killed_at_end": True} if self.killed_at_end else {}),
                 "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
 
 
@@ -74,6 +90,15 @@ class TaskState:
         self.handle = handle
         self.phase = Phase.SERVING if self.task.job == PS else Phase.STARTING
 
+    @property
+    def local_pid(self) -> Optional[int]:
+        """The pid of its current process when that runs on this machine, else None (see proc_state)."""
+        from launcher.launch import proc_state
+
+        if self.handle is None or not self.attempts:
+            return None
+        return proc_state.local_pid(self.handle.pid, self.attempts[-1].argv)
+
     def ended(self, code: int) -> None:
         self.attempts[-1].exit_code, self.attempts[-1].ended = code, time.time()
 
@@ -81,6 +106,9 @@ class TaskState:
         """Book one status line of the current process (see `status`)."""
         attempt = self.attempts[-1]
         kind, step = event.get("event"), event.get("step")
+        attempt.heard_at = time.monotonic()
+        if isinstance(step, int) and kind != status.EVAL:
+            attempt.step = step
         if kind == status.READY:
             attempt.ready = True
         elif kind == status.SESSION:
@@ -89,6 +117,7 @@ class TaskState:
         elif kind == status.FIRST_STEP:
             attempt.first_step = time.time()
         elif kind in (status.PROGRESS, status.DONE):
+            attempt.loop_done = attempt.loop_done or kind == status.DONE
             attempt.local_steps = event.get("local_steps", attempt.local_steps)
         elif kind == status.EVAL:
             self.phase = Phase.TRAINING

@@ -1,0 +1,67 @@
+"""What the kernel says of a local task process: its state letter and its cgroup (from /proc).
+
+A process stopped by SIGSTOP (state T) keeps its sockets: its port still accepts connections (the kernel
+completes the handshake), so only its state tells that nobody will answer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+_STATES = {"R": "running", "S": "sleeping", "D": "in uninterruptible I/O (disk or network filesystem)",
+           "T": "stopped (SIGSTOP)", "t": "stopped by a debugger", "Z": "a zombie (exited)"}
+
+
+def local_pid(pid: Optional[int], argv: list[str]) -> Optional[int]:
+    """`pid` when it is this task's process on this machine (its command line is `argv`), else None.
+
+    A Ray backend's pid may be a process of another node: /proc here would describe a stranger.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().split(b"\0")[:-1]
+    except OSError:
+        return None
+    return pid if [a.decode(errors="replace") for a in cmdline] == list(argv) else None
+
+
+def state(pid: Optional[int]) -> Optional[str]:
+    """The state letter of `pid` ("R", "S", "D", "T", ...), or None where /proc does not know it."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]  # the command name, in parentheses, may hold spaces
+
+
+def describe(letter: Optional[str]) -> str:
+    return _STATES.get(letter or "", f"in state {letter}" if letter else "in an unknown state")
+
+
+def is_stopped(letter: Optional[str]) -> bool:
+    return letter in ("T", "t")
+
+
+def cgroup_v2(pid: Optional[int]) -> Optional[str]:
+    """The cgroup v2 directory of `pid` under /sys/fs/cgroup (or its unified mount), or None."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("0::"):
+            rel = line[3:].lstrip("/")
+            for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                path = os.path.join(root, rel)
+                if os.path.exists(os.path.join(path, "cgroup.procs")):
+                    return path
+    return None

@@ -1,0 +1,72 @@
+"""Whether a task's port accepts connections, asked from where its peers would ask: a peer's network
+namespace.
+
+A local run's tasks may live in a network namespace of their own (see `isolation`), where their ports
+exist and the launcher's namespace has none; tasks on a host bed each have one. The check then runs on a
+short-lived thread that joins the vantage task's namespace (setns applies to the calling thread only), so
+the launcher itself stays where it is. Without a local vantage point, it is asked from here.
+
+The answer tells apart a refusal (nothing listens: the server is gone) from a timeout (the host does not
+answer at all: cut off, or down).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Optional
+
+import socket
+
+_CLONE_NEWNET = 0x40000000
+ACCEPTS, REFUSED, UNREACHABLE = "accepts", "refused", "unreachable"
+
+
+def _connect(address: str, timeout_secs: float) -> str:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_secs):
+            return ACCEPTS
+    except (socket.timeout, TimeoutError):
+        return UNREACHABLE
+    except OSError as e:
+        import errno
+
+        return UNREACHABLE if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT) else REFUSED
+    except ValueError:
+        return REFUSED
+
+
+def _namespace(pid: int) -> Optional[str]:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def check(address: str, vantage_pid: Optional[int], timeout_secs: float = 2.0) -> Optional[str]:
+    """ACCEPTS, REFUSED or UNREACHABLE: `address` seen from the network namespace of `vantage_pid` (a process
+    on this machine) or from here; None when that namespace cannot be entered."""
+    local_pid = vantage_pid
+    if local_pid is None or _namespace(local_pid) in (None, _namespace(os.getpid())):
+        return _connect(address, timeout_secs)
+    result: list[Optional[str]] = [None]
+
+    def check() -> None:
+        try:
+            fd = os.open(f"/proc/{local_pid}/ns/net", os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, _CLONE_NEWNET) != 0:
+                return  # not allowed (an unprivileged launcher): unknown, not "refused"
+        finally:
+            os.close(fd)
+        result[0] = _connect(address, timeout_secs)
+
+    thread = threading.Thread(target=check, name="reachability", daemon=True)
+    thread.start()
+    thread.join(timeout_secs + 1)
+    return result[0]

@@ -1,0 +1,150 @@
+"""The root cause of a task's failure, when its log or the system names it: one line a person can act on.
+
+"exited 1 (training failed)" says nothing; the log usually does, among hundreds of lines. Named here:
+- no space left on a device (and which path was being written);
+- the kernel's OOM killer (cgroup v2 `memory.events`, cgroup v1 `memory.oom_control`, or the kernel log);
+- a port taken by another process (the task's server could not bind);
+- a Python exception, with the last frame in the user's own file (not Python's, TensorFlow's or ours).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+from typing import Optional
+
+from launcher.launch.stacks import _is_plumbing
+
+_NO_SPACE = re.compile(r"No space left on device")
+_PATH = re.compile(r"(/[^\s:;'\",]+)")
+_PORT_TAKEN = re.compile(r"Address already in use|Could not start gRPC server|Failed to add port")
+_FRAME = re.compile(r'^\s+File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
+_EXCEPTION = re.compile(r"^(?P<type>(\w+\.)*\w+(Error|Exception|Exit|Interrupt|Warning)?): (?P<msg>.*)$")
+
+
+@dataclasses.dataclass
+class MemoryWatch:
+    """Where a task's OOM kills are counted, and how many there were when it was last seen alive."""
+
+    events: Optional[str] = None   # a cgroup's memory.events or memory.oom_control
+    baseline: int = 0
+
+    @classmethod
+    def of(cls, pid: Optional[int]) -> MemoryWatch:
+        path = _memory_events_file(pid)
+        return cls(path, _oom_kills(path)) if path else cls()
+
+    def killed(self) -> bool:
+        return self.events is not None and _oom_kills(self.events) > self.baseline
+
+
+def _memory_events_file(pid: Optional[int]) -> Optional[str]:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        rel = rel.lstrip("/")
+        if controllers == "":
+            candidates = [os.path.join(root, rel, "memory.events")
+                          for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")]
+        elif "memory" in controllers.split(","):
+            candidates = [os.path.join("/sys/fs/cgroup/memory", rel, "memory.oom_control")]
+        else:
+            continue
+        for path in candidates:
+            if os.path.exists(path) and _oom_kills(path) is not None and rel:
+                return path
+    return None
+
+
+def _oom_kills(path: str) -> Optional[int]:
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        return None
+    return 0
+
+
+def _kernel_log_oom(pid: Optional[int]) -> bool:
+    """Whether the kernel log (where readable) says it killed `pid` for memory."""
+    if pid is None:
+        return False
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        while True:
+            try:
+                record = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                return False
+            except OSError:
+                continue  # a record overwritten while reading
+            if re.search(rf"Killed process {pid}\b|oom-kill:.*pid={pid}\b", record):
+                return True
+    finally:
+        os.close(fd)
+
+
+def find(lines: list[str], returncode: int, pid: Optional[int] = None,
+         memory: Optional[MemoryWatch] = None, address: Optional[str] = None) -> Optional[str]:
+    """The root cause of a process that ended with `returncode`, from its `lines` (its log) and the system."""
+    if returncode == -9 or returncode == 137:
+        if (memory is not None and memory.killed()) or _kernel_log_oom(pid):
+            where = f" (cgroup {os.path.dirname(memory.events)})" if memory and memory.events else ""
+            return f"killed by the kernel's OOM killer: out of memory{where}"
+    for line in lines:
+        if _NO_SPACE.search(line):
+            paths = [p for p in _PATH.findall(line) if not p.startswith("/job:")]
+            path = paths[-1] if paths else None
+            return f"no space left on device" + (f" writing {path}{_free(path)}" if path else "")
+    if any(_PORT_TAKEN.search(line) for line in lines):
+        return f"its port {address} is taken by another process" if address else \
+            "its server's port is taken by another process"
+    return _exception(lines)
+
+
+def _free(path: str) -> str:
+    directory = os.path.dirname(path)
+    while directory and not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    try:
+        usage = shutil.disk_usage(directory)
+    except OSError:
+        return ""
+    return f" ({usage.free // 1024} KiB free of {usage.total // 1024} KiB on that filesystem now)"
+
+
+def _exception(lines: list[str]) -> Optional[str]:
+    """The last Python traceback's exception and the innermost frame in the user's own files."""
+    start = max((i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")),
+                default=None)
+    if start is None:
+        return None
+    user_frame, error = None, None
+    for i in range(start + 1, len(lines)):
+        m = _FRAME.match(lines[i])
+        if m:
+            if not _is_plumbing(m["file"]):
+                code = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith("    ") else ""
+                user_frame = f"{m['file']}:{m['line']} in {m['func']}" + (f": {code}" if code else "")
+            continue
+        if m is None and not lines[i].startswith(" ") and _EXCEPTION.match(lines[i]):
+            error = lines[i]
+            break
+    if error is None:
+        return None
+    error = re.sub(r"^(\w+\.)+(\w+:)", r"\2", error)  # tensorflow.python.framework.errors_impl.X: -> X:
+    return error + (f"\n  at {user_frame}" if user_frame else "")
