@@ -126,3 +126,15 @@ def test_eval_steps_limits_each_score_to_that_many_batches(runner, tmp_path):
     assert launch.proc.returncode == 0, launch.stderr
     first_two = np.concatenate([y for _, y in batches()][:2])
     assert last_run(model_dir)["eval"]["metrics"]["label_mean"] == pytest.approx(float(first_two.mean()), rel=1e-6)
+
+
+def test_without_an_evaluator_the_chief_exports_the_final_model(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "120",
+                        "--model", "models.eval_batches", "--chief_flags=--save_checkpoint_steps=50")
+    assert launch.proc.returncode == 0, launch.stderr
+    assert [p.name for p in (model_dir / "export").iterdir()] == ["120"]
+    final = checkpoint_variables(model_dir / "model.ckpt-120")
+    x = np.array([[-1.0], [3.5]], np.float32)
+    want = x @ np.array(final["w"], np.float32) + np.array(final["b"], np.float32)
+    np.testing.assert_allclose(serve(model_dir / "export" / "120", x), want, rtol=1e-6)

@@ -72,7 +72,9 @@ BASE_COMMAND = ["python", "-m", "launcher.task", "--model=launcher.models.linear
 
 
 def expected_command(name: str, job: str) -> list[str]:
-    return BASE_COMMAND + SPECS[name].get("flags", {}).get(job, [])
+    # Without an evaluator the chief exports the final model for serving.
+    exports = ["--export_serving"] if job == "chief" and EVALUATOR not in SPECS[name]["cluster"] else []
+    return BASE_COMMAND + exports + SPECS[name].get("flags", {}).get(job, [])
 
 
 def expected_cluster(name: str) -> dict:

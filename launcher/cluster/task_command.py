@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from launcher.cluster.errors import UserError
-from launcher.cluster.spec import EVALUATOR
+from launcher.cluster.spec import CHIEF, EVALUATOR
 
 if TYPE_CHECKING:
     from launcher.cluster.run_config import RunConfig
@@ -39,4 +39,6 @@ def command(config: RunConfig, job: str, *, python: str = sys.executable,
             f"--model_dir={model_dir if model_dir is not None else config.model_dir}",
             f"--train_steps={config.train_steps}",
             *(config.evaluator_flags() if job == EVALUATOR else []),
+            # Without an evaluator, the chief exports the final model for serving.
+            *(["--export_serving"] if job == CHIEF and not config.spec.count(EVALUATOR) else []),
             *config.spec.role_flags(job)]

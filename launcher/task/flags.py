@@ -44,3 +44,8 @@ PS_ORPHAN_SECS = flags.DEFINE_float(
     "ps_orphan_secs", 600, "How long a ps keeps serving while its chief does not accept connections before "
     "it gives up (exit 1); a ps ends by itself (exit 0) once the chief has saved the final checkpoint.",
     lower_bound=1)
+
+EXPORT_SERVING = flags.DEFINE_bool(
+    "export_serving", False, "Chief: once training has reached the target, export the final checkpoint as a "
+    "SavedModel for serving (for a model that declares launcher.Serving). The launcher sets it when the spec "
+    "has no evaluator; with one, the evaluator exports (the best checkpoint with --keep_best).")

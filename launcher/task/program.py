@@ -19,7 +19,7 @@ from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, training
+from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, serving_export, training
 from launcher.task import flags as task_flags
 from launcher.task.parent_watch import watch_parent
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -76,6 +76,7 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
         if task.job == PS:
             return ps_release.serve_until_released(server, task, cluster, task_flags.PS_ORPHAN_SECS.value, stop)
+        serving = serving_export.serving_graph(build) if task_flags.EXPORT_SERVING.value else None
         training.train(
             task, cluster, server.target, build,
             hooks.HookConfig(
@@ -89,6 +90,8 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
             max_to_keep=task_flags.MAX_TO_KEEP.value, max_wait_secs=task_flags.MAX_WAIT_SECS.value,
             recovery_wait_secs=task_flags.RECOVERY_WAIT_SECS.value,
             recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop)
+        if serving is not None and not stop.requested:
+            serving_export.export_latest(serving, task_flags.MODEL_DIR.value)
     except UserError as e:
         _fail(str(e))
     except RecoveryDeadlineExceeded as e:

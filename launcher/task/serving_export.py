@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 from absl import logging
 
+from launcher.cluster.checkpoint_names import step_of
 from launcher.cluster.errors import UserError
 from launcher.model_api import PREDICT, Model, Serving
 
@@ -91,3 +92,11 @@ def export(serving: ServingGraph, checkpoint: str, model_dir: str, step: int) ->
     os.replace(temporary, final)
     logging.info("exported the SavedModel of step %d to %s", step, final)
     return final
+
+
+def export_latest(serving: ServingGraph, model_dir: str) -> Optional[str]:
+    """Export the newest checkpoint of `model_dir` (the chief's final one, when no evaluator exports)."""
+    checkpoint = tf.train.latest_checkpoint(model_dir)
+    if checkpoint is None:
+        return None
+    return export(serving, checkpoint, model_dir, step_of(checkpoint))
