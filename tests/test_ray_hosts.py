@@ -88,7 +88,7 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
     # Half a CPU per task: after losing a host, the other two have room for its tasks.
-    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "600",
+    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "400",
                  "--ray_cpus_per_task", "0.5", *PROBE)
     wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
     saved = checkpoint_steps(model_dir)[-1]
@@ -97,7 +97,7 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
     bed[victim].kill_all(signal.SIGKILL)  # its raylet, its actors, its tasks: all at once
     assert run.wait(420) == 0, run.stderr[-3000:]
     record = last_run(model_dir)
-    assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
+    assert record["global_step_end"] == 400 and checkpoint_steps(model_dir)[-1] == 400
     tasks = {f"{t['job']}:{t['index']}": t for t in record["tasks"]}
     assert tasks["chief:0"]["session_steps"][-1] >= saved  # the restarted chief went on from a checkpoint
     for name in lost:
@@ -105,10 +105,16 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
         assert move["from"] == bed[victim].address and move["to"] != bed[victim].address
         assert move["why"] == f"node {bed[victim].address} lost"
         assert tasks[name]["restarts"] >= 1
+        if name.startswith("worker"):  # a moved worker trains at its new address (its ps learnt it)
+            attempts = tasks[name]["attempts"]
+            since_move = attempts[next(i for i, a in enumerate(attempts) if "moved" in a):]
+            assert sum(a["local_steps"] for a in since_move) > 0, attempts
     # Every training task restarted to learn the new addresses.
     for name, task in tasks.items():
         assert task["restarts"] >= 1, name
     assert "moves from" in run.stdout + run.stderr
+    # The tasks of the lost node move together: the others are restarted for them once, not once per move.
+    assert (run.stdout + run.stderr).count("to learn the new address") == 1, run.stdout[-3000:]
     assert all(n != victim for n in tasks_on_hosts(bed).values())
 
 
