@@ -109,6 +109,7 @@ class Launcher:
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
                                   isolation=isolation)
+            stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)
             except BaseException:

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not _netns_available(), reason="needs unshare -n
 @pytest.mark.parametrize("victim", ["task process", "its Ray worker"])
 def test_local2_on_ray_trains_and_recovers_a_killed_task(runner, tmp_path, victim):
     model_dir = tmp_path / "model"
-    launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--model_dir", str(model_dir),
+    launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--ray_cpus_per_task", "0.5", "--model_dir", str(model_dir),
                           "--model", "models.probe", "--train_steps", "400",
                           "--chief_flags=--step_sleep_secs=0.01 --save_checkpoint_steps=20",
                           "--worker_flags=--step_sleep_secs=0.01", prefix=NETNS)
@@ -53,7 +53,7 @@ def test_local2_on_ray_trains_and_recovers_a_killed_task(runner, tmp_path, victi
 
 def test_sigterm_on_ray_preempts_like_a_local_run(runner, tmp_path):
     model_dir = tmp_path / "model"
-    launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--model_dir", str(model_dir),
+    launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--ray_cpus_per_task", "0.5", "--model_dir", str(model_dir),
                           "--model", "models.probe", "--train_steps", "100000",
                           "--chief_flags=--step_sleep_secs=0.01 --save_checkpoint_secs=3600",
                           "--worker_flags=--step_sleep_secs=0.01", prefix=NETNS)

@@ -5,6 +5,7 @@ link. The launcher runs on host 1, beside the head, as a user would run it on th
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -88,7 +89,7 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
     # Half a CPU per task: after losing a host, the other two have room for its tasks.
-    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "600",
+    run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "400",
                  "--ray_cpus_per_task", "0.5", *PROBE)
     wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
     saved = checkpoint_steps(model_dir)[-1]
@@ -97,7 +98,7 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
     bed[victim].kill_all(signal.SIGKILL)  # its raylet, its actors, its tasks: all at once
     assert run.wait(420) == 0, run.stderr[-3000:]
     record = last_run(model_dir)
-    assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
+    assert record["global_step_end"] == 400 and checkpoint_steps(model_dir)[-1] == 400
     tasks = {f"{t['job']}:{t['index']}": t for t in record["tasks"]}
     assert tasks["chief:0"]["session_steps"][-1] >= saved  # the restarted chief went on from a checkpoint
     for name in lost:
@@ -105,10 +106,16 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
         assert move["from"] == bed[victim].address and move["to"] != bed[victim].address
         assert move["why"] == f"node {bed[victim].address} lost"
         assert tasks[name]["restarts"] >= 1
+        if name.startswith("worker"):  # a moved worker trains at its new address (its ps learnt it)
+            attempts = tasks[name]["attempts"]
+            since_move = attempts[next(i for i, a in enumerate(attempts) if "moved" in a):]
+            assert sum(a["local_steps"] for a in since_move) > 0, attempts
     # Every training task restarted to learn the new addresses.
     for name, task in tasks.items():
         assert task["restarts"] >= 1, name
     assert "moves from" in run.stdout + run.stderr
+    # The tasks of the lost node move together: the others are restarted for them once, not once per move.
+    assert (run.stdout + run.stderr).count("to learn the new address") == 1, run.stdout[-3000:]
     assert all(n != victim for n in tasks_on_hosts(bed).values())
 
 
@@ -129,6 +136,13 @@ def test_a_lost_host_whose_tasks_fit_nowhere_ends_the_run(runner, fresh_ray3, tm
     assert last_run(model_dir)["outcome"] == "failed"
 
 
+# Out of the default run (LAUNCHER_SLOW_BED_TESTS=1 runs it): it passes, but in about 7 minutes. The cut
+# host's tasks rejoin without a restart and training reaches the target ~30 s after the cut, yet a worker on
+# another host whose RunGraph to the cut-off ps was in flight stays stuck in gRPC's reconnect backoff (its
+# log shows rendezvous aborts 8, 16, 32, 64, 128 s apart) and never trains again; the chief then waits its
+# 300 s for that worker's done report before saving at the target. Bounded, but the fix belongs in the task
+# program (a deadline on a step's RPCs, or a worker that restarts itself when a step stalls).
+@pytest.mark.skipif(not os.environ.get("LAUNCHER_SLOW_BED_TESTS"), reason="slow (~7 min): set LAUNCHER_SLOW_BED_TESTS=1")
 def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
@@ -145,4 +159,5 @@ def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path)
     record = last_run(model_dir)
     assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
     cut_off = [t for t in record["tasks"] if any(a["host"] == bed[victim].address for a in t["attempts"])]
-    assert cut_off and all(t["restarts"] >= 1 or t["exit_code"] == 0 for t in cut_off)
+    # Each rejoined (a ps stopped by the launcher at the end: 143) or was restarted.
+    assert cut_off and all(t["restarts"] >= 1 or t["exit_code"] in (0, 143) for t in cut_off), cut_off

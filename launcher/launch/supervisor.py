@@ -35,6 +35,7 @@ from launcher.launch.watchdog import Alarm, Watchdog
 
 POLL_SECS = 0.1
 PROGRESS_EVERY_SECS = 0.5
+KILL_WAIT_SECS = 60.0
 # Stop order: tasks that save or need the variables first, the ps that hold them last.
 _STOP_WAVES = ((CHIEF, WORKER, EVALUATOR), (PS,))
 
@@ -62,6 +63,7 @@ class Supervisor:
         self._lock = threading.Lock()
         self.states = {t: TaskState(t, make_output(t, self._on_status)) for t in spec.tasks()}
         self._gate_open = False
+        self._moved_ahead: dict[TaskId, Move] = {}  # moved with another task of its lost node, not restarted yet
         self._evaluator_failure: Optional[Failure] = None
         self.early_stop: Optional[dict] = None  # the evaluator ended training early: when and why
         self.launched = launched if launched is not None else time.time()  # "seconds from launch" start here
@@ -137,9 +139,11 @@ class Supervisor:
     def _start(self, state: TaskState) -> None:
         with self._lock:
             self.stragglers.restart(state.task)
-        move = self._backend.relocate(state.task) if state.attempts else None
-        if move is not None:
-            self._moved(state, move)
+        move = self._moved_ahead.pop(state.task, None)
+        if move is None and state.attempts:
+            move = self._backend.relocate(state.task)
+            if move is not None:
+                self._moved(state, move)
         argv = self._command(state.task)
         state.attempts.append(Attempt(started=time.time(), argv=argv, host=self.spec.address(state.task).host,
                                       moved=None if move is None else
@@ -157,14 +161,28 @@ class Supervisor:
 
     def _moved(self, state: TaskState, move: Move) -> None:
         """`state`'s task runs at a new address from now on: every running task that connects to it must
-        restart to learn it (TensorFlow fixes a server's cluster at start)."""
-        self.spec = self.spec.replace_addresses({state.task: move.address})
-        learners = [s for s in self.states.values() if s.running and contacts.must_learn(state.task, s.task)]
-        self._console.line(f"[launcher] {state.task} moves from {move.old_host} to {move.address} ({move.why})"
-                           + (f"; restarting {', '.join(str(s.task) for s in learners)} with its new address"
-                              if learners else ""))
+        restart to learn it (TensorFlow fixes a server's cluster at start). The other tasks of the same
+        lost node move now too, before Ray has told their handles, so that the others restart only once."""
+        moves = {state.task: move}
+        for other in self.states.values():
+            if other.running and other.task not in moves and self.spec.address(other.task).host == move.old_host:
+                ahead = self._backend.relocate(other.task)  # raises PlacementError: the run cannot go on
+                if ahead is not None:
+                    moves[other.task] = self._moved_ahead[other.task] = ahead
+        self.spec = self.spec.replace_addresses({task: m.address for task, m in moves.items()})
+        for task, m in moves.items():
+            self._console.line(f"[launcher] {task} moves from {m.old_host} to {m.address} ({m.why})")
+        for task in moves:
+            if task != state.task:
+                self.states[task].restart_for = f"its node {moves[task].old_host} was lost"
+                self.states[task].handle.signal(signal.SIGKILL)
+        learners = [s for s in self.states.values() if s.running and s.task not in moves
+                    and any(contacts.must_learn(task, s.task) for task in moves)]
+        if learners:
+            self._console.line(f"[launcher] restarting {', '.join(str(s.task) for s in learners)} to learn "
+                               "the new address" + ("es" if len(moves) > 1 else ""))
         for other in learners:
-            other.restart_for = f"{state.task} moved to {move.address}"
+            other.restart_for = f"{', '.join(str(t) for t in moves)} moved"
             other.handle.signal(signal.SIGKILL)  # whatever it did since the last checkpoint is redone
 
     def _watch(self) -> Outcome:
@@ -344,9 +362,15 @@ class Supervisor:
                     time.sleep(POLL_SECS)
                 if state.handle.poll() is None:
                     state.handle.signal(signal.SIGKILL)
-                    while state.handle.poll() is None:
+                    # Bounded too: a task on a silent node may not hear the signal; its backend says
+                    # within KILL_WAIT_SECS when the node is declared lost.
+                    killed = time.monotonic()
+                    while state.handle.poll() is None and time.monotonic() - killed < KILL_WAIT_SECS:
                         time.sleep(POLL_SECS)
-                state.ended(state.handle.poll())
+                    if state.handle.poll() is None:
+                        self._console.line(f"[launcher] {state.task} did not confirm its end within "
+                                           f"{KILL_WAIT_SECS:g}s (its node does not answer); leaving it")
+                state.ended(state.handle.poll() if state.handle.poll() is not None else -9)
                 state.phase = Phase.STOPPED
         for state in self.states.values():
             state.output.close()

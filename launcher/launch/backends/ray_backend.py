@@ -32,7 +32,10 @@ def _import_ray():
     return ray
 
 READ_WAIT_SECS = 0.5
+READ_TIMEOUT_SECS = 30.0  # a read answers within READ_WAIT_SECS when its node is there
 UNAVAILABLE_RETRY_SECS = 1.0
+SILENT_LIMIT_SECS = 180.0  # far beyond Ray's own health check (30 s by default)
+START_TIMEOUT_SECS = 120.0  # an actor to start in its bundle and start the task process
 
 
 class _TaskRunner:
@@ -102,18 +105,35 @@ class RayTask:
         self._actor = actor
         self._code: Optional[int] = None
         self.node_died = False  # the actor died because its node did: the task must move
-        self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port))
+        self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port),
+                                                timeout=START_TIMEOUT_SECS)
         self._pump = threading.Thread(target=self._follow, args=(on_line,), daemon=True)
         self._pump.start()
 
+    @classmethod
+    def lost(cls, node_died: bool) -> "RayTask":
+        """A task that could not start because its actor or node died first: it has ended (as if
+        SIGKILLed), so that the supervisor judges it as any lost task, and moves it if its node is gone."""
+        handle = cls.__new__(cls)
+        handle._ray, handle._actor, handle._code, handle.node_died, handle.pid = _import_ray(), None, -9, node_died, None
+        return handle
+
     def _follow(self, on_line: Callable[[str], None]) -> None:
+        silent_since: Optional[float] = None
         try:
             while True:
                 try:
-                    lines, code = self._ray.get(self._actor.read.remote())
-                except self._ray.exceptions.ActorUnavailableError:
+                    lines, code = self._ray.get(self._actor.read.remote(), timeout=READ_TIMEOUT_SECS)
+                    silent_since = None
+                except (self._ray.exceptions.ActorUnavailableError, self._ray.exceptions.GetTimeoutError):
                     # Its node does not answer (gone, or cut off): Ray says within its health-check time
-                    # whether the actor is back or dead; until then the task may well be running.
+                    # whether the actor is back or dead; until then the task may well be running. Should
+                    # Ray never say, the task counts as lost after SILENT_LIMIT_SECS: no wait is unbounded.
+                    silent_since = silent_since or time.monotonic()
+                    if time.monotonic() - silent_since > SILENT_LIMIT_SECS:
+                        self.node_died = True
+                        self._code = -9
+                        return
                     time.sleep(UNAVAILABLE_RETRY_SECS)
                     continue
                 for line in lines:
@@ -130,9 +150,11 @@ class RayTask:
         return self._code
 
     def signal(self, signum: int) -> None:
+        if self._actor is None:
+            return
         try:
             self._ray.get(self._actor.signal.remote(signum), timeout=10)
-        except self._ray.exceptions.RayError:
+        except self._ray.exceptions.RayError:  # GetTimeoutError included: a silent node gets no signal
             pass
 
 
@@ -229,7 +251,11 @@ class RayBackend:
         placed = {task: self._actor(task).place.remote(ports.get(task, 0)) for task in tasks}
         addresses = {}
         for task, ref in placed.items():
-            host, port, node = self._ray.get(ref)
+            try:
+                host, port, node = self._ray.get(ref, timeout=START_TIMEOUT_SECS)
+            except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError) as e:
+                raise placement_lib.Unplaceable(f"its actor did not start on the chosen node ({type(e).__name__})"
+                                                ) from None
             addresses[task], self._hosts[task], self._ports[task] = Address(host, port), host, port
             self._nodes[task] = node
         return addresses
@@ -238,15 +264,16 @@ class RayBackend:
         tasks = list(spec.tasks())
         try:
             self._reserve(placement_lib.plan(tasks, self._demand, self._alive_nodes(), self._placement))
+            addresses = self._place(tasks, {t: spec.address(t).port for t in tasks})
         except placement_lib.Unplaceable as e:
             raise UserError(f"--backend ray: {e}") from None
-        return spec.replace_addresses(self._place(tasks, {t: spec.address(t).port for t in tasks}))
+        return spec.replace_addresses(addresses)
 
     def relocate(self, task: TaskId) -> Optional[Move]:
         node_id, old_host = self._nodes[task], self._hosts[task]
         handle = self._handles.get(task)
         said_lost = handle is not None and handle.node_died
-        if not said_lost and any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes()):
+        if not said_lost and self._node_alive(node_id):
             return None  # its node is there: the task restarts on it, at the same address
         del self._nodes[task]
         try:
@@ -256,20 +283,33 @@ class RayBackend:
         except placement_lib.Unplaceable as e:
             raise PlacementError(f"{task} lost its node {old_host} and cannot move: {e}") from None
         self._actors.pop(task, None)  # died with its node
-        address = self._place([task], {})[task]
+        try:
+            address = self._place([task], {})[task]
+        except placement_lib.Unplaceable as e:  # the chosen node died too, in the meantime
+            raise PlacementError(f"{task} lost its node {old_host} and cannot move: {e}") from None
         return Move(address, old_host, f"node {old_host} lost")
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> RayTask:
         delta = {k: v for k, v in env.items() if os.environ.get(k) != v}
         port = self._ports[task]
-        try:
-            handle = RayTask(self._actor(task), argv, delta, port, on_line)
-        except self._ray.exceptions.RayActorError:
-            self._actors.pop(task, None)  # its worker died: a new actor in the same bundle, on the same node
-            handle = RayTask(self._actor(task), argv, delta, port, on_line)
+        handle = None
+        for _ in range(2):
+            try:
+                handle = RayTask(self._actor(task), argv, delta, port, on_line)
+                break
+            except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
+                self._actors.pop(task, None)
+                if not self._node_alive(self._nodes.get(task, "")):
+                    break  # its node died between the restart decision and the start: the task must move
+                # else its Ray worker died: a new actor in the same bundle, on the same node
+        if handle is None:
+            handle = RayTask.lost(node_died=not self._node_alive(self._nodes.get(task, "")))
         self._handles[task] = handle
         return handle
+
+    def _node_alive(self, node_id: str) -> bool:
+        return any(n["NodeID"] == node_id and n["Alive"] for n in self._ray.nodes())
 
     def close(self) -> None:
         from ray.util.placement_group import remove_placement_group
