@@ -110,6 +110,16 @@ def test_sigint_and_sighup_save_a_checkpoint_and_stop_everything_with_their_own_
     assert read_variables(model_dir)["global_step"] == saved
 
 
+def _wait_for_a_save_under_way(model_dir, timeout: float = 30) -> None:
+    """A save's `_temp` directory lives for milliseconds: look often (wait_for's 0.1 s would miss most)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any("_temp" in entry.name for entry in os.scandir(model_dir)):
+            return
+        time.sleep(0.001)
+    pytest.fail(f"no save under way seen in {timeout}s")
+
+
 def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):
     """Saves every step, so kills land in the middle of writes; every restart must find a good checkpoint."""
     model_dir = tmp_path / "model"
@@ -121,7 +131,7 @@ def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):
         # Wait until this process is saving (a save every step), then kill it wherever it is.
         wait_for(lambda: log.exists() and log.read_text().count("Saving checkpoints for") >= 20 * (kill + 1),
                  what="the chief's saves")
-        wait_for(lambda: list(model_dir.glob("*_temp*")), timeout=10, what="a save under way")
+        _wait_for_a_save_under_way(model_dir)
         chief.kill()
         chief.wait()
     assert launch.wait() == 0, launch.stderr

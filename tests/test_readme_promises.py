@@ -99,7 +99,8 @@ def test_restart_policy_on_failure_restarts_a_task_that_exited_1(runner, tmp_pat
                         "--train_steps", "50", "--restart_policy", "on_failure",
                         "--chief_flags=--fail_once_on=chief")
     assert launch.proc.returncode == 0, launch.stderr
-    assert "chief:0 exited 1 (training failed); restarting" in launch.stdout
+    restart = next(line for line in launch.stdout.split("\n[") if line.startswith("launcher] chief:0 exited 1"))
+    assert "RuntimeError: probe model told to fail once on chief" in restart and "; restarting (1/3)" in restart
     run = last_run(model_dir)
     chief = _tasks(run)["chief:0"]
     assert chief["exit_codes"] == [1, 0] and chief["restarts"] == 1 and chief["steps"] == 50

@@ -41,7 +41,8 @@ def judge(task: TaskId, code: int, restarts: int, *, training_over: bool, policy
         return Verdict.NOT_NEEDED  # the chief has saved the final checkpoint without it
     if policy.should_restart(code, restarts, max_restarts):
         return Verdict.RESTART
-    return Verdict.EVALUATOR_FAILED if task.job == EVALUATOR else Verdict.FAILED
+    # An evaluator's failure lets training go on, but not its bad input: the run was asked for wrongly.
+    return Verdict.EVALUATOR_FAILED if task.job == EVALUATOR and code != exit_codes.BAD_INPUT else Verdict.FAILED
 
 
 @dataclasses.dataclass(frozen=True)

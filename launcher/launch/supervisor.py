@@ -110,12 +110,13 @@ class Supervisor:
         else:
             self.step_series.append(sample)
 
-    def _open_gate(self, state: TaskState) -> None:
-        """Let `state`'s process go on once every task has reported READY (a restarted one: at once)."""
-        if self._gate_open:
+    def _open_gate(self, state: Optional[TaskState] = None) -> None:
+        """Let `state`'s process go on once every task has reported READY (a restarted one: at once), or
+        has failed without stopping the run (an evaluator); with no `state`, check the others."""
+        if self._gate_open and state is not None:
             state.attempts[-1].go_at = time.monotonic()
             state.handle.signal(task_env.GO_SIGNAL)
-        elif all(s.ready for s in self.states.values()):
+        elif all(s.ready or s.phase is Phase.FAILED for s in self.states.values()):
             self._gate_open = True
             self._watchdog.arm(time.monotonic())
             for other in self.states.values():
@@ -272,6 +273,8 @@ class Supervisor:
             if verdict is Verdict.EVALUATOR_FAILED:
                 self._evaluator_failure = failure
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; training goes on")
+                with self._lock:
+                    self._open_gate()  # the others may have been waiting only for it
                 return None
             if exit_codes.is_retryable(code) and state.restarts >= self._max_restarts:
                 self._console.line(f"[launcher] {state.task} {exit_codes.describe(code)}; "

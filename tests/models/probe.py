@@ -49,7 +49,7 @@ def build(mode):
     if FAIL_ON.value == job:
         open(os.path.join(model_dir, f"failed-{job}-{index}"), "w").close()
         raise RuntimeError(f"probe model told to fail on {job}")
-    if FAIL_ONCE_ON.value == job:
+    if FAIL_ONCE_ON.value == job and mode == "train":  # not the chief's serving graph (PREDICT), built first
         marker = os.path.join(model_dir, f"failed-once-{job}-{index}")
         if not os.path.exists(marker):
             open(marker, "w").close()
