@@ -57,6 +57,7 @@ Run it from the repository (it takes minutes: keep the machine otherwise idle fo
     python scripts/benchmark.py --repeat 3 --out_json /tmp/bench.json
     python scripts/benchmark.py --specs local2 --models launcher.models.linear --backends local,ray
     python scripts/benchmark.py --recovery_only [--victims ps:0]
+    python scripts/benchmark.py --anchor_only --anchor_steps 3000   # against ../shared/anchors (--anchors DIR)
 
 This file is the entry point only; the trials, their figures and the reports are the modules of the
 package bench/ beside it (its __init__ lists them).
@@ -66,10 +67,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Sequence
 
+from bench.anchor import anchor_report, run_anchor_comparison
 from bench.comparison import (BACKENDS, DEFAULT_MODELS, DEFAULT_SPECS, DEFAULT_TRAIN_STEPS, FALLBACK_TRAIN_STEPS,
                               run_comparison, steps_for)
 from bench.out_json import to_json
@@ -101,6 +104,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="comma-separated tasks to kill in the recovery benchmark")
     parser.add_argument("--keep_logs", default=None,
                         help="copy each recovery trial's logs and run.json to DIR/<victim>-<repeat>/")
+    parser.add_argument("--anchor", action="store_true",
+                        help="after the table, the launcher against the hand-rolled anchor cluster (see bench.anchor)")
+    parser.add_argument("--anchor_only", action="store_true", help="the anchor comparison alone")
+    parser.add_argument("--anchors", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                          "shared", "anchors"),
+                        help="directory of handrolled_task.py and anchor_model.py")
+    parser.add_argument("--anchor_steps", type=int, default=3000, help="global steps of each anchor trial")
     # internal: the child of bench.plain.run_plain
     parser.add_argument("--plain_child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--launched_at", type=float, default=None, help=argparse.SUPPRESS)
@@ -129,7 +139,7 @@ def main(argv: Sequence[str]) -> int:
     specs = [s for s in args.specs.split(",") if s]
     models = [m for m in args.models.split(",") if m]
     backends = [b for b in args.backends.split(",") if b]
-    if args.recovery_only:
+    if args.recovery_only or args.anchor_only:
         results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
     else:
         results = run_comparison(specs, models, args.train_steps, args.repeat, args.timeout_secs, backends)
@@ -139,6 +149,10 @@ def main(argv: Sequence[str]) -> int:
         results["recovery"] = run_recoveries(victims, args.repeat, args.timeout_secs, results["errors"],
                                              args.keep_logs)
         print(("\n" if not args.recovery_only else "") + recovery_report(results["recovery"]))
+    if args.anchor or args.anchor_only:
+        results["anchor"] = run_anchor_comparison(args.anchors, args.anchor_steps, max(args.repeat, 3),
+                                                  args.timeout_secs)
+        print("\n" + anchor_report(results["anchor"]), flush=True)
     if args.out_json:
         with open(args.out_json, "w") as f:
             json.dump(to_json(results), f, indent=2)
