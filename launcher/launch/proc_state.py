@@ -48,18 +48,23 @@ def is_stopped(letter: Optional[str]) -> bool:
     return letter in ("T", "t")
 
 
-def cgroup_v2(pid: Optional[int]) -> Optional[str]:
-    """The cgroup v2 directory of `pid` under /sys/fs/cgroup (or its unified mount), or None."""
+def cgroups(pid: Optional[int]) -> list[tuple[str, str]]:
+    """(controllers, path relative to the hierarchy's root) for each of `pid`'s cgroups, from
+    /proc/PID/cgroup; controllers is "" for the v2 hierarchy. Empty when the process is gone."""
     if pid is None:
-        return None
+        return []
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             lines = f.read().splitlines()
     except OSError:
-        return None
-    for line in lines:
-        if line.startswith("0::"):
-            rel = line[3:].lstrip("/")
+        return []
+    return [(controllers, rel.lstrip("/")) for _, controllers, rel in (line.split(":", 2) for line in lines)]
+
+
+def cgroup_v2(pid: Optional[int]) -> Optional[str]:
+    """The cgroup v2 directory of `pid` under /sys/fs/cgroup (or its unified mount), or None."""
+    for controllers, rel in cgroups(pid):
+        if controllers == "":
             for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
                 path = os.path.join(root, rel)
                 if os.path.exists(os.path.join(path, "cgroup.procs")):

@@ -15,6 +15,7 @@ import re
 import shutil
 from typing import Optional
 
+from launcher.launch import proc_state
 from launcher.launch.stacks import _is_plumbing
 
 _NO_SPACE = re.compile(r"No space left on device")
@@ -41,16 +42,7 @@ class MemoryWatch:
 
 
 def _memory_events_file(pid: Optional[int]) -> Optional[str]:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, rel = line.split(":", 2)
-        rel = rel.lstrip("/")
+    for controllers, rel in proc_state.cgroups(pid):
         if controllers == "":
             candidates = [os.path.join(root, rel, "memory.events")
                           for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")]
