@@ -112,15 +112,20 @@ class Supervisor:
 
     def _open_gate(self, state: Optional[TaskState] = None) -> None:
         """Let `state`'s process go on once every task has reported READY (a restarted one: at once), or
-        has failed without stopping the run (an evaluator); with no `state`, check the others."""
-        if self._gate_open and state is not None:
-            state.attempts[-1].go_at = time.monotonic()
-            state.handle.signal(task_env.GO_SIGNAL)
-        elif all(s.ready or s.phase is Phase.FAILED for s in self.states.values()):
+        has failed without stopping the run (an evaluator); with no `state`, check whether that is so now.
+
+        GO goes only to a process that has reported READY: before that it has no handler for the signal,
+        whose default action would end it (so would a GO after its handler is gone, at its exit)."""
+        if self._gate_open:
+            if state is not None:
+                state.attempts[-1].go_at = time.monotonic()
+                state.handle.signal(task_env.GO_SIGNAL)
+            return
+        if all(s.ready or s.phase is Phase.FAILED for s in self.states.values()):
             self._gate_open = True
             self._watchdog.arm(time.monotonic())
             for other in self.states.values():
-                if other.running:
+                if other.running and other.ready:
                     other.attempts[-1].go_at = time.monotonic()
                     other.handle.signal(task_env.GO_SIGNAL)
 
