@@ -70,8 +70,9 @@ def lost_host() -> dict:
         cluster = raybed.RayCluster(bed).start()
         try:
             model_dir = pathlib.Path(tempfile.mkdtemp(prefix="mhb")) / "model"
-            proc = launch(cluster, model_dir, "--train_steps", "1500", "--model", "models.paced",
-                          "--chief_flags=--pace_secs=0.02 --save_checkpoint_steps=50", "--worker_flags=--pace_secs=0.02")
+            proc = launch(cluster, model_dir, "--train_steps", "1500", "--model", "models.probe",
+                          "--chief_flags=--step_sleep_secs=0.02 --save_checkpoint_steps=50",
+                          "--worker_flags=--step_sleep_secs=0.02")
             deadline = time.monotonic() + 600
             while not list(model_dir.glob("model.ckpt-*.index")):
                 if proc.poll() is not None or time.monotonic() > deadline:

@@ -18,8 +18,8 @@ from conftest import checkpoint_steps, last_run, wait_for
 ray3 = raybed.ray_cluster(3, scope="module")  # shared by the tests that leave it intact
 fresh_ray3 = raybed.ray_cluster(3)  # for the tests that lose a host
 
-PROBE = ("--model", "models.paced", "--chief_flags=--pace_secs=0.02 --save_checkpoint_steps=50",
-         "--worker_flags=--pace_secs=0.02")
+PROBE = ("--model", "models.probe", "--chief_flags=--step_sleep_secs=0.02 --save_checkpoint_steps=50",
+         "--worker_flags=--step_sleep_secs=0.02")
 
 
 def launch(runner, cluster, *args):
