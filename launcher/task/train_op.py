@@ -9,7 +9,9 @@ is still below the target. Read and increment are one atomic unit for the whole 
 refused applies nothing.
 
 The ticket does not depend on the gradients, so TensorFlow computes both in parallel; the lock is held
-only for a read and an add on the variables' task.
+only for a read and an add on the variables' task. The decision is taken there too: each gradient travels to
+its variable's task as with a plain `minimize`, and is switched on the ticket where it is applied, so a step
+costs no round trip more than a plain `minimize` (`scripts/bench_train_op.py --cluster` measures it).
 
 `tf.compat.v1.GraphKeys.UPDATE_OPS` (batch norm's moving mean and variance, for instance) are control
 dependencies of the apply, as in Estimator, so they run with every step.
@@ -54,21 +56,55 @@ def _gradients(model: Model) -> list:
     return [(g, v) for g, v in zip(tf.compat.v1.gradients(model.loss, variables), variables) if g is not None]
 
 
-def capped(model: Model, global_step: tf.Variable, last_step: int) -> tf.Tensor:
-    """A train op for `model` that stops updating at `last_step`; it yields whether the update applied."""
+def capped(model: Model, global_step: tf.Variable, last_step: int) -> tf.Operation:
+    """A train op for `model` that stops updating at `last_step`.
+
+    An op, not a tensor: a fetched output would travel back from the variables' task on every step.
+    """
     if model.optimizer is None:
         raise ValueError("the model's build(TRAIN) returned no optimizer")
-    grads_and_vars = _gradients(model)
     update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+    grads_and_vars = [(_beside(grad, var), var) for grad, var in _gradients(model)]
     granted = take_ticket(global_step, last_step)
 
     def apply():
         # Optimizers create their slots under init_scope, outside this branch: initialising and restoring
-        # them works as for any other variable.
-        with tf.control_dependencies(update_ops):
+        # them works as for any other variable. At the root name scope, not the cond's: a Keras optimizer
+        # names its slots after the scope it is called in, and checkpoints are restored by name.
+        with tf.control_dependencies(update_ops), tf.compat.v1.name_scope(None):
             applied = model.optimizer.apply_gradients(grads_and_vars)
         with tf.control_dependencies([applied]):
             return tf.constant(True)
 
-    return tf.cond(granted, apply, lambda: tf.constant(False), name="capped_train_op")
+    with tf.compat.v1.device(global_step.device):
+        return tf.group(_graph_cond(granted, apply, lambda: tf.constant(False), name="capped"), name="train_op")
 
+
+def _beside(grad, var: tf.Variable):
+    """`grad`, sent to `var`'s task unconditionally, as a plain `minimize` sends it.
+
+    The cond switches each gradient where the gradient is. Switched on the worker, it would wait there for
+    the ticket, one more round trip to the variables' task on every step; switched beside the variable, the
+    gradient travels while the ticket is taken. (Not `tf.identity`: Grappler removes an Identity, and the
+    Switch moves back to the worker with it; StopGradient stays, and nothing differentiates the apply.)
+    """
+    if grad is None or isinstance(grad, tf.IndexedSlices):
+        return grad  # sparse gradients keep their own placement
+    with tf.compat.v1.device(var.device):
+        return tf.stop_gradient(grad)
+
+
+def _graph_cond(pred: tf.Tensor, true_fn, false_fn, name: str) -> tf.Tensor:
+    """`tf.cond` built from Switch and Merge ops (control flow v1), whatever the process's default.
+
+    The v2 cond is one `If` op whose branch, the apply on the variables' tasks, runs as a function: extra
+    work on every step to run that function's remote part. Switch and Merge are partitioned with the rest of
+    the step's graph, so the apply travels in the step's own calls.
+    """
+    was_v2 = tf.compat.v1.control_flow_v2_enabled()
+    tf.compat.v1.disable_control_flow_v2()
+    try:
+        return tf.compat.v1.cond(pred, true_fn, false_fn, name=name)
+    finally:
+        if was_v2:
+            tf.compat.v1.enable_control_flow_v2()
