@@ -1,5 +1,6 @@
 """The pure parts of hang and failure reporting, on real text: TensorFlow's and Python's own output."""
 
+import os
 import subprocess
 import sys
 
@@ -141,6 +142,29 @@ def test_reachability_tells_a_refusal_from_a_host_that_does_not_answer():
             pytest.skip("cannot make a network namespace here (needs root and `ip`)")
         assert reachability.check("10.213.9.9:2222", holder.pid, timeout_secs=1) == reachability.UNREACHABLE
         assert reachability.check("127.0.0.1:9", holder.pid) == reachability.REFUSED
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_server_is_unreachable_only_when_no_peer_gets_through():
+    import socket
+
+    # A peer on a cut-off host (a namespace with nothing but loopback) reaches nobody: its view alone must
+    # not make a live server look cut off.
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "up":
+            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            here = f"127.0.0.1:{sock.getsockname()[1]}"
+            assert reachability.check(here, holder.pid) == reachability.REFUSED  # its own loopback
+            assert reachability.check_from_peers(here, None, [holder.pid, os.getpid()]) == reachability.ACCEPTS
+        assert reachability.check_from_peers("10.213.9.9:2222", None, [holder.pid],
+                                             timeout_secs=1) == reachability.UNREACHABLE
     finally:
         holder.kill()
         holder.wait()

@@ -136,6 +136,33 @@ def test_a_lost_host_whose_tasks_fit_nowhere_ends_the_run(runner, fresh_ray3, tm
     assert last_run(model_dir)["outcome"] == "failed"
 
 
+
+def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3, tmp_path):
+    """The watchdog's verdict on a cut link: the silent worker is named, as unreachable, not as stuck."""
+    model_dir = tmp_path / "model"
+    bed = fresh_ray3.bed
+    spec = tmp_path / "spec.json"  # the plan puts the chief and the ps together, each worker on a host of its own
+    spec.write_text(json.dumps({"cluster": {"chief": ["localhost:0"], "worker": ["localhost:0"] * 2,
+                                            "ps": ["localhost:0"]}}))
+    run = launch(runner, fresh_ray3, "--spec", str(spec), "--model_dir", str(model_dir), "--train_steps", "500",
+                 "--ray_cpus_per_task", "0.5", "--hang_secs", "4", "--on_hang", "report", *PROBE)
+    wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
+    placed = tasks_on_hosts(bed)
+    worker, victim = next((t, n) for t, n in placed.items()
+                          if n != 1 and t.startswith("worker") and list(placed.values()).count(n) == 1)
+    bed[victim].cut()
+    try:
+        wait_for(lambda: "is unreachable" in run.stdout + run.stderr, timeout=60, what="a verdict")
+    finally:
+        bed[victim].restore()
+    assert run.wait(420) == 0, run.stderr[-3000:]
+    record = last_run(model_dir)
+    hang = next(h for h in record["hangs"] if "is unreachable" in h["verdict"])
+    assert hang["culprits"] == [worker], hang
+    assert f"{worker} is unreachable at {bed[victim].address}:" in hang["verdict"], hang["verdict"]
+    assert hang["tasks"][worker]["reachability"] == "unreachable" and hang["action"] == "report", hang
+    assert record["global_step_end"] == 500 and checkpoint_steps(model_dir)[-1] == 500
+
 # Out of the default run (LAUNCHER_SLOW_BED_TESTS=1 runs it): it passes, but in about 7 minutes. The cut
 # host's tasks rejoin without a restart and training reaches the target ~30 s after the cut, yet a worker on
 # another host whose RunGraph to the cut-off ps was in flight stays stuck in gRPC's reconnect backoff (its

@@ -61,14 +61,14 @@ def probe(states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], 
         if not state.running:
             continue
         pid = pids[state.task]
-        # Seen from a peer (the chief, else any other task here), as the tasks that wait on it see it: from
-        # its own network namespace a cut-off host still reaches itself.
-        vantage = next((p for t, p in sorted(pids.items(), key=lambda i: i[0].job != CHIEF)
-                        if t != state.task and p is not None), pid)
+        # Seen from its peers, as the tasks that wait on it see it: from its own network namespace a cut-off
+        # host still reaches itself.
+        peers = [p for t, p in pids.items() if t != state.task]
         has_server = state.task.job != EVALUATOR and state.ready
         silence = alarm.silence(state.task)
         probes.append(Probe(state.task, state.phase.value, proc_state.state(pid),
-                            reachability.check(address_of(state.task), vantage) if has_server else None,
+                            reachability.check_from_peers(address_of(state.task), pid, peers) if has_server
+                            else None,
                             state.attempts[-1].step if state.attempts else None,
                             silence.secs if silence else None))
     return probes

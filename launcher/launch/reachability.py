@@ -12,10 +12,11 @@ answer at all: cut off, or down).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import os
 import threading
-from typing import Optional
+from typing import Iterable, Optional
 
 import socket
 
@@ -70,3 +71,26 @@ def check(address: str, vantage_pid: Optional[int], timeout_secs: float = 2.0) -
     thread.start()
     thread.join(timeout_secs + 1)
     return result[0]
+
+
+def check_from_peers(address: str, own_pid: Optional[int], peer_pids: Iterable[Optional[int]],
+                     timeout_secs: float = 2.0) -> Optional[str]:
+    """`address` (the server of the process `own_pid`) as its peers see it: one check from each network
+    namespace the peers live in, besides its own, all at once.
+
+    A peer whose own host is cut off reaches nobody, so one vantage point would blame the wrong side: the
+    server is UNREACHABLE only when no peer gets through. Any peer that connects means it is up (ACCEPTS);
+    a refusal means nothing listens. With no peer elsewhere (one host, or tasks isolated together), it is
+    asked from its own namespace, where its port exists, or from here.
+    """
+    own = _namespace(own_pid) if own_pid is not None else None
+    vantages: dict[str, int] = {}
+    for pid in peer_pids:
+        namespace = _namespace(pid) if pid is not None else None
+        if namespace is not None and namespace != own:
+            vantages.setdefault(namespace, pid)
+    if not vantages:
+        return check(address, own_pid, timeout_secs)
+    with concurrent.futures.ThreadPoolExecutor(len(vantages), thread_name_prefix="reachability") as pool:
+        answers = set(pool.map(lambda pid: check(address, pid, timeout_secs), vantages.values()))
+    return next((a for a in (ACCEPTS, REFUSED, UNREACHABLE) if a in answers), None)
