@@ -7,9 +7,9 @@ launcher model. Both run local2's shape (ps, chief, worker) to the same target, 
 machine moment hits both.
 
 Figures, the same definition for both:
-- training steps/s: global steps trained / (chief's end - chief's first session), the chief's own clock;
-  for the launcher from run.json (its chief attempt's first session and end), for the baseline from the
-  chief's "ready after" and "done ... secs" lines;
+- training steps/s: global steps trained / (end of training - chief's first session): for the launcher
+  from run.json (its chief attempt's first session; the global step series reaching the target), for the
+  baseline from the chief's "ready after" and "done ... secs" lines (its loop's end, before the final save);
 - wall s: first process start to the last training process's exit (ps tasks stopped afterwards).
 """
 
@@ -59,7 +59,9 @@ def run_launcher_anchor(anchors: str, train_steps: int, timeout_secs: float) -> 
         run = run_record.read(trial.model_dir)[-1]
         chief = next(t for t in run["tasks"] if t["job"] == "chief")["attempts"][-1]
         first = chief["sessions"][0]
-        rate = (run["global_step_end"] - first["step"]) / (chief["ended"] - first["time"])
+        # The end of training, as the baseline's "done" line: the target reached, before the final save.
+        trained = next((t for t, step in run["global_step_series"] if step >= run["global_step_end"]), chief["ended"])
+        rate = (run["global_step_end"] - first["step"]) / (trained - first["time"])
         return AnchorResult("launcher", train_steps, round(wall, 2), round(rate, 1))
 
 
