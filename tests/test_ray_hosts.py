@@ -5,7 +5,6 @@ link. The launcher runs on host 1, beside the head, as a user would run it on th
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 
@@ -136,7 +135,6 @@ def test_a_lost_host_whose_tasks_fit_nowhere_ends_the_run(runner, fresh_ray3, tm
     assert last_run(model_dir)["outcome"] == "failed"
 
 
-
 def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3, tmp_path):
     """The watchdog's verdict on a cut link: the silent worker is named, as unreachable, not as stuck."""
     model_dir = tmp_path / "model"
@@ -163,13 +161,13 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
     assert hang["tasks"][worker]["reachability"] == "unreachable" and hang["action"] == "report", hang
     assert record["global_step_end"] == 500 and checkpoint_steps(model_dir)[-1] == 500
 
-# Out of the default run (LAUNCHER_SLOW_BED_TESTS=1 runs it): it passes, but in about 7 minutes. The cut
-# host's tasks rejoin without a restart and training reaches the target ~30 s after the cut, yet a worker on
-# another host whose RunGraph to the cut-off ps was in flight stays stuck in gRPC's reconnect backoff (its
-# log shows rendezvous aborts 8, 16, 32, 64, 128 s apart) and never trains again; the chief then waits its
-# 300 s for that worker's done report before saving at the target. Bounded, but the fix belongs in the task
-# program (a deadline on a step's RPCs, or a worker that restarts itself when a step stalls).
-@pytest.mark.skipif(not os.environ.get("LAUNCHER_SLOW_BED_TESTS"), reason="slow (~7 min): set LAUNCHER_SLOW_BED_TESTS=1")
+
+# Ray may or may not declare the cut host dead within the 20 s (its health check gives up after ~8-16 s): if
+# it does, the host's tasks move and every training task restarts; if not, they rejoin without a restart.
+# In the second case a step whose RPC was in flight to or from the cut host may wait on a connection that
+# the other side closed during the cut (seen: a worker's socket to a ps ESTABLISHED, the ps's end gone, no
+# byte in flight either way): --step_timeout_secs cancels that step and the worker goes on in a new session,
+# so the chief never has to give up on a silent worker at the end of the run.
 def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
@@ -182,9 +180,12 @@ def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path)
         time.sleep(20)
     finally:
         bed[victim].restore()
-    assert run.wait(420) == 0, run.stderr[-3000:]
+    assert run.wait(300) == 0, run.stderr[-3000:]
     record = last_run(model_dir)
     assert record["global_step_end"] == 600 and checkpoint_steps(model_dir)[-1] == 600
+    output = run.stdout + run.stderr
+    # Nobody was left behind: no task silent long enough for the watchdog, none given up on at the end.
+    assert "[launcher] hang:" not in output and "gave up waiting" not in output, output[-3000:]
     cut_off = [t for t in record["tasks"] if any(a["host"] == bed[victim].address for a in t["attempts"])]
     # Each rejoined (a ps stopped by the launcher at the end: 143) or was restarted.
     assert cut_off and all(t["restarts"] >= 1 or t["exit_code"] in (0, 143) for t in cut_off), cut_off

@@ -37,6 +37,11 @@ RECOVERY_WAIT_SECS = flags.DEFINE_float(
 RECOVERY_DEADLINE_SECS = flags.DEFINE_float(
     "recovery_deadline_secs", 300, "How long a session keeps trying to reconnect to tasks that went away "
     "(with back-off) before the task gives up.", lower_bound=1)
+STEP_TIMEOUT_SECS = flags.DEFINE_float(
+    "step_timeout_secs", 60, "A training step that takes longer than this, or than 10 times the slowest of "
+    "the task's last 100 steps when that is longer, is cancelled and its session re-created: a step can wait "
+    "for ever on a connection that a cut-off peer has closed. The task's first step has no limit; 0 for none.",
+    lower_bound=0)
 WAIT_FOR_WORKERS_SECS = flags.DEFINE_float(
     "wait_for_workers_secs", 300, "How long the chief, once the target step is reached, waits for workers "
     "to finish their last step before its final checkpoint.", lower_bound=0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import time
 
 from launcher.cluster import status, task_env
+
+_POLL_SECS = 0.05
 
 
 def pass_gate() -> None:
@@ -14,10 +16,13 @@ def pass_gate() -> None:
     if os.environ.get(task_env.GATED) != "1":
         status.emit(status.READY)
         return
-    go = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs in the main thread between bytecodes, and
+    # Event.set() would take the lock that Event.wait() in that same thread may be holding at that moment:
+    # a deadlock at start, seen on a loaded machine.
+    go = []
     # Installed before READY is sent: the launcher signals only after READY, and the signal's default
     # action would end the process.
-    signal.signal(task_env.GO_SIGNAL, lambda signum, frame: go.set())
+    signal.signal(task_env.GO_SIGNAL, lambda signum, frame: go.append(signum))
     status.emit(status.READY)
-    while not go.wait(0.1):  # short waits: signal handlers run between them
-        pass
+    while not go:
+        time.sleep(_POLL_SECS)  # interrupted by the signal: its handler runs, then the loop sees the flag

@@ -89,7 +89,8 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
                 wait_for_workers_secs=task_flags.WAIT_FOR_WORKERS_SECS.value),
             max_to_keep=task_flags.MAX_TO_KEEP.value, max_wait_secs=task_flags.MAX_WAIT_SECS.value,
             recovery_wait_secs=task_flags.RECOVERY_WAIT_SECS.value,
-            recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop)
+            recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop,
+            step_timeout_secs=task_flags.STEP_TIMEOUT_SECS.value)
         if serving is not None and not stop.requested:
             serving_export.export_latest(serving, task_flags.MODEL_DIR.value)
     except UserError as e:

@@ -1,8 +1,15 @@
-"""Back-off and a deadline for re-creating sessions after peers went away.
+"""Back-off and a deadline for re-creating sessions after peers went away, and a deadline for each step.
 
 `MonitoredSession` re-creates its session on Unavailable/Aborted forever and without pause; a ps that never
 comes back would hang its run. The clock restarts at every training step, so only failures that last, with
 no step in between, end the task.
+
+A step can also wait for ever without any error: a peer's host cut off for a while closes its end of a
+connection, the close never arrives, and a step whose RPC was in flight waits on a connection that is dead
+on the other side: TensorFlow makes its gRPC channels without keepalive, and its RPCOptions have no setting
+for one, so nothing ever probes that connection. `step_deadline.StepDeadline`
+bounds such a step; TensorFlow cancels it (RunOptions.timeout_in_ms), the cancel's write meets the peer's
+reset, and the next session connects afresh.
 """
 
 from __future__ import annotations
@@ -52,3 +59,10 @@ class Recovery:
             type(error).__name__, self._backoff)
         time.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, self._max_backoff)
+
+
+class StepStalled(tf.errors.AbortedError):
+    """A step outlived its deadline and was cancelled; Aborted, so that MonitoredSession re-creates the session."""
+
+    def __init__(self, message: str):
+        super().__init__(None, None, message)

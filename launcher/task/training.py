@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import tensorflow as tf
+from absl import logging
 
 from launcher.task import hooks as hooks_lib
 from launcher.task import session_creators, train_op
 from launcher.model_api import TRAIN, Model
-from launcher.task.recovery import Recovery
+from launcher.task.recovery import Recovery, StepStalled
+from launcher.task.step_deadline import StepDeadline
 from launcher.cluster.spec import CHIEF, PS, TaskId
 from launcher.cluster.stop_signals import StopRequest
 
@@ -43,8 +46,13 @@ def session_config(task: TaskId, cluster: dict) -> tf.compat.v1.ConfigProto:
 
 def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model],
           hook_config: hooks_lib.HookConfig, *, max_to_keep: int, max_wait_secs: float,
-          recovery_wait_secs: float, recovery_deadline_secs: float, stop: StopRequest) -> None:
-    """Train until the global step reaches `hook_config.last_step`, or until `stop` is requested."""
+          recovery_wait_secs: float, recovery_deadline_secs: float, stop: StopRequest,
+          step_timeout_secs: float = 0) -> None:
+    """Train until the global step reaches `hook_config.last_step`, or until `stop` is requested.
+
+    A step that outlives its deadline (see `step_deadline`) is cancelled and its session re-created,
+    as after a peer's restart; steps that keep stalling end the task within `recovery_deadline_secs`.
+    """
     with tf.Graph().as_default():
         with tf.compat.v1.device(device_setter(task, cluster)):
             global_step = tf.compat.v1.train.get_or_create_global_step()
@@ -67,6 +75,23 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
                                      list(cluster.get("worker", [])), task.index,
                                      variables_task(cluster), num_ps=len(cluster.get(PS, [])))
+        deadline = StepDeadline(step_timeout_secs)
+
+        def step_fn(step_context):
+            timeout = deadline.secs()
+            started = time.monotonic()
+            try:
+                step_context.run_with_hooks(step_op, options=tf.compat.v1.RunOptions(timeout_in_ms=int(timeout * 1000)))
+            except tf.errors.DeadlineExceededError as e:
+                if not timeout:
+                    raise  # not ours: the model's own
+                stalled = StepStalled(f"a step had no answer within {timeout:.0f}s (--step_timeout_secs): "
+                                      "cancelled; re-creating the session")
+                logging.warning("%s", stalled.message)
+                recovery.failed(stalled)  # back-off, and an end to a stall that keeps coming back
+                raise stalled from e
+            deadline.took(time.monotonic() - started)
+
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
             while not session.should_stop():
-                session.run(step_op)
+                session.run_step_fn(step_fn)
