@@ -168,3 +168,21 @@ def test_a_server_is_unreachable_only_when_no_peer_gets_through():
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_server_that_is_gone_is_refused_whatever_its_peers_reach():
+    import socket
+
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "up":
+            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))  # bound, not listening: nothing serves
+            gone = f"127.0.0.1:{sock.getsockname()[1]}"
+            # The only peer is one that reaches nobody: still, next to the server nothing listens.
+            assert reachability.check_from_peers(gone, os.getpid(), [holder.pid]) == reachability.REFUSED
+    finally:
+        holder.kill()
+        holder.wait()

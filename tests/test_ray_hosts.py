@@ -142,7 +142,9 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
     spec = tmp_path / "spec.json"  # the plan puts the chief and the ps together, each worker on a host of its own
     spec.write_text(json.dumps({"cluster": {"chief": ["localhost:0"], "worker": ["localhost:0"] * 2,
                                             "ps": ["localhost:0"]}}))
-    run = launch(runner, fresh_ray3, "--spec", str(spec), "--model_dir", str(model_dir), "--train_steps", "500",
+    # Enough steps that the cut comes mid-run, not while tasks end (each of them would be asked from the
+    # cut-off host, the only other one).
+    run = launch(runner, fresh_ray3, "--spec", str(spec), "--model_dir", str(model_dir), "--train_steps", "3000",
                  "--ray_cpus_per_task", "0.5", "--hang_secs", "4", "--on_hang", "report", *PROBE)
     wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
     placed = tasks_on_hosts(bed)
@@ -159,7 +161,7 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
     assert hang["culprits"] == [worker], hang
     assert f"{worker} is unreachable at {bed[victim].address}:" in hang["verdict"], hang["verdict"]
     assert hang["tasks"][worker]["reachability"] == "unreachable" and hang["action"] == "report", hang
-    assert record["global_step_end"] == 500 and checkpoint_steps(model_dir)[-1] == 500
+    assert record["global_step_end"] == 3000 and checkpoint_steps(model_dir)[-1] == 3000
 
 
 # Ray may or may not declare the cut host dead within the 20 s (its health check gives up after ~8-16 s): if

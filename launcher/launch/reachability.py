@@ -80,17 +80,21 @@ def check_from_peers(address: str, own_pid: Optional[int], peer_pids: Iterable[O
 
     A peer whose own host is cut off reaches nobody, so one vantage point would blame the wrong side: the
     server is UNREACHABLE only when no peer gets through. Any peer that connects means it is up (ACCEPTS);
-    a refusal means nothing listens. With no peer elsewhere (one host, or tasks isolated together), it is
+    a refusal means nothing listens, and so does one from its own namespace: at the end of a run a task
+    may have just exited while the only peer left to ask is the cut-off one. With no peer elsewhere (one host, or tasks isolated together), it is
     asked from its own namespace, where its port exists, or from here.
     """
     own = _namespace(own_pid) if own_pid is not None else None
+    near = check(address, own_pid, timeout_secs)
+    if near == REFUSED:
+        return REFUSED  # nothing listens, even next to it: the server is gone, whatever peers can reach
     vantages: dict[str, int] = {}
     for pid in peer_pids:
         namespace = _namespace(pid) if pid is not None else None
         if namespace is not None and namespace != own:
             vantages.setdefault(namespace, pid)
     if not vantages:
-        return check(address, own_pid, timeout_secs)
+        return near
     with concurrent.futures.ThreadPoolExecutor(len(vantages), thread_name_prefix="reachability") as pool:
         answers = set(pool.map(lambda pid: check(address, pid, timeout_secs), vantages.values()))
     return next((a for a in (ACCEPTS, REFUSED, UNREACHABLE) if a in answers), None)

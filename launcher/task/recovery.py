@@ -62,7 +62,8 @@ class Recovery:
 
 
 class StepStalled(tf.errors.AbortedError):
-    """A step outlived its deadline and was cancelled; Aborted, so that MonitoredSession re-creates the session."""
+    """A step outlived its deadline, or a peer's restart cancelled it; Aborted, so that MonitoredSession
+    re-creates the session."""
 
     def __init__(self, message: str):
         super().__init__(None, None, message)

@@ -90,6 +90,17 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
                 logging.warning("%s", stalled.message)
                 recovery.failed(stalled)  # back-off, and an end to a stall that keeps coming back
                 raise stalled from e
+            except (tf.errors.CancelledError, UnicodeDecodeError) as e:
+                if stop.requested:
+                    raise  # ours: the session closes on a stop
+                # A peer that restarts cancels the receives of a step in flight ("RecvFromRemoteAsync is
+                # cancelled"), or its error arrives garbled (see session_creators): the same event as the
+                # Aborted that MonitoredSession recovers from.
+                cancelled = StepStalled(f"a step was interrupted by a peer ({type(e).__name__}); "
+                                        "re-creating the session")
+                logging.warning("%s", cancelled.message)
+                recovery.failed(cancelled)
+                raise cancelled from e
             deadline.took(time.monotonic() - started)
 
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
