@@ -60,10 +60,16 @@ class Recovery:
         time.sleep(self._backoff)
         self._backoff = min(self._backoff * 2, self._max_backoff)
 
+    def retry(self, message: str) -> "Interrupted":
+        """After the back-off (or the end of the deadline), the error to raise so that MonitoredSession
+        re-creates the session, which it does only for Aborted and Unavailable."""
+        interrupted = Interrupted(message)
+        self.failed(interrupted)
+        return interrupted
 
-class StepStalled(tf.errors.AbortedError):
-    """A step outlived its deadline, or a peer's restart cancelled it; Aborted, so that MonitoredSession
-    re-creates the session."""
+
+class Interrupted(tf.errors.AbortedError):
+    """A step or a session creation cut short: a step past its deadline, a peer's restart."""
 
     def __init__(self, message: str):
         super().__init__(None, None, message)

@@ -50,9 +50,7 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
             # A peer restarting while this session is made cancels its receives, and TensorFlow has been
             # seen handing over that peer's error garbled (UnicodeDecodeError in TF_SessionRun_wrapper, as
             # a ps restarted). Both mean "try again", which MonitoredSession does only for these two.
-            retry = tf.errors.AbortedError(None, None, f"session creation interrupted ({type(e).__name__})")
-            self._recovery.failed(retry)
-            raise retry from e
+            raise self._recovery.retry(f"session creation interrupted ({type(e).__name__})") from e
 
 
 class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):

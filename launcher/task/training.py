@@ -11,7 +11,7 @@ from absl import logging
 from launcher.task import hooks as hooks_lib
 from launcher.task import session_creators, train_op
 from launcher.model_api import TRAIN, Model
-from launcher.task.recovery import Recovery, StepStalled
+from launcher.task.recovery import Recovery
 from launcher.task.step_deadline import StepDeadline
 from launcher.cluster.spec import CHIEF, PS, TaskId
 from launcher.cluster.stop_signals import StopRequest
@@ -85,22 +85,19 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
             except tf.errors.DeadlineExceededError as e:
                 if not timeout:
                     raise  # not ours: the model's own
-                stalled = StepStalled(f"a step had no answer within {timeout:.0f}s (--step_timeout_secs): "
-                                      "cancelled; re-creating the session")
-                logging.warning("%s", stalled.message)
-                recovery.failed(stalled)  # back-off, and an end to a stall that keeps coming back
-                raise stalled from e
+                message = f"a step had no answer within {timeout:.0f}s (--step_timeout_secs): cancelled; " \
+                          "re-creating the session"
+                logging.warning("%s", message)
+                raise recovery.retry(message) from e  # back-off, and an end to a stall that keeps coming back
             except (tf.errors.CancelledError, UnicodeDecodeError) as e:
                 if stop.requested:
                     raise  # ours: the session closes on a stop
                 # A peer that restarts cancels the receives of a step in flight ("RecvFromRemoteAsync is
                 # cancelled"), or its error arrives garbled (see session_creators): the same event as the
                 # Aborted that MonitoredSession recovers from.
-                cancelled = StepStalled(f"a step was interrupted by a peer ({type(e).__name__}); "
-                                        "re-creating the session")
-                logging.warning("%s", cancelled.message)
-                recovery.failed(cancelled)
-                raise cancelled from e
+                message = f"a step was interrupted by a peer ({type(e).__name__}); re-creating the session"
+                logging.warning("%s", message)
+                raise recovery.retry(message) from e
             deadline.took(time.monotonic() - started)
 
         with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
