@@ -50,6 +50,18 @@ def _tasks(run):
     return {f"{t['job']}:{t['index']}": t for t in run["tasks"]}
 
 
+def _run_with_a_stopped_task(runner, model_dir, victim):
+    """local2 with `victim` SIGSTOPped mid-run, to its end (exit 0): the run record and its first hang,
+    checked as detected in time with `victim` named."""
+    launch = _start(runner, model_dir)
+    stopped_at = _stop_mid_run(launch, model_dir, victim)
+    assert launch.wait(400) == 0, launch.stderr
+    run = last_run(model_dir)
+    hang = run["hangs"][0]
+    _assert_detected(hang, stopped_at, victim)
+    return launch, run, hang
+
+
 def _assert_detected(hang, stopped_at, culprit):
     assert hang["culprits"] == [culprit], hang
     assert f"{culprit} alive but stopped (SIGSTOP)" in hang["verdict"], hang["verdict"]
@@ -59,12 +71,7 @@ def _assert_detected(hang, stopped_at, culprit):
 
 def test_stopped_worker_is_named_restarted_and_training_reaches_the_target(runner, tmp_path):
     model_dir = tmp_path / "model"
-    launch = _start(runner, model_dir)
-    stopped_at = _stop_mid_run(launch, model_dir, "worker:0")
-    assert launch.wait(400) == 0, launch.stderr
-    run = last_run(model_dir)
-    hang = run["hangs"][0]
-    _assert_detected(hang, stopped_at, "worker:0")
+    launch, run, hang = _run_with_a_stopped_task(runner, model_dir, "worker:0")
     assert "chief:0 training normally" in hang["verdict"]
     assert hang["action"] == "restart"
     assert "[launcher] hang" in launch.stdout and "worker:0 killed: it hung; restarting" in launch.stdout
@@ -74,12 +81,7 @@ def test_stopped_worker_is_named_restarted_and_training_reaches_the_target(runne
 
 def test_stopped_ps_is_the_culprit_not_the_tasks_waiting_on_it(runner, tmp_path):
     model_dir = tmp_path / "model"
-    launch = _start(runner, model_dir)
-    stopped_at = _stop_mid_run(launch, model_dir, "ps:0")
-    assert launch.wait(400) == 0, launch.stderr
-    run = last_run(model_dir)
-    hang = run["hangs"][0]
-    _assert_detected(hang, stopped_at, "ps:0")
+    _, run, hang = _run_with_a_stopped_task(runner, model_dir, "ps:0")
     assert "chief:0 and worker:0 wait for it" in hang["verdict"], hang["verdict"]
     assert {name: t["restarts"] for name, t in _tasks(run).items()} == {"chief:0": 0, "worker:0": 0, "ps:0": 1}
     assert run["global_step_end"] == 800
@@ -87,11 +89,7 @@ def test_stopped_ps_is_the_culprit_not_the_tasks_waiting_on_it(runner, tmp_path)
 
 def test_stopped_chief_is_named_and_restarted(runner, tmp_path):
     model_dir = tmp_path / "model"
-    launch = _start(runner, model_dir)
-    stopped_at = _stop_mid_run(launch, model_dir, "chief:0")
-    assert launch.wait(400) == 0, launch.stderr
-    run = last_run(model_dir)
-    _assert_detected(run["hangs"][0], stopped_at, "chief:0")
+    _, run, _ = _run_with_a_stopped_task(runner, model_dir, "chief:0")
     assert _tasks(run)["chief:0"]["restarts"] == 1 and run["global_step_end"] == 800
 
 

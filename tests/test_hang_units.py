@@ -1,6 +1,7 @@
 """The pure parts of hang and failure reporting, on real text: TensorFlow's and Python's own output."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -124,9 +125,21 @@ def test_verdict_names_a_worker_whose_host_does_not_answer():
                              "cut off or down), no status for 17 s; chief:0 training normally")
 
 
-def test_reachability_tells_a_refusal_from_a_host_that_does_not_answer():
-    import socket
+@pytest.fixture
+def cut_off_pid():
+    """The pid of a process in a network namespace with nothing but loopback: a host cut off from the others."""
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "up":
+            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
+
+def test_reachability_tells_a_refusal_from_a_listening_server():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, not listening: refused
@@ -134,55 +147,28 @@ def test_reachability_tells_a_refusal_from_a_host_that_does_not_answer():
         sock.listen()
         assert reachability.check(f"127.0.0.1:{port}", None) == reachability.ACCEPTS
 
-    # Seen from a network namespace with nothing but loopback (a host cut off from the others).
-    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        if holder.stdout.readline().strip() != "up":
-            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
-        assert reachability.check("10.213.9.9:2222", holder.pid, timeout_secs=1) == reachability.UNREACHABLE
-        assert reachability.check("127.0.0.1:9", holder.pid) == reachability.REFUSED
-    finally:
-        holder.kill()
-        holder.wait()
+
+def test_reachability_tells_a_refusal_from_a_host_that_does_not_answer(cut_off_pid):
+    assert reachability.check("10.213.9.9:2222", cut_off_pid, timeout_secs=1) == reachability.UNREACHABLE
+    assert reachability.check("127.0.0.1:9", cut_off_pid) == reachability.REFUSED
 
 
-def test_a_server_is_unreachable_only_when_no_peer_gets_through():
-    import socket
-
+def test_a_server_is_unreachable_only_when_no_peer_gets_through(cut_off_pid):
     # A peer on a cut-off host (a namespace with nothing but loopback) reaches nobody: its view alone must
     # not make a live server look cut off.
-    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        if holder.stdout.readline().strip() != "up":
-            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            sock.listen()
-            here = f"127.0.0.1:{sock.getsockname()[1]}"
-            assert reachability.check(here, holder.pid) == reachability.REFUSED  # its own loopback
-            assert reachability.check_from_peers(here, None, [holder.pid, os.getpid()]) == reachability.ACCEPTS
-        assert reachability.check_from_peers("10.213.9.9:2222", None, [holder.pid],
-                                             timeout_secs=1) == reachability.UNREACHABLE
-    finally:
-        holder.kill()
-        holder.wait()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        here = f"127.0.0.1:{sock.getsockname()[1]}"
+        assert reachability.check(here, cut_off_pid) == reachability.REFUSED  # its own loopback
+        assert reachability.check_from_peers(here, None, [cut_off_pid, os.getpid()]) == reachability.ACCEPTS
+    assert reachability.check_from_peers("10.213.9.9:2222", None, [cut_off_pid],
+                                         timeout_secs=1) == reachability.UNREACHABLE
 
 
-def test_a_server_that_is_gone_is_refused_whatever_its_peers_reach():
-    import socket
-
-    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && echo up && exec sleep 60"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        if holder.stdout.readline().strip() != "up":
-            pytest.skip("cannot make a network namespace here (needs root and `ip`)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))  # bound, not listening: nothing serves
-            gone = f"127.0.0.1:{sock.getsockname()[1]}"
-            # The only peer is one that reaches nobody: still, next to the server nothing listens.
-            assert reachability.check_from_peers(gone, os.getpid(), [holder.pid]) == reachability.REFUSED
-    finally:
-        holder.kill()
-        holder.wait()
+def test_a_server_that_is_gone_is_refused_whatever_its_peers_reach(cut_off_pid):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound, not listening: nothing serves
+        gone = f"127.0.0.1:{sock.getsockname()[1]}"
+        # The only peer is one that reaches nobody: still, next to the server nothing listens.
+        assert reachability.check_from_peers(gone, os.getpid(), [cut_off_pid]) == reachability.REFUSED
