@@ -12,23 +12,21 @@ import json
 import shlex
 import sys
 import time
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence
 
 import fire
 
-from launcher.cluster import exit_codes, run_config, spec as spec_lib
+from launcher.cluster import exit_codes, settings, spec as spec_lib
 from launcher.cluster.errors import UserError
-from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.stop_signals import StopRequest
 
-Flags = Union[str, Sequence[str], None]
 # "Seconds from launch" in run.json count from here: the launcher's own checks are part of the wait.
 _LAUNCHED = time.time()
 _HELP = ("--help", "-h", "--")
 
 
-def _flag_list(value: Flags) -> list[str]:
+def _flag_list(value: settings.Flags) -> list[str]:
     """`--worker_flags="--a=1 --b=2"` or, through fire, a list `["--a=1", "--b=2"]`."""
     if value is None or value == ():
         return []
@@ -42,73 +40,51 @@ def _fail(error: UserError) -> None:
     sys.exit(error.exit_code)
 
 
+def _signature(command: str) -> inspect.Signature:
+    """The command's options as keyword parameters, with their defaults: what fire and check_options see."""
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature([this, *(inspect.Parameter(d.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                        default=d.default) for d in settings.declared(command))])
+
+
+def _options(command: str, summary: str) -> Callable:
+    """Makes `impl(self, values)` the method of `command`: its options and their defaults from the settings,
+    as keyword (or positional) parameters that fire and check_options see, and its --help from their help."""
+    signature = _signature(command)
+    args = "\n".join(f"  {d.name}: {d.option.help}" for d in settings.declared(command))
+
+    def wrap(impl: Callable[[object, dict], None]) -> Callable:
+        def method(self, *args, **kwargs) -> None:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            return impl(self, {name: value for name, value in bound.arguments.items() if name != "self"})
+
+        method.__name__ = method.__qualname__ = command
+        method.__signature__ = signature
+        method.__doc__ = f"{summary}\n\nArgs:\n{args}\n"
+        return method
+    return wrap
+
+
+def _run_config(values: dict, spec: spec_lib.ClusterSpec) -> RunConfig:
+    """The RunConfig of `values`: its spec aside, the options of the groups a run holds."""
+    return RunConfig(spec=spec, **{name: value for name, value in values.items() if name in settings.GROUP_OF})
+
+
 class Launcher:
     """Distributed training of graph-mode TensorFlow models on a chief/worker/ps cluster."""
 
-    def run(self, spec: str = run_config.DEFAULT_SPEC, model_dir: str = run_config.DEFAULT_MODEL_DIR,
-            train_steps: int = run_config.DEFAULT_TRAIN_STEPS, model: str = run_config.DEFAULT_MODEL,
-            chief_flags: Flags = None, worker_flags: Flags = None, ps_flags: Flags = None,
-            evaluator_flags: Flags = None, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
-            restart_policy: str = RestartPolicy.EXIT_CODE.value,
-            grace_secs: float = run_config.DEFAULT_GRACE_SECS,
-            worker_exit_secs: float = run_config.DEFAULT_WORKER_EXIT_SECS, show_tf_logs: bool = False,
-            keep_best: Optional[str] = None, early_stop: Optional[str] = None,
-            patience: int = run_config.DEFAULT_PATIENCE, backend: str = "local",
-            ray_address: Optional[str] = None,
-            ray_cpus_per_task: float = run_config.DEFAULT_RAY_CPUS_PER_TASK, ray_resources: Optional[str] = None,
-            ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
-
-            hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
-            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
-        """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
-
-        Args:
-          spec: a spec file, or the name of a bundled one (local1, local2, local4).
-          model_dir: checkpoints, summaries, logs/ and run.json go here; a rerun resumes from it.
-          train_steps: the global step to train to.
-          model: Python module with build(mode) -> launcher.Model.
-          chief_flags: extra task flags for the chief ("--a=1 --b=2"); likewise worker_flags, ps_flags,
-            evaluator_flags. They come after the spec's own flags for that role.
-          max_restarts: restarts allowed per task.
-          restart_policy: exit_code (restart tasks ended by a signal), on_failure, or never.
-          grace_secs: how long tasks get to save and exit after SIGTERM before SIGKILL.
-          worker_exit_secs: once the chief has saved the final checkpoint, how long workers get to end.
-          show_tf_logs: show TensorFlow's start-up notices on the console.
-          keep_best: METRIC or METRIC:max: the evaluator keeps the best-scoring checkpoint in MODEL_DIR/best/.
-          early_stop: METRIC or METRIC:max: training ends once PATIENCE evaluations in a row bring no
-            improvement of METRIC (needs an evaluator in the spec).
-          patience: evaluations without improvement that end training with --early_stop.
-          backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
-          ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
-            and stopped with the run.
-          ray_cpus_per_task: CPUs each task reserves on Ray (fractions allowed).
-          ray_resources: custom Ray resources each task reserves, as JSON: '{"accel": 1}'.
-          ray_placement: spread (training tasks on distinct nodes, ps apart) or pack (fill nodes in turn).
-          isolation: local tasks in a network namespace of the run's own, reachable from nowhere else:
-            auto (where possible, else a warning naming the open ports), required (else exit 2), off.
-          hang_secs: no global step, or no status from a live task, for this long is a hang.
-          on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
-          straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
-        """
+    @_options(settings.RUN, "Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.")
+    def run(self, values: dict) -> None:
         from launcher.launch import backends, run as run_lib
 
         # First of all: a stop signal from now on is honoured, and nothing started is left behind.
         stop = StopRequest(armed=True, exit_when_hurried=False).install()
-        role_flags = {"chief": _flag_list(chief_flags), "worker": _flag_list(worker_flags),
-                      "ps": _flag_list(ps_flags), "evaluator": _flag_list(evaluator_flags)}
+        role_flags = {job: _flag_list(values[name]) for job, name in settings.ROLE_FLAGS.items()}
         try:
-            config = RunConfig(spec=spec_lib.load(str(spec)).with_flags(role_flags), model_dir=str(model_dir),
-                               train_steps=train_steps, model=model, max_restarts=max_restarts,
-                               restart_policy=restart_policy, grace_secs=grace_secs,
-                               worker_exit_secs=worker_exit_secs, show_tf_logs=show_tf_logs,
-                               keep_best=keep_best, early_stop=early_stop, patience=patience,
-                               ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
-                               ray_placement=ray_placement, hang_secs=hang_secs,
-                               on_hang=on_hang, straggler_ratio=straggler_ratio)
+            config = _run_config(values, spec_lib.load(str(values["spec"])).with_flags(role_flags))
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
-            engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
-                                  resources=config.ray_resources, placement=config.ray_placement,
-                                  isolation=isolation)
+            engine = backends.get(config.engine, config.ray)
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)
@@ -124,7 +100,7 @@ class Launcher:
         stream.write(f"{outcome.name}: {outcome.summary}\n")
         sys.exit(outcome.exit_code)
 
-    def report(self, model_dir: str = run_config.DEFAULT_MODEL_DIR, html: Optional[str] = None) -> None:
+    def report(self, model_dir: str = settings.default("model_dir"), html: Optional[str] = None) -> None:
         """Summarise MODEL_DIR's run.json on the terminal and write it as an HTML page with a timeline.
 
         Args:
@@ -138,40 +114,30 @@ class Launcher:
         except UserError as e:
             _fail(e)
 
-    def export(self, spec: str = run_config.DEFAULT_SPEC, format: str = "tfjob", image: Optional[str] = None,
-               name: str = "launcher", namespace: Optional[str] = None,
-               model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
-               model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
-               pvc: Optional[str] = None) -> None:
-        """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), or each task's
-        TF_CONFIG and command (--format tf_config). A security note on the exposed ports goes to stderr.
-
-        Args:
-          model_dir: storage that every task shares: a path (on Kubernetes, with --pvc) or a gs://, s3://,
-            hdfs:// URL.
-          pvc: (tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.
-        """
+    @_options(settings.EXPORT, "Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), "
+              "or each task's\nTF_CONFIG and command (--format tf_config). A security note on the exposed ports "
+              "goes to stderr.")
+    def export(self, values: dict) -> None:
         try:
             from launcher.cluster import model_dir as model_dir_rules
             from launcher.export import security, tf_config_commands, tfjob
 
-            config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
-                               model=model, max_restarts=max_restarts)
-            if format == "tfjob":
-                if not image:
+            config = _run_config(values, spec_lib.load(str(values["spec"])))
+            export = settings.Export(**{name: values[name] for name in settings.EXPORT_OPTIONS})
+            if export.format == "tfjob":
+                if not export.image:
                     raise UserError("--image is required with --format tfjob")
-                document = tfjob.manifest(config, str(image), name=str(name), namespace=namespace,
-                                          pvc=None if pvc is None else str(pvc))
+                document = tfjob.manifest(config, str(export.image), name=str(export.name),
+                                          namespace=export.namespace,
+                                          pvc=None if export.pvc is None else str(export.pvc))
                 note = security.note_for_pods(tfjob.PORT)
-            elif format == "tf_config":
-                if pvc is not None:
+            else:
+                if export.pvc is not None:
                     raise UserError("--pvc is for --format tfjob; TF_CONFIG commands use the model directory "
                                     "as every host sees it")
                 model_dir_rules.check_for_tasks(config.model_dir)
                 document = tf_config_commands.tf_config_commands(config)
                 note = security.note_for_hosts(config.spec)
-            else:
-                raise UserError(f"--format {format!r}: expected tfjob or tf_config")
         except UserError as e:
             _fail(e)
         sys.stderr.write(note + "\n")  # stdout stays the JSON document

@@ -89,7 +89,7 @@ def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
 
 def test_a_local_run_never_imports_ray():
     code = ("import sys; from launcher import cli; from launcher.launch import run, backends, supervisor;"
-            "backends.get('local');"
+            "from launcher.cluster import settings; backends.get(settings.Engine());"
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"

@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 from conftest import checkpoint_steps, last_run
 
 
@@ -27,8 +29,11 @@ def test_training_stops_early_when_the_eval_metric_stops_improving(runner, tmp_p
         "chief": 0, "worker": 0, "evaluator": 0}
 
 
-def test_early_stop_needs_an_evaluator(runner, tmp_path):
-    launch = runner.run("run", "--spec", "local2", "--model_dir", str(tmp_path / "m"), "--early_stop", "loss")
+@pytest.mark.parametrize("option, value", [("early_stop", "loss"), ("keep_best", "loss"), ("patience", "3")])
+def test_evaluator_options_need_an_evaluator(runner, tmp_path, option, value):
+    launch = runner.run("run", "--spec", "local2", "--model_dir", str(tmp_path / "m"), f"--{option}", value)
     assert launch.proc.returncode == 2
-    assert launch.stderr.strip().startswith("error: --early_stop needs an evaluator")
+    [line] = launch.stderr.strip().splitlines()
+    assert line.startswith(f"error: --{option} needs an evaluator, and the spec ")
+    assert line.endswith('local2.json has none (add "evaluator": ["localhost:0"] to its cluster)')
     assert not (tmp_path / "m").exists()

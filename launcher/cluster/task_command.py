@@ -6,9 +6,11 @@ flags, last, so that they win. The task's identity and cluster are not on it: th
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Optional
 
+from launcher.cluster import settings
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 TASK_MODULE = "launcher.task"
 # Set from the launcher's own options for every task: a per-role value would split the cluster's view of
 # the run (one task training to another target, or into another directory).
-LAUNCHER_OWNED = ("model", "model_dir", "train_steps")
+LAUNCHER_OWNED = tuple(field.name for field in dataclasses.fields(settings.Training))
 
 
 def check_role_flags(spec: ClusterSpec) -> None:
@@ -38,7 +40,7 @@ def command(config: RunConfig, job: str, *, python: str = sys.executable,
             f"--model={config.model}",
             f"--model_dir={model_dir if model_dir is not None else config.model_dir}",
             f"--train_steps={config.train_steps}",
-            *(config.evaluator_flags() if job == EVALUATOR else []),
+            *config.task_flags(job),  # launcher options that are this role's flags (the evaluator's)
             # Without an evaluator, the chief exports the final model for serving.
             *(["--export_serving"] if job == CHIEF and not config.spec.count(EVALUATOR) else []),
             *config.spec.role_flags(job)]

@@ -94,6 +94,7 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
         env=lambda task, spec: task_env_for(config, task, spec), make_output=make_output,
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
+        eval_wait_secs=config.eval_wait_secs,
         hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio)
     outcome = None
     try:

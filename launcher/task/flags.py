@@ -8,13 +8,13 @@ be set per role, from the spec's "flags" or the launcher's `--<role>_flags`.
 
 from absl import flags
 
-from launcher.cluster import run_config
+from launcher.cluster import settings
 
-MODEL = flags.DEFINE_string("model", run_config.DEFAULT_MODEL,
+MODEL = flags.DEFINE_string("model", settings.default("model"),
                             "Python module of the model: defines build(mode) -> launcher.Model.")
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "Checkpoints, summaries and logs go here.")
-TRAIN_STEPS = flags.DEFINE_integer("train_steps", run_config.DEFAULT_TRAIN_STEPS, "Train until the global step reaches this.",
-                                   lower_bound=1)
+TRAIN_STEPS = flags.DEFINE_integer("train_steps", settings.default("train_steps"),
+                                   "Train until the global step reaches this.", lower_bound=1)
 
 SAVE_CHECKPOINT_STEPS = flags.DEFINE_integer(
     "save_checkpoint_steps", None, "Save a checkpoint every this many global steps (chief).", lower_bound=1)

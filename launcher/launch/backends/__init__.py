@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping, Optional, Protocol
 
+from launcher.cluster import settings
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
 
 
@@ -51,22 +52,22 @@ class Backend(Protocol):
         """Release what the backend holds; called once, after every task has ended."""
 
 
-def get(name: str, **options) -> Backend:
+def get(engine: settings.Engine, ray: Optional[settings.Ray] = None) -> Backend:
+    """The backend that `engine` names, with the Ray settings `ray` where it is Ray."""
     from launcher.cluster.errors import UserError
 
     from launcher.launch.isolation import Mode
 
-    isolation = Mode.parse(options.get("isolation", Mode.AUTO.value))
-    if name == "local":
+    isolation = Mode.parse(engine.isolation)
+    if engine.backend == "local":
         from launcher.launch.backends.local import LocalBackend
 
         return LocalBackend(isolation)
-    if name == "ray":
+    if engine.backend == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
                             "run Ray on a private network (see docs/isolation.md)")
         from launcher.launch.backends.ray_backend import RayBackend
 
-        return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
-                          resources=options.get("resources"), placement=options.get("placement", "spread"))
-    raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")
+        return RayBackend(ray)
+    raise UserError(f"--backend {engine.backend!r}: unknown backend (known: local, ray)")

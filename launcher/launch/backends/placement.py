@@ -12,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Mapping, Optional, Sequence
 
+from launcher.cluster.settings import PACK, SPREAD
 from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
 
-SPREAD = "spread"
-PACK = "pack"
-PLACEMENTS = (SPREAD, PACK)
 _EPSILON = 1e-9
 
 

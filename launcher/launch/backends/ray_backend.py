@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Optional
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
+from launcher.cluster import settings
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
@@ -179,8 +180,9 @@ class RayBackend:
     bundles are pinned to the nodes of a plan (`placement`); a task whose node is lost moves to a node with
     room, in a placement group of its own."""
 
-    def __init__(self, address: Optional[str] = None, cpus_per_task: float = 1.0,
-                 resources: Optional[Mapping[str, float]] = None, placement: str = placement_lib.SPREAD):
+    def __init__(self, options: Optional[settings.Ray] = None):
+        options = options or settings.Ray()
+        address = options.ray_address
         if address:
             _check_reachable(address)
             if _token_available():
@@ -190,8 +192,8 @@ class RayBackend:
         self._ray = ray = _import_ray()
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
-        self._demand = placement_lib.demand_of(cpus_per_task, resources)
-        self._placement = placement
+        self._demand = placement_lib.demand_of(options.ray_cpus_per_task, options.ray_resources)
+        self._placement = options.ray_placement
         self._remote = ray.remote(max_concurrency=4)(_TaskRunner)
         self._actors: dict[TaskId, object] = {}
         self._bundles: dict[TaskId, tuple[object, int]] = {}  # placement group, bundle index
