@@ -171,9 +171,22 @@ def check_options(argv: Sequence[str]) -> None:
         takes_value = "=" not in arg and negated is None and not isinstance(params[name].default, bool)
 
 
+def dash_values(argv: Sequence[str]) -> list[str]:
+    """`--html -` as `--html=-`: fire takes a bare "-" for its separator of chained commands (this command
+    line chains none), which would leave `--html` a flag, True."""
+    out: list[str] = []
+    for arg in argv:
+        if arg == "-" and out and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] += "=-"
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
+    argv = dash_values(sys.argv[1:])
     try:
-        check_options(sys.argv[1:])
+        check_options(argv)
     except UserError as e:
         _fail(e)
-    fire.Fire(Launcher, name="launcher")
+    fire.Fire(Launcher, command=argv, name="launcher")

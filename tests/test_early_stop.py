@@ -27,6 +27,9 @@ def test_training_stops_early_when_the_eval_metric_stops_improving(runner, tmp_p
     assert f"succeeded: stopped early at step {stopped['step']}: plateau has not improved" in launch.stdout
     assert {t["job"]: t["exit_code"] for t in run["tasks"] if t["job"] != "ps"} == {
         "chief": 0, "worker": 0, "evaluator": 0}
+    # Exported for serving: the checkpoint whose evaluation decided (the chief's last one is not scored).
+    assert [p.name for p in (model_dir / "export").iterdir()] == [str(stopped["evaluated_step"])]
+    assert (model_dir / "export" / str(stopped["evaluated_step"]) / "saved_model.pb").is_file()
 
 
 @pytest.mark.parametrize("option, value", [("early_stop", "loss"), ("keep_best", "loss"), ("patience", "3")])

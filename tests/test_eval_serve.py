@@ -117,6 +117,33 @@ def test_keep_best_keeps_the_best_checkpoint_beyond_max_to_keep_and_exports_it(r
     np.testing.assert_allclose(serve(model_dir / "export" / str(best_step), x), want, rtol=1e-6)
 
 
+def test_keep_best_carries_on_from_the_kept_score_when_a_run_resumes(runner, tmp_path):
+    # models.plateau scores min(global step, 200): with `plateau:min` every later checkpoint is worse.
+    model_dir = tmp_path / "model"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+
+    def train(steps: int) -> None:
+        launch = runner.run("run", "--spec", str(spec), "--model_dir", str(model_dir), "--train_steps", str(steps),
+                            "--model", "models.plateau", "--keep_best", "plateau:min",
+                            "--chief_flags=--save_checkpoint_steps=50")
+        assert launch.proc.returncode == 0, launch.stderr[-3000:]
+
+    train(20)
+    score_file = model_dir / "best" / "score.json"
+    kept = score_file.stat()
+    best = json.loads(score_file.read_text())["step"]
+    assert best <= 20  # the final step's, or an earlier one's (step 0's, if the evaluator saw it)
+    train(300)  # resumes at step 20, whose checkpoint the new evaluator may score first
+    assert last_run(model_dir)["global_step_end"] == 300
+    # Carried on: no checkpoint of the second run beat the kept score; a fresh evaluator would have taken
+    # its first score as the best and written score.json anew.
+    assert json.loads(score_file.read_text())["step"] == best
+    assert (score_file.stat().st_ino, score_file.stat().st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    assert [p.name for p in (model_dir / "export").iterdir()] == [str(best)]  # the best one, for serving
+    assert len(eval_history(model_dir)) >= 2
+
+
 def test_eval_steps_limits_each_score_to_that_many_batches(runner, tmp_path):
     model_dir = tmp_path / "model"
     spec = tmp_path / "spec.json"

@@ -188,6 +188,13 @@ def test_command_takes_identity_from_tf_config(config):
         assert not [a for a in argv if a.split("=")[0] in ("--job_name", "--task_index", "--cluster_spec")]
 
 
+def test_every_container_sets_tf_use_legacy_keras(name):
+    # tf.compat.v1.layers need tf-keras, which TensorFlow uses only with this set before its import.
+    for replica in tfjob.manifest(make_config(name), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"].values():
+        env = replica["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "TF_USE_LEGACY_KERAS", "value": "1"} in env, env
+
+
 def test_role_flags_reach_their_role_only():
     replicas = tfjob.manifest(make_config("evaluator"), IMAGE, pvc=PVC)["spec"]["tfReplicaSpecs"]
     command = {rtype: r["template"]["spec"]["containers"][0]["command"] for rtype, r in replicas.items()}

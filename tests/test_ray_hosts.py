@@ -61,6 +61,20 @@ def test_local4_spreads_over_all_three_hosts(runner, ray3, tmp_path):
     assert record["global_step_end"] == 150
 
 
+def test_pack_fills_one_host_before_the_next(runner, ray3, tmp_path):
+    # Half a CPU a task, 2 CPUs a host: the first host takes four of local4's six tasks, the next the rest
+    # (spread, above, would put the training tasks on all three).
+    model_dir = tmp_path / "model"
+    run = launch(runner, ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "150",
+                 "--ray_placement", "pack", "--ray_cpus_per_task", "0.5", *PROBE)
+    wait_for(lambda: run.proc.poll() is not None or len(tasks_on_hosts(ray3.bed)) == 6, timeout=240,
+             what="six task processes on the bed")
+    placed = tasks_on_hosts(ray3.bed)
+    assert run.wait(300) == 0, run.stderr[-3000:]
+    assert sorted(list(placed.values()).count(host) for host in set(placed.values())) == [2, 4], placed
+    assert last_run(model_dir)["global_step_end"] == 150
+
+
 def test_a_spec_the_cluster_cannot_hold_is_refused_at_once(runner, ray3, tmp_path):
     model_dir = tmp_path / "model"
     started = time.monotonic()

@@ -1,6 +1,7 @@
 """Test model: the linear model, whose eval metric `plateau` (higher is better) stops improving at step 200.
 
-Training steps are slowed (10 ms) so that the evaluator sees checkpoints as they come.
+Training steps are slowed (10 ms) so that the evaluator sees checkpoints as they come. It can be served:
+`x` in, `y` out.
 """
 
 import time
@@ -15,6 +16,11 @@ PLATEAU_STEP = 200
 
 
 def build(mode):
+    if mode == launcher.PREDICT:
+        w = tf.compat.v1.get_variable("w", [1, 1])
+        b = tf.compat.v1.get_variable("b", [1])
+        x = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
+        return launcher.Model(serving=launcher.Serving(inputs={"x": x}, outputs={"y": tf.matmul(x, w) + b}))
     model = linear.build(mode)
     step = tf.cast(tf.compat.v1.train.get_or_create_global_step(), tf.float32)
     if mode == launcher.EVAL:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Mapping, Optional, Sequence
 
-from launcher.cluster.settings import PACK, SPREAD
+from launcher.cluster.settings import PACK
 from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
 
 _EPSILON = 1e-9

@@ -1,0 +1,21 @@
+"""--step_timeout_secs on a real task: a step that gets no answer in time is cancelled, the log says so in
+the words the docs quote, and training goes on in a new session to its target."""
+
+import re
+
+from conftest import checkpoint_steps, last_run
+
+LINE = re.compile(r"a step had no answer within (\d+)s \(--step_timeout_secs\): cancelled; re-creating the session")
+
+
+def test_a_stalled_step_is_cancelled_and_training_goes_on(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.stall",
+                        "--train_steps", "100", "--chief_flags=--step_timeout_secs=1 --stall_secs=30")
+    assert launch.proc.returncode == 0, launch.stderr[-3000:]
+    said = LINE.findall((model_dir / "logs" / "chief-0.log").read_text())
+    # The deadline is 1 s, or 10 times the slowest recent step where that is longer (a busy machine).
+    assert said and all(int(secs) < 30 for secs in said), said
+    chief = last_run(model_dir)["tasks"][0]
+    assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
+    assert checkpoint_steps(model_dir)[-1] == 100
