@@ -116,3 +116,25 @@ def test_isolation_choices_are_the_modes_of_isolation():
 def test_a_run_config_holds_every_group_a_run_has():
     # dataclasses.replace passes a RunConfig's fields back to it: a group missing from them would be reset.
     assert [f.name for f in dataclasses.fields(RunConfig)] == ["spec", *settings.RUN_GROUPS]
+
+
+def _task_flag_rows(text: str) -> dict[str, str]:
+    """The task-flag tables (`| flag | default | meaning |`): flag -> default as written."""
+    rows = {}
+    for table in re.findall(r"^\| flag \| default \| meaning \|\n((?:\|.*\n)+)", text, re.M):
+        for name, default in re.findall(r"^\| `--(\w+)` \| ([^|]+) \|", table, re.M):
+            rows[name] = default.strip()
+    return rows
+
+
+@pytest.mark.parametrize("page", ["options.md", "evaluator.md"])
+def test_task_flag_tables_have_the_task_programs_defaults(page):
+    from absl import flags
+
+    from launcher.task import eval_flags, flags as task_flags  # noqa: F401 (they define the flags)
+
+    rows = _task_flag_rows((REPO / "docs" / page).read_text())
+    assert rows
+    for name, written in rows.items():
+        default = flags.FLAGS[name].default
+        assert written == ("unset" if default is None else f"{default:g}"), name
