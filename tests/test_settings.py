@@ -138,3 +138,16 @@ def test_task_flag_tables_have_the_task_programs_defaults(page):
     for name, written in rows.items():
         default = flags.FLAGS[name].default
         assert written == ("unset" if default is None else f"{default:g}"), name
+
+
+def test_an_option_for_several_roles_reaches_each_of_them_once_set():
+    @settings.group
+    class Sync(settings.Group):
+        title = "Sync"
+        sync_replicas: bool = settings.setting(False, "aggregate gradients.", check=settings.flag,
+                                               task_flag_for=("chief", "worker"))
+
+    assert settings.task_flags([Sync()], "worker") == []
+    assert settings.task_flags([Sync(sync_replicas=True)], "worker") == ["--sync_replicas=True"]
+    assert settings.task_flags([Sync(sync_replicas=True)], "chief") == ["--sync_replicas=True"]
+    assert settings.task_flags([Sync(sync_replicas=True)], "ps") == []

@@ -49,9 +49,11 @@ class RunConfig:
 
     def _check(self) -> None:
         """What needs the spec besides the options."""
-        for declared in settings.declared(settings.RUN):  # a task's flag, set, and no such task
-            role = declared.option.task_flag_for
-            if role and getattr(self, declared.name) != declared.default and not self.spec.count(role):
+        for declared in settings.declared(settings.RUN):  # a task's flag, set, and no task to take it
+            roles = declared.option.task_flag_for
+            if roles and getattr(self, declared.name) != declared.default and \
+                    not any(self.spec.count(role) for role in roles):
+                role = roles[0]
                 raise UserError(f"--{declared.name} needs {'an' if role[0] in 'aeiou' else 'a'} {role}, and the "
                                 f"spec {self.spec.source} has none (add \"{role}\": [\"localhost:0\"] to its cluster)")
         task_command.check_role_flags(self.spec)

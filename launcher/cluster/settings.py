@@ -127,13 +127,14 @@ class Option:
     check: Optional[Check] = None
     choices: tuple[str, ...] = ()
     commands: tuple[str, ...] = (RUN,)
-    task_flag_for: Optional[str] = None  # a role whose tasks get `--NAME=VALUE` when the value is set
+    task_flag_for: tuple[str, ...] = ()  # roles whose tasks get `--NAME=VALUE` when it is not the default
 
 
 def setting(default: object, help: str, *, check: Optional[Check] = None, choices: Sequence[str] = (),
-            commands: Sequence[str] = (RUN,), task_flag_for: Optional[str] = None) -> Any:
-    """A field of a settings group: an option with its one default."""
-    option = Option(help, check, tuple(choices), tuple(commands), task_flag_for)
+            commands: Sequence[str] = (RUN,), task_flag_for: Union[str, Sequence[str]] = ()) -> Any:
+    """A field of a settings group: an option with its one default. `task_flag_for`: a role, or roles."""
+    roles = (task_flag_for,) if isinstance(task_flag_for, str) else tuple(task_flag_for)
+    option = Option(help, check, tuple(choices), tuple(commands), roles)
     return dataclasses.field(default=default, metadata={"option": option})
 
 
@@ -332,7 +333,7 @@ def task_flags(groups: Sequence[Group], role: str) -> list[str]:
     """`--NAME=VALUE` for each option that `role`'s tasks get as a flag and that differs from its default
     (the task's own flag has the same default: see launcher.task.eval_flags)."""
     return [f"--{f.name}={getattr(values, f.name)}" for values in groups for f in dataclasses.fields(values)
-            if f.metadata["option"].task_flag_for == role and getattr(values, f.name) != f.default]
+            if role in f.metadata["option"].task_flag_for and getattr(values, f.name) != f.default]
 
 
 def reference() -> str:
