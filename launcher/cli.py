@@ -106,6 +106,7 @@ class Launcher:
                                ray_placement=ray_placement, hang_secs=hang_secs,
                                on_hang=on_hang, straggler_ratio=straggler_ratio)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
+            run_lib.check_launcher_files(config.model_dir, config.spec)
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
                                   isolation=isolation)

@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Optional
 
-from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
+from launcher.cluster import checkpoint_names, safe_files, task_command, task_env, tf_config
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
@@ -25,7 +25,7 @@ from launcher.launch import backends, model_dir_lock, run_record
 from launcher.launch.console import Console
 from launcher.launch.run_end import Outcome
 from launcher.launch.supervisor import Supervisor
-from launcher.launch.task_output import TaskOutput
+from launcher.launch.task_output import TaskOutput, log_path
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -43,10 +43,21 @@ def check_model_dir(model_dir: str) -> None:
         raise UserError(f"--model_dir {model_dir!r}: {path} is not writable ({e.strerror})") from None
 
 
+def check_launcher_files(model_dir: str, spec: ClusterSpec) -> None:
+    """No symlink where the launcher writes in the model directory: it would write through it to a file
+    elsewhere (see `safe_files`). Refused before anything starts; the files are opened without following
+    links as well, for a link planted during the run."""
+    logs = os.path.dirname(log_path(model_dir, TaskId("chief", 0)))
+    for path in (logs, os.path.join(model_dir, model_dir_lock.FILE_NAME), run_record.path(model_dir),
+                 *(log_path(model_dir, task) for task in spec.tasks())):
+        safe_files.check_not_link(path)
+
+
 def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
     """Check what the config cannot check alone and resolve the spec's addresses; raises UserError before
     anything is started."""
     check_model_dir(config.model_dir)
+    check_launcher_files(config.model_dir, config.spec)
     return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
