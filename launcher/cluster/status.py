@@ -31,7 +31,7 @@ EARLY_STOP = "early_stop"  # evaluator: training should end now; "step" of the d
 
 def _count(value: object) -> bool:
     """A step or a number of steps: an int (a bool is not one), not negative."""
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value < 2 ** 63
 
 
 def _text(value: object) -> bool:

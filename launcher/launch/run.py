@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Optional
 
-from launcher.cluster import checkpoint_names, safe_files, task_command, task_env, tf_config
+from launcher.cluster import checkpoint_names, safe_files, task_command, task_env, tf_config, typed_json
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
@@ -114,38 +114,44 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             outcome = dataclasses.replace(outcome, summary=f"{outcome.summary}; newest checkpoint at step {step}: "
                                                            "run the same command again to resume")
     finally:
-        evaluation = _eval_record(supervisor)
-        _append_record(console, config.model_dir, {
-            "started": started.isoformat(timespec="seconds"),
-            "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "outcome": outcome.name if outcome else "crashed",
-            "exit_code": outcome.exit_code if outcome else None,
-            "summary": outcome.summary if outcome else None,
-            "spec": supervisor.spec.to_json(),  # with the addresses tasks moved to
-            "model": config.model, "train_steps": config.train_steps,
-            "global_step_start": start_step,
-            "global_step_end": checkpoint_names.newest_step(config.model_dir),
-            "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
-            "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
-            "straggler_ratio": config.straggler_ratio,
-            "stragglers": [s.record() for s in supervisor.stragglers.history],
-            "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
-            **({"eval": evaluation} if evaluation else {}),
-            **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
-               if supervisor.early_stop else {}),
-        })
+        spec = supervisor.spec.to_json()  # with the addresses tasks moved to
+        _append_record(console, config.model_dir, run_record.Run(
+            started=started.isoformat(timespec="seconds"),
+            ended=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            outcome=outcome.name if outcome else "crashed",
+            exit_code=outcome.exit_code if outcome else None,
+            summary=outcome.summary if outcome else None,
+            spec=run_record.Spec(spec["cluster"], spec["flags"]),
+            model=config.model, train_steps=config.train_steps,
+            global_step_start=start_step,
+            global_step_end=checkpoint_names.newest_step(config.model_dir),
+            tasks=[state.record(supervisor.launched) for state in supervisor.states.values()],
+            hang_secs=config.hang_secs, on_hang=config.on_hang,
+            hangs=[typed_json.decode(run_record.Hang, hang, "hang") for hang in supervisor.hangs],
+            straggler_ratio=config.straggler_ratio,
+            stragglers=[typed_json.decode(run_record.Straggler, s.record(), "straggler")
+                        for s in supervisor.stragglers.history],
+            global_step_series=[(round(t, 3), step) for t, step in supervisor.step_series],
+            eval=_eval_record(supervisor),
+            early_stop=run_record.EarlyStop(supervisor.early_stop.get("evaluated_step"),
+                                            supervisor.early_stop.get("reason"),
+                                            checkpoint_names.newest_step(config.model_dir))
+            if supervisor.early_stop else None))
     return outcome
 
 
-def _append_record(console: Console, model_dir: str, record: dict) -> None:
+def _append_record(console: Console, model_dir: str, record: run_record.Run) -> None:
     try:
-        run_record.append(model_dir, record)
+        note = run_record.append(model_dir, record)
     except OSError as e:  # a full disk: the run's outcome still reaches the user, and its exit code
         console.line(f"[launcher] could not write {run_record.path(model_dir)}: {e.strerror}")
+    else:
+        if note:
+            console.line(f"[launcher] {note}")
 
 
-def _eval_record(supervisor: Supervisor) -> Optional[dict]:
+def _eval_record(supervisor: Supervisor) -> Optional[run_record.Eval]:
     for state in supervisor.states.values():
         if state.eval_metrics is not None:
-            return {"step": state.eval_step, "metrics": state.eval_metrics}
+            return run_record.Eval(state.eval_step, state.eval_metrics)
     return None
