@@ -10,10 +10,12 @@ through the actor, line by line. Ray is imported only here, and only when this b
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Callable, Mapping, Optional
 
+from launcher.export import security
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
@@ -180,7 +182,9 @@ class RayBackend:
     room, in a placement group of its own."""
 
     def __init__(self, address: Optional[str] = None, cpus_per_task: float = 1.0,
-                 resources: Optional[Mapping[str, float]] = None, placement: str = placement_lib.SPREAD):
+                 resources: Optional[Mapping[str, float]] = None, placement: str = placement_lib.SPREAD,
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
+        self._warn = warn
         if address:
             _check_reachable(address)
             if _token_available():
@@ -267,7 +271,9 @@ class RayBackend:
             addresses = self._place(tasks, {t: spec.address(t).port for t in tasks})
         except placement_lib.Unplaceable as e:
             raise UserError(f"--backend ray: {e}") from None
-        return spec.replace_addresses(addresses)
+        spec = spec.replace_addresses(addresses)
+        self._warn(security.note_for_run(spec))  # as `export` says it: these ports are open to the network
+        return spec
 
     def relocate(self, task: TaskId) -> Optional[Move]:
         node_id, old_host = self._nodes[task], self._hosts[task]
