@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import json
 import os
 import pathlib
-import socket
 import sys
 from typing import Iterator, Mapping, Sequence
 
@@ -173,14 +173,35 @@ def _check_roles(cluster: Mapping[str, Sequence[Address]], source: str) -> None:
 
 @functools.lru_cache(maxsize=4096)
 def _resolved(host: str) -> tuple[str, ...]:
-    """The addresses `host` stands for on this machine ("localhost" -> 127.0.0.1, ::1), with the name itself:
-    two names of one address are one address. Resolution uses what the system's resolver knows; a name it
-    does not know (a host of another network) stands for itself."""
+    """The addresses `host` stands for on this machine, with the name itself: two names of one address are
+    one address ("localhost" and 127.0.0.1, "::1" and "0:0:0:0:0:0:0:1"). Names are looked up in the hosts
+    file, where localhost and this machine's own names are; a name only DNS knows stands for itself, so
+    checking a spec sends nothing over the network."""
     try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError, ValueError):
-        return (host,)
-    return tuple(dict.fromkeys([host, *(info[4][0] for info in infos)]))
+        return (host, str(ipaddress.ip_address(host)))
+    except ValueError:
+        pass
+    return tuple(dict.fromkeys([host, *_hosts_file().get(host.lower(), ())]))
+
+
+@functools.lru_cache(maxsize=1)
+def _hosts_file(path: str = "/etc/hosts") -> dict[str, tuple[str, ...]]:
+    """Name -> its addresses, from the hosts file (missing or unreadable: none)."""
+    names: dict[str, list[str]] = {}
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read(1 << 20).splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        try:
+            address = str(ipaddress.ip_address(fields[0].split("%")[0])) if fields else None
+        except ValueError:
+            continue
+        for name in fields[1:]:
+            names.setdefault(name.lower(), []).append(address)
+    return {name: tuple(addresses) for name, addresses in names.items()}
 
 
 def from_json(data: object, source: str) -> ClusterSpec:
