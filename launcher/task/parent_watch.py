@@ -15,21 +15,18 @@ either: `status.emit` ignores it, and `guard_stdout` moves the output at the fir
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from absl import logging
 
 from launcher.cluster import safe_files, task_env
 from launcher.cluster.errors import UserError
 
-# Set once the launcher is gone (read by a ps, which ends when its chief has).
-gone = threading.Event()
 _moved = threading.Lock()
 _log_path: Optional[str] = None
 _output_moved = False
@@ -72,7 +69,7 @@ def move_output(why: str) -> None:
         os.close(fd)
 
 
-class _PipeGuard(io.TextIOBase):
+class _PipeGuard:
     """sys.stdout or sys.stderr: a write that finds the launcher's pipe closed moves the output (see above)
     and is written again there, instead of raising BrokenPipeError into the model's code or a hook."""
 
@@ -98,8 +95,12 @@ class _PipeGuard(io.TextIOBase):
     def isatty(self) -> bool:
         return self._stream.isatty()
 
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
     def __getattr__(self, name: str):
-        return getattr(self._stream, name)  # encoding, buffer, errors, ...
+        return getattr(self._stream, name)  # encoding, errors, buffer, ...
 
 
 def guard_stdout() -> None:
@@ -107,9 +108,10 @@ def guard_stdout() -> None:
 
 
 def watch_parent(grace_secs: float, own_log: Optional[str] = None, task: str = "this task",
-                 stop_self: bool = True, poll_secs: float = 0.5) -> None:
-    """If the launcher that started us (named in the environment) dies, log why to `own_log` and stop (with
-    `stop_self`; a ps only takes note, see `gone`); after `grace_secs`, die."""
+                 needed: Optional[Callable[[], bool]] = None, poll_secs: float = 0.5) -> None:
+    """If the launcher that started us (named in the environment) dies, log why to `own_log` and stop as on
+    SIGTERM, once `needed()` (a ps: the chief still accepts connections, and may be saving through it) is
+    False or `grace_secs` have passed; `grace_secs` later still, die."""
     global _log_path
     expected = os.environ.get(task_env.PARENT_PID)
     if not expected:
@@ -121,14 +123,15 @@ def watch_parent(grace_secs: float, own_log: Optional[str] = None, task: str = "
         # The launcher may already be gone: it can die while this process is still importing.
         while os.getppid() == int(expected):
             time.sleep(poll_secs)
-        gone.set()
         why = (f"{task}: the launcher (pid {expected}) is gone: stopping as if preempted "
-               f"({'a checkpoint is saved at the step reached' if stop_self else 'serving until the chief ends'}"
+               f"({'serving while the chief saves' if needed else 'a checkpoint is saved at the step reached'}"
                f"; killed after {grace_secs:.0f} s)")
         move_output(why)
         logging.error("%s", why)
-        if stop_self:
-            os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + grace_secs
+        while needed is not None and time.monotonic() < deadline and needed():
+            time.sleep(poll_secs)
+        os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace_secs)
         logging.error("%s: still running %.0f s after its launcher died: exiting", task, grace_secs)
         os._exit(128 + signal.SIGKILL)

@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from launcher import model_api
 from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.model_dir import url_scheme
+from launcher.cluster.peers import accepts_connections
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
@@ -65,7 +66,9 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
             raise UserError("--model_dir is required")
         model_dir = task_flags.MODEL_DIR.value
         own_log = None if url_scheme(model_dir) else parent_watch.log_path(model_dir, task.job, task.index)
-        parent_watch.watch_parent(PARENT_GRACE_SECS, own_log, str(task), stop_self=task.job != PS)
+        # A ps holds the variables that an orphaned chief saves: it stops once the chief has ended.
+        chief_up = (lambda: accepts_connections(cluster[CHIEF][0], timeout_secs=1)) if task.job == PS else None
+        parent_watch.watch_parent(PARENT_GRACE_SECS, own_log, str(task), needed=chief_up)
         build = model_api.load(task_flags.MODEL.value)
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()

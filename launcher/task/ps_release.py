@@ -24,7 +24,6 @@ from launcher.cluster import exit_codes
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import CHIEF, TaskId
 from launcher.cluster.stop_signals import STOP_SIGNALS, StopRequest
-from launcher.task import parent_watch
 
 QUEUE_NAME = "launcher_ps_release"
 # Both ends declare the queue, and a shared queue must be declared alike; room for a token per chief run
@@ -124,10 +123,6 @@ def _wait(released: threading.Event, chief: str, orphan_secs: float, task: TaskI
             return exit_codes.OK
         if accepts_connections(chief, timeout_secs=POLL_SECS):
             chief_seen = time.monotonic()
-        elif parent_watch.gone.is_set():
-            # Orphaned: the chief has saved at the step it reached and ended; nobody will restart it.
-            logging.error("the launcher is gone and the chief (%s) has ended: %s stops", chief, task)
-            return 128 + signal.SIGTERM
         elif time.monotonic() - chief_seen > orphan_secs:
             logging.error("the chief (%s) has not accepted connections for %.0f s: %s gives up",
                           chief, orphan_secs, task)

@@ -64,7 +64,7 @@ def get(name: str, **options) -> Backend:
     if name == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
-                            "run Ray on a private network (see the README's security section)")
+                            "run Ray on a private network (see docs/security.md)")
         from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
