@@ -127,10 +127,10 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             global_step_end=checkpoint_names.newest_step(config.model_dir),
             tasks=[state.record(supervisor.launched) for state in supervisor.states.values()],
             hang_secs=config.hang_secs, on_hang=config.on_hang,
-            hangs=[typed_json.decode(run_record.Hang, hang, "hang") for hang in supervisor.hangs],
+            hangs=_typed(console, run_record.Hang, supervisor.hangs, "hangs"),
             straggler_ratio=config.straggler_ratio,
-            stragglers=[typed_json.decode(run_record.Straggler, s.record(), "straggler")
-                        for s in supervisor.stragglers.history],
+            stragglers=_typed(console, run_record.Straggler, [s.record() for s in supervisor.stragglers.history],
+                              "stragglers"),
             global_step_series=[(round(t, 3), step) for t, step in supervisor.step_series],
             eval=_eval_record(supervisor),
             early_stop=run_record.EarlyStop(supervisor.early_stop.get("evaluated_step"),
@@ -148,6 +148,18 @@ def _append_record(console: Console, model_dir: str, record: run_record.Run) -> 
     else:
         if note:
             console.line(f"[launcher] {note}")
+
+
+def _typed(console: Console, kind: type, entries: list[dict], where: str) -> list:
+    """The supervisor's `entries` as record types; one that does not fit (a bug of ours) is left out with a
+    line on the console rather than costing the whole record."""
+    typed = []
+    for i, entry in enumerate(entries):
+        try:
+            typed.append(typed_json.decode(kind, entry, f"{where}[{i}]"))
+        except typed_json.DecodeError as e:
+            console.line(f"[launcher] left out of {run_record.FILE_NAME}: {e}")
+    return typed
 
 
 def _eval_record(supervisor: Supervisor) -> Optional[run_record.Eval]:

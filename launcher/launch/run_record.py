@@ -186,7 +186,7 @@ def append(model_dir: str, run: Run) -> Optional[str]:
     note = None
     try:
         runs = read(model_dir)
-    except RecordError as e:
+    except UserError as e:  # RecordError, or a symlink planted during the run (moved aside, not followed)
         os.replace(path(model_dir), path(model_dir) + ".unreadable")  # keep it for the user, start anew
         note = f"{e}: kept as {path(model_dir)}.unreadable, a new record started"
         runs = []
