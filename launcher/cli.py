@@ -84,6 +84,7 @@ class Launcher:
         try:
             config = _run_config(values, spec_lib.load(str(values["spec"])).with_flags(role_flags))
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
+            run_lib.check_launcher_files(config.model_dir, config.spec)
             engine = backends.get(config.engine, config.ray)
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:

@@ -92,6 +92,10 @@ def test_report_page_escapes_and_shows_moves_hangs_and_causes():
                {"started": t0 + 21, "ended": t0 + 99, "exit_code": 1, "host": "10.0.0.3",
                 "cause": "no space left on device writing /m/x", "moved": {"from": "10.0.0.2", "to": "10.0.0.3",
                                                                            "why": "node lost"}}]}]}
+    from launcher.cluster import typed_json
+    from launcher.launch import run_record
+
+    run = typed_json.decode(run_record.Run, run)  # the report reads the typed record
     html_page = page.render([run], "/m")
     assert "hang: ps:0 &lt;stopped&gt;" in html_page and "<stopped>" not in html_page
     assert html_page.count('class="attempt ') == 2 and 'class="attempt failed"' in html_page

@@ -5,6 +5,7 @@ other, so nothing leaves this machine's loopback.
 """
 
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -64,6 +65,10 @@ def test_sigterm_on_ray_preempts_like_a_local_run(runner, tmp_path):
     assert runner.leftovers() == []  # tasks, actors and the Ray instance the launcher started
     run = last_run(model_dir)
     assert run["outcome"] == "preempted" and run["global_step_end"] >= 100
+    # Ray's task ports cannot be hidden in a namespace: the launcher says so, as `export` does.
+    assert re.search(r"^note: Security: TensorFlow's gRPC servers have no authentication .* Anyone who can "
+                     r"connect to (127\.0\.0\.1|[\d.]+):\d+, .* Run them on a private network only", launch.stderr,
+                     re.M), launch.stderr[-3000:]
     assert checkpoint_steps(model_dir)[-1] == run["global_step_end"]
 
 

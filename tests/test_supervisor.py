@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import TESTS
-from launcher.cluster import exit_codes, spec as spec_lib, task_env, tf_config
+from launcher.cluster import exit_codes, spec as spec_lib, task_env, tf_config, typed_json
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.stop_signals import STOP_SIGNALS, StopRequest
 from launcher.launch.backends.local import LocalBackend
@@ -67,7 +67,7 @@ class Run:
         return next(t for _, e, t in self.events(task) if e == event)
 
     def record(self, task: str) -> dict:
-        return next(s.record(0) for s in self.supervisor.states.values() if s.task.name == task)
+        return next(typed_json.encode(s.record(0)) for s in self.supervisor.states.values() if s.task.name == task)
 
 
 def _signal_later(signum: int, secs: float) -> None:

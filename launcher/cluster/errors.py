@@ -18,6 +18,8 @@ class SpecError(UserError):
     def __init__(self, source: str, field: str, message: str):
         self.source = source
         self.field = field
+        # A field may hold a key of the spec itself: shown so that the message stays one printable line.
+        field = field if field.isprintable() else repr(field)[1:-1]
         where = f"{source}: {field}" if field else source
         super().__init__(f"{where}: {message}")
 

@@ -13,6 +13,8 @@ A bare cluster object (no "cluster" key) is a spec too. Port 0 means "pick a fre
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import json
 import os
 import pathlib
@@ -25,6 +27,11 @@ CHIEF, WORKER, PS, EVALUATOR = "chief", "worker", "ps", "evaluator"
 JOBS = (CHIEF, WORKER, PS, EVALUATOR)
 # The evaluator is TensorFlow's odd one out: it is not part of the training cluster that servers see.
 TRAINING_JOBS = (CHIEF, WORKER, PS)
+
+# Limits on what a spec may be: far beyond any real cluster, well within what this process can handle.
+MAX_BYTES = 1 << 20  # 1 MiB
+MAX_DEPTH = 16       # {"cluster": {"worker": [...]}} nests 3 deep
+MAX_TASKS = 1000     # each task is a process and a port
 
 BUNDLED_DIRS = (
     pathlib.Path(__file__).resolve().parents[2] / "cluster_specs",  # a checkout or editable install
@@ -140,6 +147,9 @@ class ClusterSpec:
 
 
 def _check_roles(cluster: Mapping[str, Sequence[Address]], source: str) -> None:
+    tasks = sum(len(addresses) for addresses in cluster.values())
+    if tasks > MAX_TASKS:
+        raise SpecError(source, "cluster", f"{tasks} tasks: a spec may have at most {MAX_TASKS}")
     chiefs = len(cluster.get(CHIEF, ()))
     if chiefs != 1:
         raise SpecError(source, "cluster.chief",
@@ -147,13 +157,51 @@ def _check_roles(cluster: Mapping[str, Sequence[Address]], source: str) -> None:
     if len(cluster.get(EVALUATOR, ())) > 1:
         raise SpecError(source, "cluster.evaluator",
                         f"a spec may have at most one evaluator, it has {len(cluster[EVALUATOR])}")
-    seen: dict[Address, str] = {}
+    seen: dict[tuple[str, int], tuple[str, Address]] = {}
     for job, addresses in cluster.items():
         for index, address in enumerate(addresses):
             field = f"cluster.{job}[{index}]"
-            if address.port and address in seen:
-                raise SpecError(source, field, f"address '{address}' is used twice (also {seen[address]})")
-            seen[address] = field
+            hosts = _resolved(address.host) if address.port else (address.host,)  # port 0: picked, never shared
+            for host in hosts:
+                if address.port and (host, address.port) in seen:
+                    other, written = seen[(host, address.port)]
+                    alias = "" if written == address else f" as '{written}', the same address"
+                    raise SpecError(source, field, f"address '{address}' is used twice (also {other}{alias})")
+            for host in hosts:
+                seen[(host, address.port)] = (field, address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(host: str) -> tuple[str, ...]:
+    """The addresses `host` stands for on this machine, with the name itself: two names of one address are
+    one address ("localhost" and 127.0.0.1, "::1" and "0:0:0:0:0:0:0:1"). Names are looked up in the hosts
+    file, where localhost and this machine's own names are; a name only DNS knows stands for itself, so
+    checking a spec sends nothing over the network."""
+    try:
+        return (host, str(ipaddress.ip_address(host)))
+    except ValueError:
+        pass
+    return tuple(dict.fromkeys([host, *_hosts_file().get(host.lower(), ())]))
+
+
+@functools.lru_cache(maxsize=1)
+def _hosts_file(path: str = "/etc/hosts") -> dict[str, tuple[str, ...]]:
+    """Name -> its addresses, from the hosts file (missing or unreadable: none)."""
+    names: dict[str, list[str]] = {}
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read(1 << 20).splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        try:
+            address = str(ipaddress.ip_address(fields[0].split("%")[0])) if fields else None
+        except ValueError:
+            continue
+        for name in fields[1:]:
+            names.setdefault(name.lower(), []).append(address)
+    return {name: tuple(addresses) for name, addresses in names.items()}
 
 
 def from_json(data: object, source: str) -> ClusterSpec:
@@ -212,16 +260,65 @@ def find(name_or_path: str) -> pathlib.Path:
                     (f" (bundled specs: {', '.join(bundled)})" if bundled else ""))
 
 
+def _nesting(text: str) -> int:
+    """How deep `text`'s arrays and objects nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_duplicate_keys(source: str):
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict:
+        seen: dict[str, object] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise SpecError(source, "", f"key {key!r} appears twice in one object (which one was meant?)")
+            seen[key] = value
+        return seen
+    return pairs_hook
+
+
+def parse_text(text: str, source: str) -> ClusterSpec:
+    """Check the text of a spec: size, nesting and duplicate keys first (hostile input never reaches the
+    parser's limits), then what it says (`from_json`)."""
+    if len(text) > MAX_BYTES:
+        raise SpecError(source, "", f"{len(text)} characters: a spec may have at most {MAX_BYTES}")
+    if _nesting(text) > MAX_DEPTH:
+        raise SpecError(source, "", f"nested {_nesting(text)} levels deep: a spec nests at most {MAX_DEPTH}")
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys(source))
+    except json.JSONDecodeError as e:
+        raise SpecError(source, "", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except (ValueError, RecursionError) as e:  # numbers too long for int(), or the parser's own limits
+        raise SpecError(source, "", f"not a usable JSON spec: {str(e).splitlines()[0][:200]}") from None
+    return from_json(data, source)
+
+
 def load(name_or_path: str) -> ClusterSpec:
     """Find, read and check a spec file."""
     path = find(name_or_path)
     source = str(path)
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(source, "", f"{path.stat().st_size} bytes: a spec may have at most {MAX_BYTES}")
         text = path.read_text()
     except OSError as e:
         raise SpecError(source, "", f"cannot read: {e.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(source, "", f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    return from_json(data, source)
+    except UnicodeDecodeError:
+        raise SpecError(source, "", "not valid JSON: not UTF-8 text") from None
+    return parse_text(text, source)

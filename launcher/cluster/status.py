@@ -3,15 +3,21 @@
 A task prints `@launcher-status {json}` lines; the launcher takes them out of the output stream (they
 never reach the console or the log) and keeps each task's state from them. Stdout works the same under
 every backend that streams a task's output back, so no side channel is needed.
+
+Any program can print such a line (a model's own `print`, a logged message with a newline in it), so a
+status line is untrusted input: `parse` keeps only the fields its event defines, each of the type the
+event's schema gives, and drops the rest. A field of the wrong type is dropped, never raised on.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 PREFIX = "@launcher-status "
+# Longer lines are not status lines: nothing this project sends comes near, and a huge line is no status.
+MAX_LINE = 64 * 1024
 
 # Events, in the order a task sends them.
 READY = "ready"            # flags checked and model imported; a gated task now waits for GO
@@ -23,17 +29,57 @@ EVAL = "eval"              # evaluator: "step" of the checkpoint and its "metric
 EARLY_STOP = "early_stop"  # evaluator: training should end now; "step" of the deciding score, "reason"
 
 
-def emit(event: str, **fields) -> None:
-    sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
+def _count(value: object) -> bool:
+    """A step or a number of steps: an int (a bool is not one), not negative."""
+    return type(value) is int and 0 <= value < 2 ** 63
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 1000
+
+
+def _metrics(value: object) -> bool:
+    """Metric name -> number (ints and floats, NaN included: a diverged loss is a metric too)."""
+    return isinstance(value, dict) and len(value) <= 100 and all(
+        isinstance(k, str) and len(k) <= 200 and type(v) in (int, float) for k, v in value.items())
+
+
+# The fields each event may carry, and the check each field's value must pass.
+SCHEMA: dict[str, dict[str, Callable[[object], bool]]] = {
+    READY: {},
+    SESSION: {"step": _count},
+    FIRST_STEP: {"step": _count},
+    PROGRESS: {"step": _count, "local_steps": _count},
+    DONE: {"step": _count, "local_steps": _count},
+    EVAL: {"step": _count, "metrics": _metrics},
+    EARLY_STOP: {"step": _count, "reason": _text},
+}
+
+
+def emit(event: str, **fields) -> bool:
+    """Send a status line; False if it could not be written (the launcher is gone: its pipe is closed).
+
+    A task outlives its launcher long enough to save its work (see `task.parent_watch`), so a write to a
+    closed pipe must not raise into the hook that reports."""
+    try:
+        sys.stdout.write(PREFIX + json.dumps({"event": event, **fields}) + "\n")
+        sys.stdout.flush()
+        return True
+    except (OSError, ValueError):  # EPIPE; ValueError: stdout already closed at exit
+        return False
 
 
 def parse(line: str) -> Optional[dict]:
-    """The status in `line`, or None for an ordinary output line."""
-    if not line.startswith(PREFIX):
+    """The status in `line` with only its event's well-typed fields, or None for an ordinary output line."""
+    if not line.startswith(PREFIX) or len(line) > MAX_LINE:
         return None
     try:
         status = json.loads(line[len(PREFIX):])
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         return None
-    return status if isinstance(status, dict) and "event" in status else None
+    if not isinstance(status, dict) or not isinstance(status.get("event"), str):
+        return None
+    event = status["event"]
+    fields = SCHEMA.get(event, {})  # an event this launcher does not know: its name only, for the log
+    return {"event": event, **{name: status[name] for name, valid in fields.items()
+                               if name in status and valid(status[name])}}

@@ -25,6 +25,12 @@ def note_for_hosts(spec: ClusterSpec) -> str:
     return "\n".join(f"# {line}" for line in _lines(addresses))
 
 
+def note_for_run(spec: ClusterSpec) -> str:
+    """For a run whose tasks cannot be isolated (Ray: tasks talk across nodes): the same note, one line."""
+    addresses = ", ".join(str(spec.address(t)) for t in spec.tasks() if t.job != "evaluator")
+    return "note: " + " ".join(_lines(addresses))
+
+
 def note_for_pods(port: int) -> str:
     """For a TFJob: every training pod's port."""
     return "\n".join(f"# {line}" for line in _lines(f"port {port} of this job's pods (the pod network)"))

@@ -11,6 +11,7 @@ import fcntl
 import os
 from typing import Iterator
 
+from launcher.cluster import safe_files
 from launcher.cluster.errors import UserError
 
 FILE_NAME = ".launcher.lock"
@@ -20,7 +21,7 @@ FILE_NAME = ".launcher.lock"
 def held(model_dir: str) -> Iterator[None]:
     """Hold the model directory for the duration; UserError if another launcher holds it."""
     path = os.path.join(model_dir, FILE_NAME)
-    with open(path, "a+") as lock:
+    with safe_files.open_update(path) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -15,7 +15,7 @@ import os
 import tempfile
 from typing import Optional
 
-from launcher.cluster import checkpoint_names, task_command, task_env, tf_config
+from launcher.cluster import checkpoint_names, safe_files, task_command, task_env, tf_config, typed_json
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
@@ -25,7 +25,7 @@ from launcher.launch import backends, model_dir_lock, run_record
 from launcher.launch.console import Console
 from launcher.launch.run_end import Outcome
 from launcher.launch.supervisor import Supervisor
-from launcher.launch.task_output import TaskOutput
+from launcher.launch.task_output import TaskOutput, log_path
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -43,10 +43,21 @@ def check_model_dir(model_dir: str) -> None:
         raise UserError(f"--model_dir {model_dir!r}: {path} is not writable ({e.strerror})") from None
 
 
+def check_launcher_files(model_dir: str, spec: ClusterSpec) -> None:
+    """No symlink where the launcher writes in the model directory: it would write through it to a file
+    elsewhere (see `safe_files`). Refused before anything starts; the files are opened without following
+    links as well, for a link planted during the run."""
+    logs = os.path.dirname(log_path(model_dir, TaskId("chief", 0)))
+    for path in (logs, os.path.join(model_dir, model_dir_lock.FILE_NAME), run_record.path(model_dir),
+                 *(log_path(model_dir, task) for task in spec.tasks())):
+        safe_files.check_not_link(path)
+
+
 def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
     """Check what the config cannot check alone and resolve the spec's addresses; raises UserError before
     anything is started."""
     check_model_dir(config.model_dir)
+    check_launcher_files(config.model_dir, config.spec)
     return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
@@ -104,38 +115,56 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             outcome = dataclasses.replace(outcome, summary=f"{outcome.summary}; newest checkpoint at step {step}: "
                                                            "run the same command again to resume")
     finally:
-        evaluation = _eval_record(supervisor)
-        _append_record(console, config.model_dir, {
-            "started": started.isoformat(timespec="seconds"),
-            "ended": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "outcome": outcome.name if outcome else "crashed",
-            "exit_code": outcome.exit_code if outcome else None,
-            "summary": outcome.summary if outcome else None,
-            "spec": supervisor.spec.to_json(),  # with the addresses tasks moved to
-            "model": config.model, "train_steps": config.train_steps,
-            "global_step_start": start_step,
-            "global_step_end": checkpoint_names.newest_step(config.model_dir),
-            "tasks": [state.record(supervisor.launched) for state in supervisor.states.values()],
-            "hang_secs": config.hang_secs, "on_hang": config.on_hang, "hangs": supervisor.hangs,
-            "straggler_ratio": config.straggler_ratio,
-            "stragglers": [s.record() for s in supervisor.stragglers.history],
-            "global_step_series": [[round(t, 3), step] for t, step in supervisor.step_series],
-            **({"eval": evaluation} if evaluation else {}),
-            **({"early_stop": {**supervisor.early_stop, "step": checkpoint_names.newest_step(config.model_dir)}}
-               if supervisor.early_stop else {}),
-        })
+        spec = supervisor.spec.to_json()  # with the addresses tasks moved to
+        _append_record(console, config.model_dir, run_record.Run(
+            started=started.isoformat(timespec="seconds"),
+            ended=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            outcome=outcome.name if outcome else "crashed",
+            exit_code=outcome.exit_code if outcome else None,
+            summary=outcome.summary if outcome else None,
+            spec=run_record.Spec(spec["cluster"], spec["flags"]),
+            model=config.model, train_steps=config.train_steps,
+            global_step_start=start_step,
+            global_step_end=checkpoint_names.newest_step(config.model_dir),
+            tasks=[state.record(supervisor.launched) for state in supervisor.states.values()],
+            hang_secs=config.hang_secs, on_hang=config.on_hang,
+            hangs=_typed(console, run_record.Hang, supervisor.hangs, "hangs"),
+            straggler_ratio=config.straggler_ratio,
+            stragglers=_typed(console, run_record.Straggler, [s.record() for s in supervisor.stragglers.history],
+                              "stragglers"),
+            global_step_series=[(round(t, 3), step) for t, step in supervisor.step_series],
+            eval=_eval_record(supervisor),
+            early_stop=run_record.EarlyStop(supervisor.early_stop.get("evaluated_step"),
+                                            supervisor.early_stop.get("reason"),
+                                            checkpoint_names.newest_step(config.model_dir))
+            if supervisor.early_stop else None))
     return outcome
 
 
-def _append_record(console: Console, model_dir: str, record: dict) -> None:
+def _append_record(console: Console, model_dir: str, record: run_record.Run) -> None:
     try:
-        run_record.append(model_dir, record)
+        note = run_record.append(model_dir, record)
     except OSError as e:  # a full disk: the run's outcome still reaches the user, and its exit code
         console.line(f"[launcher] could not write {run_record.path(model_dir)}: {e.strerror}")
+    else:
+        if note:
+            console.line(f"[launcher] {note}")
 
 
-def _eval_record(supervisor: Supervisor) -> Optional[dict]:
+def _typed(console: Console, kind: type, entries: list[dict], where: str) -> list:
+    """The supervisor's `entries` as record types; one that does not fit (a bug of ours) is left out with a
+    line on the console rather than costing the whole record."""
+    typed = []
+    for i, entry in enumerate(entries):
+        try:
+            typed.append(typed_json.decode(kind, entry, f"{where}[{i}]"))
+        except typed_json.DecodeError as e:
+            console.line(f"[launcher] left out of {run_record.FILE_NAME}: {e}")
+    return typed
+
+
+def _eval_record(supervisor: Supervisor) -> Optional[run_record.Eval]:
     for state in supervisor.states.values():
         if state.eval_metrics is not None:
-            return {"step": state.eval_step, "metrics": state.eval_metrics}
+            return run_record.Eval(state.eval_step, state.eval_metrics)
     return None

@@ -12,7 +12,8 @@ import threading
 import time
 from typing import Callable, Optional
 
-from launcher.cluster import status
+from launcher.cluster import safe_files, status
+from launcher.cluster.errors import UserError
 from launcher.launch.console import Console, is_noise
 from launcher.launch.console_filter import LineFilter
 from launcher.cluster.spec import TaskId
@@ -30,7 +31,7 @@ class TaskOutput:
                  on_status: Callable[[TaskId, dict], None], show_tf_logs: bool = False):
         self.task = task
         self.path = log_path(model_dir, task)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        safe_files.make_dir(os.path.dirname(self.path))
         self._console = console
         self._on_status = on_status
         self._show_tf_logs = show_tf_logs
@@ -49,7 +50,10 @@ class TaskOutput:
         with self._lock:
             if self._file is None:
                 self._lines = _count_lines(self.path)
-                self._file = open(self.path, "a", buffering=1)
+                try:
+                    self._file = safe_files.open_append(self.path)
+                except (OSError, UserError) as e:  # checked before the run (`run.check_launcher_files`): a race
+                    self._console.line(f"[launcher] cannot write {self.path}: {e}")
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             self._write_log(f"=== {self.task} attempt {attempt} at {stamp}: {' '.join(argv)}")
             self._attempt.clear()
@@ -134,7 +138,7 @@ class TaskOutput:
 
 def _count_lines(path: str) -> int:
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except FileNotFoundError:
+    except OSError:  # missing, or a symlink (refused when the file is opened)
         return 0

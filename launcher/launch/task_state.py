@@ -9,6 +9,7 @@ from typing import Optional
 
 from launcher.cluster import status
 from launcher.cluster.spec import PS, TaskId
+from launcher.launch import run_record
 from launcher.launch.backends import TaskHandle
 from launcher.launch.task_output import TaskOutput
 
@@ -54,13 +55,13 @@ class Attempt:
     argv: list[str] = dataclasses.field(default_factory=list)
     local_pid: Optional[int] = None  # its pid, once seen running on this machine
 
-    def record(self) -> dict:
-        return {"started": self.started, "host": self.host, **({"moved": self.moved} if self.moved else {}),
-                "first_step": self.first_step, "ended": self.ended, **({"cause": self.cause} if self.cause else {}),
-                "exit_code": self.exit_code, "local_steps": self.local_steps,
-                **({"killed_for": self.killed_for} if self.killed_for else {}),
-                **({"killed_at_end": True} if self.killed_at_end else {}),
-                "sessions": [{"time": t, "step": step} for t, step in self.sessions]}
+    def record(self) -> run_record.Attempt:
+        moved = self.moved and run_record.Move(self.moved.get("from"), self.moved.get("to"), self.moved.get("why"))
+        return run_record.Attempt(
+            started=self.started, host=self.host, moved=moved or None, first_step=self.first_step,
+            ended=self.ended, cause=self.cause or None, exit_code=self.exit_code, local_steps=self.local_steps,
+            killed_for=self.killed_for or None, killed_at_end=self.killed_at_end,
+            sessions=[run_record.Session(t, step) for t, step in self.sessions])
 
 
 @dataclasses.dataclass
@@ -113,7 +114,7 @@ class TaskState:
             attempt.ready = True
         elif kind == status.SESSION:
             self.phase = Phase.TRAINING
-            attempt.sessions.append((time.time(), step))
+            attempt.sessions.append((time.time(), step))  # step: an int, or None (`status.parse` checked it)
         elif kind == status.FIRST_STEP:
             attempt.first_step = time.time()
         elif kind in (status.PROGRESS, status.DONE):
@@ -123,13 +124,14 @@ class TaskState:
             self.phase = Phase.TRAINING
             self.eval_step, self.eval_metrics = step, event.get("metrics")
 
-    def record(self, launched: float) -> dict:
+    def record(self, launched: float) -> run_record.Task:
         sessions = [step for a in self.attempts for _, step in a.sessions]
         first_steps = [a.first_step for a in self.attempts if a.first_step is not None]
-        return {"job": self.task.job, "index": self.task.index,
-                "exit_code": self.attempts[-1].exit_code if self.attempts else None,
-                "exit_codes": [a.exit_code for a in self.attempts], "restarts": self.restarts,
-                "steps": sum(a.local_steps for a in self.attempts),
-                "start_step": sessions[0] if sessions else None, "session_steps": sessions,
-                "first_step_secs": round(first_steps[0] - launched, 3) if first_steps else None,
-                "attempts": [a.record() for a in self.attempts]}
+        return run_record.Task(
+            job=self.task.job, index=self.task.index,
+            exit_code=self.attempts[-1].exit_code if self.attempts else None,
+            exit_codes=[a.exit_code for a in self.attempts], restarts=self.restarts,
+            steps=sum(a.local_steps for a in self.attempts),
+            start_step=sessions[0] if sessions else None, session_steps=sessions,
+            first_step_secs=round(first_steps[0] - launched, 3) if first_steps else None,
+            attempts=[a.record() for a in self.attempts])

@@ -15,6 +15,8 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
+from launcher.cluster import safe_files
+from launcher.cluster.errors import UserError
 from launcher.cluster.metric_rule import MetricRule
 
 BEST_DIR = "best"
@@ -32,9 +34,11 @@ class BestCheckpoint:
     def _previous(self) -> Optional[dict]:
         """A kept checkpoint from an earlier evaluator (restarted, or a resumed run) by the same rule."""
         try:
-            with open(os.path.join(self.directory, SCORE_FILE)) as f:
+            with safe_files.open_read(os.path.join(self.directory, SCORE_FILE)) as f:
                 score = json.load(f)
-        except (OSError, ValueError):
+        except (OSError, ValueError, UserError):  # missing, damaged, or a planted symlink (not ours)
+            return None
+        if not isinstance(score, dict):
             return None
         path = tf.train.latest_checkpoint(self.directory)
         if score.get("rule") != str(self.rule) or path is None:
@@ -52,15 +56,12 @@ class BestCheckpoint:
         value = metrics[self.rule.metric]
         if not self.rule.better(value, self.score["value"] if self.score else None):
             return False
-        os.makedirs(self.directory, exist_ok=True)
+        safe_files.make_dir(self.directory)
         self._saver.save(session, os.path.join(self.directory, "model.ckpt"), global_step=step,
                          write_meta_graph=False)
         self.score = {"rule": str(self.rule), "metric": self.rule.metric, "value": value, "step": step,
                       "metrics": metrics}
-        temporary = os.path.join(self.directory, SCORE_FILE + ".tmp")
-        with open(temporary, "w") as f:
-            json.dump(self.score, f, indent=1)
-        os.replace(temporary, os.path.join(self.directory, SCORE_FILE))
+        safe_files.write_replacing(os.path.join(self.directory, SCORE_FILE), json.dumps(self.score, indent=1))
         logging.info("best %s so far: %.6g at step %d, kept in %s", self.rule.metric, value, step,
                      self.directory)
         return True

@@ -16,12 +16,14 @@ from absl import app, flags, logging
 
 from launcher import model_api
 from launcher.cluster import exit_codes, tf_config
+from launcher.cluster.model_dir import url_scheme
+from launcher.cluster.peers import accepts_connections
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
 from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, serving_export, training
 from launcher.task import flags as task_flags
-from launcher.task.parent_watch import watch_parent
+from launcher.task import parent_watch
 from launcher.task.recovery import RecoveryDeadlineExceeded
 
 FLAGS = flags.FLAGS
@@ -58,11 +60,15 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str], stop: StopRequest) -> Optional[int]:
-    watch_parent(PARENT_GRACE_SECS)
     try:
         task, cluster = tf_config.identity(os.environ)
         if task_flags.MODEL_DIR.value is None:
             raise UserError("--model_dir is required")
+        model_dir = task_flags.MODEL_DIR.value
+        own_log = None if url_scheme(model_dir) else parent_watch.log_path(model_dir, task.job, task.index)
+        # A ps holds the variables that an orphaned chief saves: it stops once the chief has ended.
+        chief_up = (lambda: accepts_connections(cluster[CHIEF][0], timeout_secs=1)) if task.job == PS else None
+        parent_watch.watch_parent(PARENT_GRACE_SECS, own_log, str(task), needed=chief_up)
         build = model_api.load(task_flags.MODEL.value)
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()

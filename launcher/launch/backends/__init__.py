@@ -66,7 +66,7 @@ def get(engine: settings.Engine, ray: Optional[settings.Ray] = None) -> Backend:
     if engine.backend == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
-                            "run Ray on a private network (see docs/isolation.md)")
+                            "run Ray on a private network (see docs/security.md)")
         from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(ray)

@@ -10,10 +10,12 @@ through the actor, line by line. Ray is imported only here, and only when this b
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Callable, Mapping, Optional
 
+from launcher.export import security
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
@@ -180,7 +182,9 @@ class RayBackend:
     bundles are pinned to the nodes of a plan (`placement`); a task whose node is lost moves to a node with
     room, in a placement group of its own."""
 
-    def __init__(self, options: Optional[settings.Ray] = None):
+    def __init__(self, options: Optional[settings.Ray] = None,
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
+        self._warn = warn
         options = options or settings.Ray()
         address = options.ray_address
         if address:
@@ -269,7 +273,9 @@ class RayBackend:
             addresses = self._place(tasks, {t: spec.address(t).port for t in tasks})
         except placement_lib.Unplaceable as e:
             raise UserError(f"--backend ray: {e}") from None
-        return spec.replace_addresses(addresses)
+        spec = spec.replace_addresses(addresses)
+        self._warn(security.note_for_run(spec))  # as `export` says it: these ports are open to the network
+        return spec
 
     def relocate(self, task: TaskId) -> Optional[Move]:
         node_id, old_host = self._nodes[task], self._hosts[task]
