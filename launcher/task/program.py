@@ -19,7 +19,7 @@ from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, serving_export, training
+from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release, serving_export, training
 from launcher.task import flags as task_flags
 from launcher.task.parent_watch import watch_parent
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -58,6 +58,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str], stop: StopRequest) -> Optional[int]:
+    try:
+        return _main(stop)
+    except Exception as e:
+        failure_report.report(e)  # then the traceback and exit 1, as before: the log keeps the whole story
+        raise
+
+
+def _main(stop: StopRequest) -> Optional[int]:
     watch_parent(PARENT_GRACE_SECS)
     try:
         task, cluster = tf_config.identity(os.environ)
@@ -97,6 +105,7 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
         _fail(str(e))
     except RecoveryDeadlineExceeded as e:
         logging.error("%s", e)
+        failure_report.report(e)
         return exit_codes.TRAINING_FAILED
     return stop.exit_code if stop.requested else exit_codes.OK
 
