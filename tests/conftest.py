@@ -85,6 +85,37 @@ def _marked(value: str) -> list[psutil.Process]:
     return marked(MARKER, value)
 
 
+ACTOR_TITLE = "ray::_TaskRunner"  # a Ray actor process of the launcher's (its process title)
+
+
+def is_ray_actor(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.cmdline()) and proc.cmdline()[0].startswith(ACTOR_TITLE)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _naming(path: pathlib.Path) -> list[psutil.Process]:
+    """Processes whose command line names `path` (a test's model dirs are under its tmp_path): task
+    processes wherever they run, marked or not (a Ray worker's child gets the environment Ray gives it)."""
+    found, key = [], str(path)
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and any(key in arg for arg in proc.cmdline()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _ray_actors() -> list[psutil.Process]:
+    """The launcher's Ray actors on the Ray beds of this session (tests/raybed.py), found by their process
+    title among the processes of the beds' own network namespaces: Ray starts them, not the test, so
+    they carry no marker. Once a run is over none may be left: its launcher kills its actors."""
+    raybed = sys.modules.get("raybed")
+    return raybed.actor_processes(is_ray_actor) if raybed is not None else []
+
+
 class Launch:
     """One `python -m launcher ...` process, with its output in files."""
 
@@ -158,7 +189,10 @@ class Runner:
         return found
 
     def leftovers(self) -> list[psutil.Process]:
-        return _marked(self.marker)
+        """What a test's runs may leave behind: marked processes, task processes naming its directory, and
+        the launcher's Ray actors."""
+        found = {p.pid: p for p in _marked(self.marker) + _naming(self.tmp_path) + _ray_actors()}
+        return list(found.values())
 
     def cleanup(self) -> list[str]:
         for launch in self.launches:

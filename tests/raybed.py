@@ -33,6 +33,25 @@ HEALTH_CHECK = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
                 "health_check_failure_threshold": 8}
 
 
+_LIVE: list["RayCluster"] = []  # the clusters of this test session that are up
+
+
+def actor_processes(is_actor) -> list:
+    """Processes of the live clusters' namespaces for which `is_actor(psutil.Process)` holds."""
+    import psutil
+
+    found = []
+    for cluster in _LIVE:
+        for pid in cluster.bed.pids():
+            try:
+                proc = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                continue
+            if is_actor(proc):
+                found.append(proc)
+    return found
+
+
 class RayCluster:
     def __init__(self, bed: HostBed, cpus_per_node: float = 2, resources: Optional[dict[int, dict]] = None):
         self.bed = bed
@@ -79,6 +98,7 @@ class RayCluster:
         except BaseException:
             self.stop()
             raise
+        _LIVE.append(self)
         return self
 
     def start_node(self, number: int) -> None:
@@ -105,6 +125,8 @@ class RayCluster:
         return json.loads(lines[-1]) if done.returncode == 0 and lines else []
 
     def stop(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
         for host in reversed(self.bed.hosts):  # nodes before the head they report to
             host.kill_all(signal.SIGTERM)
         deadline = time.monotonic() + 10
