@@ -31,7 +31,7 @@ from launcher.cluster import spec as spec_lib, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch.backends import Move, PlacementError
+from launcher.launch.backends import Move
 from launcher.launch.console import Console
 from launcher.launch.diagnosis import Diagnosis, Probe
 from launcher.launch.hang_investigation import Findings

@@ -18,7 +18,7 @@ from launcher.launch.policies import hang
 from launcher.launch.policies.restart import Ended, RestartRules, Verdict, Why
 from launcher.launch.task_state import Phase
 from launcher.launch.watchdog import Alarm, Silence
-from loop_fakes import LOCAL2, LoopRun
+from loop_fakes import LoopRun
 
 pytestmark = pytest.mark.unit
 

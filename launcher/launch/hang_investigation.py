@@ -19,6 +19,14 @@ class Findings:
     diagnosis: Diagnosis
     stacks: dict[str, str]  # task name -> where its stacks are in its log ("path:line")
 
+    def record(self, alarm: Alarm, action: str, detected: float, acted: float) -> dict:
+        """The hang as run.json keeps it (under "hangs"); times are Unix seconds."""
+        found = self.diagnosis
+        return {"detected": detected, "time": acted, "verdict": found.verdict,
+                "culprits": [t.name for t in found.culprits], "action": action, "end_of_run": alarm.end_of_run,
+                "no_step_secs": None if alarm.no_step_secs is None else round(alarm.no_step_secs, 1),
+                "step": alarm.step, "tasks": {p.task.name: p.record() for p in found.probes}, "stacks": self.stacks}
+
 
 class Investigate(Protocol):
     def __call__(self, states: list[TaskState], alarm: Alarm, address_of: Callable[[TaskId], str],

@@ -17,7 +17,7 @@ import errno
 import os
 import re
 import shutil
-from typing import Optional
+from typing import Iterable, Optional
 
 from launcher.launch import proc_state
 from launcher.cluster.user_frames import is_plumbing
@@ -43,6 +43,19 @@ class MemoryWatch:
 
     def killed(self) -> bool:
         return self.events is not None and _oom_kills(self.events) > self.baseline
+
+
+def watch_memory(states: Iterable) -> None:
+    """Note where each running task's OOM kills are counted (a task may be moved into a cgroup), and its
+    local pid (once it has ended, the kernel log names it by that pid). `states`: the TaskStates."""
+    for state in states:
+        pid = state.local_pid if state.running else None
+        if pid is not None:
+            attempt = state.attempts[-1]
+            attempt.local_pid = pid
+            watch = MemoryWatch.of(pid)
+            if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
+                attempt.memory = watch
 
 
 def _memory_events_file(pid: Optional[int]) -> Optional[str]:

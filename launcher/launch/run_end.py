@@ -60,3 +60,14 @@ class Outcome:
     def failed(cls, failure: Failure) -> Outcome:
         code = exit_codes.BAD_INPUT if failure.bad_input else exit_codes.TRAINING_FAILED
         return cls(code, failure.message(), failure)
+
+    @classmethod
+    def trained(cls, train_steps: int, evaluator_failure: Optional[Failure], early_stop: Optional[dict],
+                step: Optional[int]) -> Outcome:
+        """A run whose training ended: at the target, or early; failed all the same if its evaluator did."""
+        if evaluator_failure is not None:
+            return cls(exit_codes.TRAINING_FAILED, f"training reached step {train_steps}, "
+                       f"but the evaluator failed: {evaluator_failure.message()}", evaluator_failure)
+        if early_stop is not None:
+            return cls(exit_codes.OK, f"stopped early at step {step}: {early_stop['reason']}")
+        return cls(exit_codes.OK, f"training reached step {train_steps}")

@@ -113,6 +113,14 @@ class Supervisor:
             self._console.line(f"[launcher] received {self._stop.name}: stopping every task "
                                "(the chief saves a checkpoint)")
             return Outcome(self._stop.exit_code, f"stopped by {self._stop.name}")
+        outcome = self._reap()
+        if outcome is None:
+            self._pass_gate()
+            outcome = self._end_of_run() or self._observe()
+        return outcome
+
+    def _reap(self) -> Optional[Outcome]:
+        """Act on every process that ended; the first failure for good ends the run."""
         ended = [(s, code) for s in self.states.values() if s.running and (code := s.handle.poll()) is not None]
         self._drain()  # a process's last status lines come before its exit
         for state, code in ended:
@@ -121,19 +129,18 @@ class Supervisor:
                 for other in self.states.values():
                     other.output.mute()  # what the others say while stopped is consequence, not cause
                 return Outcome.failed(failure)
-        self._pass_gate()
-        outcome = self._end_of_run()
-        if outcome is not None:
-            return outcome
-        now = self._clock.monotonic()
-        if self._last_progress is None or now - self._last_progress >= PROGRESS_EVERY_SECS:
-            self._last_progress = now
-            self._show_progress()
-            self._watch_memory()
-            alarm = self._watchdog.check(self.states.values(), now)
-            if alarm is not None:
-                return self._on_alarm(alarm)
         return None
+
+    def _observe(self) -> Optional[Outcome]:
+        """Twice a second: the progress line, where OOM kills are counted, and the watchdog."""
+        now = self._clock.monotonic()
+        if self._last_progress is not None and now - self._last_progress < PROGRESS_EVERY_SECS:
+            return None
+        self._last_progress = now
+        self._show_progress()
+        root_cause.watch_memory(self.states.values())
+        alarm = self._watchdog.check(self.states.values(), now)
+        return self._on_alarm(alarm) if alarm is not None else None
 
     def _drain(self) -> None:
         while True:
@@ -277,18 +284,12 @@ class Supervisor:
             self._on_alarm(Alarm(silent, silent, None, self._progress.global_step, end_of_run=True))
         if not decision.over:
             return None
-        if self._evaluator_failure is not None:
-            return Outcome(exit_codes.TRAINING_FAILED, f"training reached step {self._train_steps}, "
-                           f"but the evaluator failed: {self._evaluator_failure.message()}", self._evaluator_failure)
         given_up = [s.task.name for s in self.states.values() if s.task.job == WORKER and s.running]
-        if given_up:
+        if given_up and self._evaluator_failure is None:
             self._console.line(f"[launcher] gave up waiting for {', '.join(given_up)} after the chief's "
                                f"final save ({self._worker_exit_secs:.0f} s); stopping")
         self._show_progress(force=True)
-        if self.early_stop is not None:
-            return Outcome(exit_codes.OK, f"stopped early at step {self._progress.global_step}: "
-                                          f"{self.early_stop['reason']}")
-        return Outcome(exit_codes.OK, f"training reached step {self._train_steps}")
+        return Outcome.trained(self._train_steps, self._evaluator_failure, self.early_stop, self._progress.global_step)
 
     def _on_alarm(self, alarm: Alarm) -> Optional[Outcome]:
         """Explain a hang (stacks, ports, process states: a verdict), then carry out the hang policy."""
@@ -298,11 +299,7 @@ class Supervisor:
         found = findings.diagnosis
         decision = hang.decide(self._on_hang, alarm, found, self.states.values(), self._clock.monotonic(),
                                self._watchdog.hang_secs)
-        self.hangs.append({
-            "detected": detected, "time": self._clock.time(), "verdict": found.verdict,
-            "culprits": [t.name for t in found.culprits], "action": decision.action, "end_of_run": alarm.end_of_run,
-            "no_step_secs": None if alarm.no_step_secs is None else round(alarm.no_step_secs, 1),
-            "step": alarm.step, "tasks": {p.task.name: p.record() for p in found.probes}, "stacks": findings.stacks})
+        self.hangs.append(findings.record(alarm, decision.action, detected, self._clock.time()))
         self._console.line(f"[launcher] {found.verdict}")
         culprit_logs = [findings.stacks[t.name] for t in found.culprits if t.name in findings.stacks]
         if culprit_logs:
@@ -324,17 +321,6 @@ class Supervisor:
         return None
 
     # -- the rest: observation and the end --
-
-    def _watch_memory(self) -> None:
-        """Note where each running task's OOM kills are counted (a task may be moved into a cgroup)."""
-        for state in self.states.values():
-            pid = state.local_pid if state.running else None
-            if pid is not None:
-                attempt = state.attempts[-1]
-                attempt.local_pid = pid  # kept: once it has ended, the kernel log names it by this pid
-                watch = root_cause.MemoryWatch.of(pid)
-                if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
-                    attempt.memory = watch
 
     def _show_progress(self, force: bool = False) -> None:
         line, named = self._progress.line(self.states.values(), self._clock.monotonic(), self._clock.time())
