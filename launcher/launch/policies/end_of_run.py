@@ -33,10 +33,7 @@ def decide(states: Iterable[TaskState], now: float, chief_done_at: Optional[floa
            eval_wait_secs: float) -> EndDecision:
     """`chief_done_at`: when the chief exited 0 (monotonic), None while it has not."""
     states = list(states)
-    give_up = ()
-    if chief_reached_target(states):
-        give_up = tuple(s.task for s in states if s.task.job == WORKER and s.running and silent_secs(s, now) >= worker_exit_secs
-                        and s.attempts[-1].killed_for is None and not s.attempts[-1].loop_done)
+    give_up = given_up(states, now, worker_exit_secs)
     if chief_done_at is None:
         return EndDecision(give_up)
     since = now - chief_done_at
@@ -46,6 +43,15 @@ def decide(states: Iterable[TaskState], now: float, chief_done_at: Optional[floa
     # The evaluator exits by itself once it has scored the final checkpoint.
     evaluator_running = any(s.task.job == EVALUATOR and s.running for s in states)
     return EndDecision(give_up, over=not evaluator_running or since >= eval_wait_secs)
+
+
+def given_up(states: list[TaskState], now: float, worker_exit_secs: float) -> tuple[TaskId, ...]:
+    """Once the chief has reached the target: the running workers silent for `worker_exit_secs` (not already
+    being killed, not done with their loop)."""
+    if not chief_reached_target(states):
+        return ()
+    return tuple(s.task for s in states if s.task.job == WORKER and s.running and not s.attempts[-1].loop_done
+                 and s.attempts[-1].killed_for is None and silent_secs(s, now) >= worker_exit_secs)
 
 
 def silent_secs(state: TaskState, now: float) -> float:
