@@ -10,7 +10,9 @@ A task's behaviour is a dict per attempt (the last one repeats), times in second
   train: secs of training, one PROGRESS a second, then DONE and exit `exit` (default 0)
   serve: True        a ps: waits until stopped
   die: secs, code    the process ends with `code` (e.g. -9) at `die`
-  freeze: secs       from then on it says nothing and ignores everything but SIGKILL (SIGTERM needs SIGCONT)
+  freeze: secs       from then on it says nothing and ignores everything but SIGKILL (SIGTERM needs SIGCONT);
+                     the fake investigation finds it stopped (as /proc would)
+  pause: [from, to]  says nothing and makes no step in that window (waiting for a peer), then goes on
   ignore_term: True  SIGTERM does nothing
   wait_workers: True the chief, after DONE, exits 0 only once no worker runs
   failure: {...}     report this FAILURE status just before a non-zero exit
@@ -89,6 +91,7 @@ class FakeProcess:
         self.signals: list[int] = []
         self.frozen = self.stopped_term = False
         self.went = False
+        self.went_at: Optional[float] = None
         clock = cluster.clock
         if "error" in behaviour:
             clock.at(0.1, lambda: (self._say(f"error: {behaviour['error']}"), self._exit(2)))
@@ -115,7 +118,7 @@ class FakeProcess:
             self._exit(128 + signal.SIGTERM)
         elif signum == task_env.GO_SIGNAL:
             assert not self.went, f"{self.task} got GO twice"
-            self.went = True
+            self.went, self.went_at = True, self.cluster.clock.now
             self._go()
         elif signum == task_env.FINISH_SIGNAL:
             self._status(status.DONE, step=self.cluster.step, local_steps=1)
@@ -139,6 +142,9 @@ class FakeProcess:
             clock.at(b["train"], self._done)
 
     def _progress(self) -> None:
+        since_go = self.cluster.clock.now - self.went_at
+        if "pause" in self.b and self.b["pause"][0] <= since_go < self.b["pause"][1]:
+            return
         self.cluster.step += 10
         self._status(status.PROGRESS, step=self.cluster.step, local_steps=self.cluster.step)
 
@@ -217,14 +223,14 @@ class FakeCluster:
         return [t for t, name, _, s in self.signals if name == task and s == signum]
 
 
-def fake_investigation(stopped: tuple[str, ...] = ()):
-    """An investigation without processes: the culprits are the stopped tasks (as /proc would say) or the
-    silent ones; `calls` keeps the alarms seen."""
+def fake_investigation(cluster: FakeCluster):
+    """An investigation without processes: the culprits are the frozen processes (stopped, as /proc would
+    say) or the silent ones; `calls` keeps the alarms seen."""
     calls = []
 
     def investigate(states, alarm, address_of, hang_secs) -> Findings:
         calls.append(alarm)
-        probes = tuple(Probe(s.task, s.phase.value, "T" if str(s.task) in stopped else "S", None,
+        probes = tuple(Probe(s.task, s.phase.value, "T" if cluster.current[s.task].frozen else "S", None,
                              s.attempts[-1].step, None) for s in states if s.running)
         culprits = tuple(p.task for p in probes if p.stopped) or tuple(s.task for s in alarm.silent)
         head = "end of run" if alarm.end_of_run else "hang"
@@ -239,14 +245,13 @@ class LoopRun:
 
     def __init__(self, tmp_path, plan: dict, cluster: Optional[dict] = None, *, policy=RestartPolicy.EXIT_CODE,
                  max_restarts: int = 2, grace_secs: float = 5.0, worker_exit_secs: float = 5.0,
-                 eval_wait_secs: float = 20.0, hang_secs: float = 10.0, on_hang: str = "restart",
-                 stopped: tuple[str, ...] = ()):
+                 eval_wait_secs: float = 20.0, hang_secs: float = 10.0, on_hang: str = "restart"):
         self.clock = FakeClock()
         self.backend = FakeCluster(self.clock, plan)
         self.stop = StopRequest(armed=True, exit_when_hurried=False)
         self.out = io.StringIO()
         console = Console(self.out)
-        self.investigate = fake_investigation(stopped)
+        self.investigate = fake_investigation(self.backend)
         self.supervisor = Supervisor(
             spec_lib.from_json(cluster or LOCAL2, "spec.json"), self.backend, console,
             command=lambda task: ["task", str(task)], env=lambda task, spec: {},

@@ -157,8 +157,7 @@ def test_a_task_that_cannot_be_placed_fails_the_run_with_the_reason(tmp_path):
 # -- hangs --
 
 def test_a_hang_restarts_its_culprit(tmp_path):
-    run = LoopRun(tmp_path, {"chief:0": [{"train": 30}], "worker:0": [{"freeze": 2.0}, {"train": 1}]},
-                  stopped=("worker:0",))
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 30}], "worker:0": [{"freeze": 2.0}, {"train": 1}]})
     assert run.run().exit_code == exit_codes.OK
     first = run.supervisor.hangs[0]
     assert first["action"] == "restart" and first["culprits"] == ["worker:0"]
@@ -168,15 +167,14 @@ def test_a_hang_restarts_its_culprit(tmp_path):
 
 def test_on_hang_report_does_nothing(tmp_path):
     run = LoopRun(tmp_path, {"chief:0": [{"train": 25}], "worker:0": [{"freeze": 2.0}]}, on_hang="report",
-                  stopped=("worker:0",), worker_exit_secs=30)
+                  worker_exit_secs=30)
     assert run.run().exit_code == exit_codes.OK
     assert run.supervisor.hangs[0]["action"] == "report" and "--on_hang report: nothing done" in run.console
     assert run.record("worker:0")["restarts"] == 0
 
 
 def test_on_hang_abort_stops_the_run(tmp_path):
-    run = LoopRun(tmp_path, {"chief:0": [{"train": 30}], "worker:0": [{"freeze": 2.0}]}, on_hang="abort",
-                  stopped=("worker:0",))
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 30}], "worker:0": [{"freeze": 2.0}]}, on_hang="abort")
     outcome = run.run()
     assert outcome.exit_code == exit_codes.HUNG and outcome.summary == run.supervisor.hangs[0]["verdict"]
     assert run.backend.got("chief:0", signal.SIGTERM)  # stopped in order: the chief saves
@@ -208,6 +206,18 @@ def test_a_verdict_without_a_culprit_does_not_restart_a_run_that_is_recovering(t
                            now=130.0, hang_secs=10.0)
     assert decision.action == action
     assert decision.kill == (() if action == hang.WAIT else (chief,))
+
+
+def test_a_run_recovering_from_a_restart_is_given_time_before_the_next_action(tmp_path):
+    # Issue 14's case: a stopped ps is restarted; chief and worker wait for it in back-off, silent, and the
+    # next verdict finds no culprit by evidence while the new ps came up moments ago: wait, not restart all.
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 40, "pause": [2, 25]}], "worker:0": [{"train": 40, "pause": [2, 25]}],
+                             "ps:0": [{"serve": True, "freeze": 2.0}, {"serve": True, "ready": 2.0}]})
+    assert run.run().exit_code == exit_codes.OK
+    first, second = run.supervisor.hangs[:2]
+    assert first["action"] == "restart" and first["culprits"] == ["ps:0"]
+    assert second["action"] == "wait" and "the run is recovering (ps:0 was restarted" in run.console
+    assert run.record("chief:0")["restarts"] == 0 and run.record("worker:0")["restarts"] == 0
 
 
 # -- early stop --
@@ -263,7 +273,7 @@ def test_the_ps_is_stopped_only_after_chief_and_workers(tmp_path):
 def test_a_worker_frozen_early_is_given_up_once_the_chief_reaches_the_target(tmp_path):
     # The watchdog only reports (--on_hang report): the end of the run alone decides about the frozen worker.
     run = LoopRun(tmp_path, {"chief:0": [{"train": 50, "wait_workers": True}], "worker:0": [{"freeze": 2.0}]},
-                  on_hang="report", hang_secs=120, worker_exit_secs=30, stopped=("worker:0",))
+                  on_hang="report", hang_secs=120, worker_exit_secs=30)
     assert run.run().exit_code == exit_codes.OK
     last = run.supervisor.hangs[-1]
     assert last["end_of_run"] and last["action"] == "stop" and last["culprits"] == ["worker:0"]
