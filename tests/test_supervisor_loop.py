@@ -187,14 +187,17 @@ def _states_after_a_restart(tmp_path, go_secs_ago: float):
         run.supervisor._start(state)
         state.attempts[-1].go_at = 100.0
     worker = states[W0]
-    worker.attempts.append(type(worker.attempts[0])(started=0.0))
-    worker.attempts[-1].go_at = 100.0 + 30 - go_secs_ago
+    # now is 130: the worker's restarted process began 8 s ago (or 25 s: "long", hang_secs is 10)
+    worker.attempts.append(type(worker.attempts[0])(started=0.0, began_at=105.0 if go_secs_ago == "long" else 122.0))
+    worker.attempts[-1].go_at = 130 - go_secs_ago if isinstance(go_secs_ago, float) else None
     return list(states.values())
 
 
 @pytest.mark.parametrize("go_secs_ago, evidence, action", [
-    (3.0, False, hang.WAIT), (3.0, True, hang.RESTART), (15.0, False, hang.RESTART)],
-    ids=["recovering-no-evidence-waits", "a-stopped-culprit-is-acted-on", "recovered-long-ago"])
+    (3.0, False, hang.WAIT), (3.0, True, hang.RESTART), (15.0, False, hang.RESTART),
+    (None, False, hang.WAIT), ("long", False, hang.RESTART)],
+    ids=["recovering-no-evidence-waits", "a-stopped-culprit-is-acted-on", "recovered-long-ago",
+         "restarted-still-starting", "restarted-never-came-up"])
 def test_a_verdict_without_a_culprit_does_not_restart_a_run_that_is_recovering(tmp_path, go_secs_ago, evidence,
                                                                                action):
     states = _states_after_a_restart(tmp_path, go_secs_ago)
@@ -216,7 +219,7 @@ def test_a_run_recovering_from_a_restart_is_given_time_before_the_next_action(tm
     assert run.run().exit_code == exit_codes.OK
     first, second = run.supervisor.hangs[:2]
     assert first["action"] == "restart" and first["culprits"] == ["ps:0"]
-    assert second["action"] == "wait" and "the run is recovering (ps:0 was restarted" in run.console
+    assert second["action"] == "wait" and "the run is recovering (ps:0 was restarted lately)" in run.console
     assert run.record("chief:0")["restarts"] == 0 and run.record("worker:0")["restarts"] == 0
 
 

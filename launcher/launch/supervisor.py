@@ -182,7 +182,8 @@ class Supervisor:
             if move is not None:
                 self._moved(state, move)
         argv = self._command(state.task)
-        state.attempts.append(Attempt(started=self._clock.time(), argv=argv, host=self.spec.address(state.task).host,
+        state.attempts.append(Attempt(started=self._clock.time(), began_at=self._clock.monotonic(), argv=argv,
+                                      host=self.spec.address(state.task).host,
                                       moved=None if move is None else
                                       {"from": move.old_host, "to": move.address.host, "why": move.why}))
         state.output.begin(len(state.attempts), argv)
@@ -313,7 +314,7 @@ class Supervisor:
             self._console.line("[launcher] --on_hang report: nothing done; training may stay stuck")
         elif decision.action == hang.WAIT:
             self._console.line(f"[launcher] not acting yet: the run is recovering ({decision.recovering} was "
-                               f"restarted and came up less than {self._watchdog.hang_secs:.0f} s ago)")
+                               f"restarted lately); acting if it is still stuck in {self._watchdog.hang_secs:.0f} s")
         for task in decision.kill:
             attempt = self.states[task].attempts[-1]
             attempt.killed_for, attempt.killed_at_end = found.verdict, alarm.end_of_run

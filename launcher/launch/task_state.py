@@ -45,6 +45,7 @@ class Attempt:
     # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
     # when it last heard a status line from it.
     go_at: Optional[float] = None
+    began_at: Optional[float] = None  # when the launcher started it (monotonic)
     cause: Optional[str] = None  # why it ended, when known (see root_cause)
     heard_at: Optional[float] = None
     step: Optional[int] = None  # the global step it last reported

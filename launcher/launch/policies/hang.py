@@ -3,10 +3,10 @@
 - After the chief's final save (the watchdog's end-of-run alarm) the culprits are stopped, not restarted,
   whatever --on_hang says: training is over, they only hold up the chief's last save.
 - A verdict without evidence (no culprit is stopped or cut off: the culprits are only the silent tasks, or
-  everyone) while the run is recovering (a restarted process came up less than `hang_secs` ago, and the
-  others are still re-creating their sessions) waits one more `hang_secs` instead of acting: killing tasks
-  that are about to find their restarted peer again only starts the recovery over. A run that is still
-  stuck at the next verdict is acted on.
+  everyone) while the run is recovering (a restarted process is still starting, for at most
+  2 x `hang_secs`, or came up less than `hang_secs` ago, and the others wait for it or re-create their
+  sessions) waits one more `hang_secs` instead of acting: killing tasks that are about to find their
+  restarted peer again only starts the recovery over. A run still stuck after that is acted on.
 - Otherwise: "restart" kills the culprits (they are restarted like any kill; an evaluator is never killed
   for a hang), "abort" stops the run, "report" does nothing.
 """
@@ -29,14 +29,20 @@ ACTIONS = (RESTART, REPORT, ABORT)  # what --on_hang may say
 class HangDecision:
     action: str
     kill: tuple[TaskId, ...] = ()
-    recovering: Optional[TaskId] = None  # WAIT: the restarted task that just came up
+    recovering: Optional[TaskId] = None  # WAIT: the restarted task that is starting or just came up
 
 
 def recovering_from(states: Iterable[TaskState], now: float, hang_secs: float) -> Optional[TaskId]:
-    """A task whose restarted process passed the start gate less than `hang_secs` ago, if any."""
-    fresh = [(s.attempts[-1].go_at, s.task) for s in states
-             if s.running and s.restarts and s.attempts[-1].go_at is not None and now - s.attempts[-1].go_at < hang_secs]
-    return max(fresh)[1] if fresh else None
+    """A task whose restarted process is still starting (not for long) or came up lately, if any."""
+    for state in states:
+        attempt = state.attempts[-1] if state.attempts else None
+        if not state.running or not state.restarts or attempt is None:
+            continue
+        if attempt.go_at is None and attempt.began_at is not None and now - attempt.began_at < 2 * hang_secs:
+            return state.task  # importing, checking flags: its peers wait for it, rightly
+        if attempt.go_at is not None and now - attempt.go_at < hang_secs:
+            return state.task
+    return None
 
 
 def decide(on_hang: str, alarm: Alarm, found: Diagnosis, states: Iterable[TaskState], now: float,
