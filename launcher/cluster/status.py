@@ -27,7 +27,7 @@ FAILURE = "failure"        # the task's last word before a failing exit: "failur
 # its own exception, so that the launcher need not guess it from the log.
 FAILURE_FIELDS = {
     "type": str,        # the exception's class name ("ResourceExhaustedError", "OSError")
-    "message": str,     # its message, first line
+    "message": str,     # its message (the first 4000 characters; the root cause shows its first line)
     "frame": str,       # the innermost frame in the user's own code: "file:line in func: code"
     "errno": int,       # an OSError's errno
     "filename": str,    # an OSError's path
