@@ -53,8 +53,9 @@ def test_the_launcher_takes_the_report_and_the_system_only_for_what_a_task_canno
     reported = {"type": "ResourceExhaustedError", "message": "/m/model.ckpt-2_temp/part-0; No space left on device",
                 "tf_code": "RESOURCE_EXHAUSTED"}
     assert root_cause.find([], 1, reported=reported).startswith("no space left on device writing /m/model.ckpt")
-    assert root_cause.find(["Traceback (most recent call last):", "ValueError: from the log"], 1,
-                           reported={"type": "RuntimeError", "message": "from the task"}) == "RuntimeError: from the task"
+    log = ["Traceback (most recent call last):", "ValueError: from the log"]
+    assert root_cause.find(log, 1, reported={"type": "RuntimeError", "message": "from the task"}) == \
+        "RuntimeError: from the task"
     assert root_cause.find(["Traceback (most recent call last):", "ValueError: from the log"], 1) == \
         "ValueError: from the log"
     assert json.dumps(root_cause.from_report({"type": "OSError", "message": "", "errno": 98}, "h:1")) == \

@@ -214,7 +214,8 @@ def test_a_verdict_without_a_culprit_does_not_restart_a_run_that_is_recovering(t
 def test_a_run_recovering_from_a_restart_is_given_time_before_the_next_action(tmp_path):
     # Issue 14's case: a stopped ps is restarted; chief and worker wait for it in back-off, silent, and the
     # next verdict finds no culprit by evidence while the new ps came up moments ago: wait, not restart all.
-    run = LoopRun(tmp_path, {"chief:0": [{"train": 40, "pause": [2, 25]}], "worker:0": [{"train": 40, "pause": [2, 25]}],
+    waits = {"train": 40, "pause": [2, 25]}
+    run = LoopRun(tmp_path, {"chief:0": [waits], "worker:0": [waits],
                              "ps:0": [{"serve": True, "freeze": 2.0}, {"serve": True, "ready": 2.0}]})
     assert run.run().exit_code == exit_codes.OK
     first, second = run.supervisor.hangs[:2]
@@ -232,7 +233,8 @@ def test_an_early_stop_finishes_chief_and_workers_once(tmp_path):
     run.clock.at(5.0, lambda: run.backend.current[E0]._status(status.EARLY_STOP, step=1, reason="again"))
     outcome = run.run()
     assert outcome.exit_code == exit_codes.OK
-    assert outcome.summary.startswith("stopped early at step ") and "no better score in 5 evaluations" in outcome.summary
+    assert outcome.summary.startswith("stopped early at step ")
+    assert outcome.summary.endswith(": no better score in 5 evaluations")
     assert run.supervisor.early_stop["reason"] == "no better score in 5 evaluations"
     assert len(run.backend.got("chief:0", FINISH)) == 1 and len(run.backend.got("worker:0", FINISH)) == 1
     assert run.ended_at < 60

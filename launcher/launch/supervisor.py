@@ -250,7 +250,8 @@ class Supervisor:
         cause = state.attempts[-1].cause
         why = "killed: it hung" if decision.why is Why.HUNG else exit_codes.describe(code) + (
             f": {cause}" if cause else "")
-        self._console.line(f"[launcher] {state.task} {why}; restarting ({state.restarts + 1}/{self._rules.max_restarts})")
+        self._console.line(f"[launcher] {state.task} {why}; "
+                           f"restarting ({state.restarts + 1}/{self._rules.max_restarts})")
 
     def _failed(self, state: TaskState, code: int, decision: Decision) -> Optional[Failure]:
         state.phase = Phase.FAILED

@@ -19,7 +19,8 @@ from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release, serving_export, training
+from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
+from launcher.task import serving_export, training
 from launcher.task import flags as task_flags
 from launcher.task.parent_watch import watch_parent
 from launcher.task.recovery import RecoveryDeadlineExceeded
