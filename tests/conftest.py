@@ -28,8 +28,92 @@ sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchm
 from bench.task_processes import marked, task_name  # noqa: E402
 
 
+# -- tiers: `pytest -m unit` runs the quick ones; .ci/run runs everything, as root --
+# unit: in-process (or a plain Python subprocess): no task cluster, no TensorFlow task. cluster: real task
+# processes on this machine. slow: minutes (hang waits, multi-host beds). root: namespaces, mounts, cgroups.
+# A module's own `pytestmark` adds to this table; a module missing from it is "cluster".
+TIERS = {
+    "unit": {"test_checkpoint_names", "test_eval_flags", "test_exit_codes", "test_export", "test_export_storage",
+             "test_hang_units", "test_ports", "test_progress", "test_run_record", "test_spec",
+             "test_step_deadline", "test_task_command", "test_task_output", "test_tf_config",
+             "test_supervisor_loop", "test_cli"},
+    "slow": {"test_hang", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation",
+             "test_hostbed"},
+    "root": {"test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation", "test_hostbed"},
+}
+ROOT_FIXTURES = {"cut_off_pid", "small_disk", "memory_cgroup"}
+# Skips that root may still see in CI (.ci/run sets LAUNCHER_STRICT_SKIPS): none today. A skip with any
+# other reason there means a test did not run where it should have, and fails the session.
+ALLOWED_SKIPS: tuple[str, ...] = ()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        own = {m.name for m in item.iter_markers()}
+        tiers = {tier for tier, modules in TIERS.items() if module in modules}
+        if "cluster" in own:
+            tiers.discard("unit")  # a test of a unit module that starts a cluster says so itself
+        if not (tiers | own) & {"unit", "cluster"}:
+            tiers.add("cluster")
+        if ROOT_FIXTURES & set(item.fixturenames):
+            tiers.add("root")
+        for tier in sorted(tiers - own):
+            item.add_marker(tier)
+
+
+_skips: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skips.append((report.nodeid, reason))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("LAUNCHER_STRICT_SKIPS") != "1":
+        return
+    unexpected = [(n, r) for n, r in _skips if not any(a in r for a in ALLOWED_SKIPS)]
+    if unexpected:
+        sys.stderr.write("\nskips that CI (as root) must not see:\n"
+                         + "".join(f"  {n}: {r}\n" for n, r in unexpected))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _marked(value: str) -> list[psutil.Process]:
     return marked(MARKER, value)
+
+
+ACTOR_TITLE = "ray::_TaskRunner"  # a Ray actor process of the launcher's (its process title)
+
+
+def is_ray_actor(proc: psutil.Process) -> bool:
+    try:
+        return bool(proc.cmdline()) and proc.cmdline()[0].startswith(ACTOR_TITLE)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _naming(path: pathlib.Path) -> list[psutil.Process]:
+    """Processes whose command line names `path` (a test's model dirs are under its tmp_path): task
+    processes wherever they run, marked or not (a Ray worker's child gets the environment Ray gives it)."""
+    found, key = [], str(path)
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and any(key in arg for arg in proc.cmdline()):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _ray_actors() -> list[psutil.Process]:
+    """The launcher's Ray actors on the Ray beds of this session (tests/raybed.py), found by their process
+    title among the processes of the beds' own network namespaces: Ray starts them, not the test, so
+    they carry no marker. Once a run is over none may be left: its launcher kills its actors."""
+    raybed = sys.modules.get("raybed")
+    return raybed.actor_processes(is_ray_actor) if raybed is not None else []
 
 
 class Launch:
@@ -105,7 +189,10 @@ class Runner:
         return found
 
     def leftovers(self) -> list[psutil.Process]:
-        return _marked(self.marker)
+        """What a test's runs may leave behind: marked processes, task processes naming its directory, and
+        the launcher's Ray actors."""
+        found = {p.pid: p for p in _marked(self.marker) + _naming(self.tmp_path) + _ray_actors()}
+        return list(found.values())
 
     def cleanup(self) -> list[str]:
         for launch in self.launches:

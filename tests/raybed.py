@@ -33,6 +33,14 @@ HEALTH_CHECK = {"health_check_period_ms": 1000, "health_check_timeout_ms": 2000,
                 "health_check_failure_threshold": 8}
 
 
+_LIVE: list["RayCluster"] = []  # the clusters of this test session that are up
+
+
+def actor_processes(is_actor) -> list:
+    """Processes of the live clusters' namespaces for which `is_actor(psutil.Process)` holds."""
+    return [proc for cluster in list(_LIVE) for proc in cluster.actors(is_actor)]
+
+
 class RayCluster:
     def __init__(self, bed: HostBed, cpus_per_node: float = 2, resources: Optional[dict[int, dict]] = None):
         self.bed = bed
@@ -43,6 +51,20 @@ class RayCluster:
         self.token_path = self.tmp / "auth_token"
         self.token_path.write_text(secrets.token_hex(32))
         self.token_path.chmod(0o600)
+
+    def actors(self, is_actor) -> list:
+        """This cluster's processes (those of its bed's namespaces) for which `is_actor(psutil.Process)` holds."""
+        import psutil
+
+        found = []
+        for pid in self.bed.pids():
+            try:
+                proc = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                continue
+            if is_actor(proc):
+                found.append(proc)
+        return found
 
     @property
     def address(self) -> str:
@@ -79,6 +101,7 @@ class RayCluster:
         except BaseException:
             self.stop()
             raise
+        _LIVE.append(self)
         return self
 
     def start_node(self, number: int) -> None:
@@ -105,6 +128,8 @@ class RayCluster:
         return json.loads(lines[-1]) if done.returncode == 0 and lines else []
 
     def stop(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
         for host in reversed(self.bed.hosts):  # nodes before the head they report to
             host.kill_all(signal.SIGTERM)
         deadline = time.monotonic() + 10
@@ -132,7 +157,16 @@ def ray_cluster(hosts: int, cpus_per_node: float = 2, scope: str = "function"):
             cluster = RayCluster(bed, cpus_per_node).start()
             try:
                 yield cluster
+                # The runner's leak check may come after this teardown: look for the launcher's actors here
+                # too, before the bed goes (its launchers have ended: none may be left).
+                from conftest import is_ray_actor
+
+                deadline = time.monotonic() + 10
+                while cluster.actors(is_ray_actor) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                left = [p.pid for p in cluster.actors(is_ray_actor)]
             finally:
                 cluster.stop()
+            assert not left, f"Ray actors of the launcher left behind on the bed: pids {left}"
 
     return fixture

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from conftest import Launch
+
 from launcher.cluster.errors import UserError
 
 
@@ -87,12 +89,18 @@ def test_ray_backend_without_ray_says_what_to_install(monkeypatch):
         ray_backend.RayBackend()
 
 
-def test_a_local_run_never_imports_ray():
-    code = ("import sys; from launcher import cli; from launcher.launch import run, backends, supervisor;"
-            "from launcher.cluster import settings; backends.get(settings.Engine());"
-            "print('ray' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+@pytest.mark.cluster
+def test_a_local_run_never_imports_ray(runner, tmp_path):
+    """Checked on a real run: the launcher process reports every module it imports, to the end of the run."""
+    env = {**runner.env(), "PYTHONPROFILEIMPORTTIME": "1"}
+    launch = Launch(["run", "--spec", "local1", "--model_dir", str(tmp_path / "m"), "--train_steps", "20"],
+                    tmp_path, env, "importtime")
+    runner.launches.append(launch)
+    assert launch.wait() == 0, launch.stderr[-3000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in launch.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "launcher.launch.supervisor" in imported  # the report covers the run itself
+    assert not [m for m in imported if m == "ray" or m.startswith("ray.")]
 
 
 def test_console_script_is_installed():

@@ -110,12 +110,20 @@ def test_sigint_and_sighup_save_a_checkpoint_and_stop_everything_with_their_own_
     assert read_variables(model_dir)["global_step"] == saved
 
 
-def _wait_for_a_save_under_way(model_dir, timeout: float = 30) -> None:
-    """A save's `_temp` directory lives for milliseconds: look often (wait_for's 0.1 s would miss most)."""
+def _saving(model_dir) -> bool:
+    return any("_temp" in entry.name for entry in os.scandir(model_dir))
+
+
+def _freeze_mid_write(chief, model_dir, timeout: float = 60) -> None:
+    """Stop `chief` (SIGSTOP) while a save's `_temp` directory exists, seen again once it is stopped: a kill
+    then lands in the middle of that write for certain. The directory lives for milliseconds: look often."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any("_temp" in entry.name for entry in os.scandir(model_dir)):
-            return
+        if _saving(model_dir):
+            chief.suspend()
+            if _saving(model_dir):
+                return
+            chief.resume()
         time.sleep(0.001)
     pytest.fail(f"no save under way seen in {timeout}s")
 
@@ -131,9 +139,10 @@ def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):
         # Wait until this process is saving (a save every step), then kill it wherever it is.
         wait_for(lambda: log.exists() and log.read_text().count("Saving checkpoints for") >= 20 * (kill + 1),
                  what="the chief's saves")
-        _wait_for_a_save_under_way(model_dir)
+        _freeze_mid_write(chief, model_dir)
         chief.kill()
         chief.wait()
+        assert _saving(model_dir)  # the write it was in the middle of was never finished
     assert launch.wait() == 0, launch.stderr
     run = last_run(model_dir)
     chief = run["tasks"][0]

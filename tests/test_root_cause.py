@@ -105,22 +105,27 @@ def test_port_taken_by_another_process_is_named(runner, tmp_path):
 
 
 def _memory_cgroup():
-    """A new memory cgroup (v2 `memory.max`, else v1 `memory.limit_in_bytes`) as (dir, limit file), or a skip."""
+    """A new memory cgroup (v2 `memory.max`, else v1 `memory.limit_in_bytes`) as (dir, limit file, undo), or a
+    skip; `undo` turns off what was turned on for it (the memory controller of the parent's children)."""
     v2_root = pathlib.Path("/sys/fs/cgroup")
     for root in (v2_root, v2_root / "unified"):
         controllers = root / "cgroup.controllers"
         if controllers.exists() and "memory" in controllers.read_text().split():
-            (root / "cgroup.subtree_control").write_text("+memory")
+            subtree = root / "cgroup.subtree_control"
+            undo = None
+            if "memory" not in subtree.read_text().split():
+                subtree.write_text("+memory")
+                undo = lambda: subtree.write_text("-memory")  # noqa: E731
             path = root / f"launcher-test-{os.getpid()}"
             path.mkdir()
-            return path, "memory.max"
+            return path, "memory.max", undo
     own = next((line.split(":", 2)[2].strip() for line in open("/proc/self/cgroup") if ":memory:" in line), None)
     v1 = v2_root / "memory"
     if own is not None and (v1 / own.lstrip("/")).is_dir():
         path = v1 / own.lstrip("/") / f"launcher-test-{os.getpid()}"
         try:
             path.mkdir()
-            return path, "memory.limit_in_bytes"
+            return path, "memory.limit_in_bytes", None
         except OSError as e:
             pytest.skip(f"cannot create a v1 memory cgroup here: {e.strerror}")
     pytest.skip("no cgroup v2 memory controller and no writable v1 memory hierarchy here")
@@ -128,7 +133,7 @@ def _memory_cgroup():
 
 @pytest.fixture
 def memory_cgroup():
-    path, limit_file = _memory_cgroup()
+    path, limit_file, undo = _memory_cgroup()
     try:
         yield path, limit_file
     finally:
@@ -144,6 +149,8 @@ def memory_cgroup():
                 break
             except OSError:
                 time.sleep(0.1)
+        if undo is not None:
+            undo()  # the machine's cgroups as they were: fails loudly if something else took them up since
 
 
 def test_oom_kill_is_named(runner, tmp_path, memory_cgroup):

@@ -1,5 +1,8 @@
-"""The supervisor on its own: real processes of a stand-in task program (tests/bin/task_stub.py), no
-TensorFlow, so every restart policy and every way a run ends is checked in seconds."""
+"""The supervisor with real processes of a stand-in task program (tests/bin/task_stub.py), no TensorFlow: what
+only real processes show (the gate's signals reach a real handler, real kills and exit statuses, a task that
+ignores SIGTERM, the output pipes). Every decision is also tested in-process, in milliseconds, in
+tests/test_supervisor_loop.py. Stop signals are handed to the launcher's StopRequest directly: the pytest
+process itself never gets a signal."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import pytest
 from conftest import TESTS
 from launcher.cluster import exit_codes, spec as spec_lib, task_env, tf_config, typed_json
 from launcher.cluster.restart_policy import RestartPolicy
-from launcher.cluster.stop_signals import STOP_SIGNALS, StopRequest
+from launcher.cluster.stop_signals import StopRequest
 from launcher.launch.backends.local import LocalBackend
 from launcher.launch.console import Console
 from launcher.launch.supervisor import Supervisor
@@ -29,19 +32,14 @@ LOCAL2 = {"chief": ["localhost:1"], "worker": ["localhost:2"], "ps": ["localhost
 
 @pytest.fixture
 def stop():
-    previous = {s: signal.getsignal(s) for s in STOP_SIGNALS}
-    request = StopRequest(armed=True, exit_when_hurried=False).install()
-    try:
-        yield request
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return StopRequest(armed=True, exit_when_hurried=False)  # not installed: tests call `receive`
 
 
 class Run:
     def __init__(self, tmp_path, stop, cluster, plan, *, policy=RestartPolicy.EXIT_CODE, max_restarts=2,
                  grace_secs=5.0, worker_exit_secs=5.0, eval_wait_secs=5.0):
         self.journal = tmp_path / "journal"
+        self.stop = stop
         self.console = io.StringIO()
         spec = spec_lib.from_json(cluster, "spec.json")
         env = {**os.environ, "STUB_JOURNAL": str(self.journal), "STUB_PLAN": json.dumps(plan),
@@ -70,8 +68,21 @@ class Run:
         return next(typed_json.encode(s.record(0)) for s in self.supervisor.states.values() if s.task.name == task)
 
 
-def _signal_later(signum: int, secs: float) -> None:
-    threading.Timer(secs, os.kill, (os.getpid(), signum)).start()
+def _signal_once(run: Run, task: str, event: str, *signums: int) -> threading.Thread:
+    """Once `task` has noted `event` in the journal (its signal handlers are in place), the launcher receives
+    `signums`, a second apart, as its handler would note them: no real signal is sent to this process."""
+    def deliver():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (run.journal.exists() and any(
+                e == event for _, e, _ in run.events(task))):
+            time.sleep(0.05)
+        for i, signum in enumerate(signums):
+            time.sleep(1.0 if i else 0.0)
+            run.stop.receive(signum)
+
+    thread = threading.Thread(target=deliver, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_a_run_succeeds_when_chief_and_workers_are_done_and_the_ps_is_stopped_after_them(tmp_path, stop):
@@ -137,25 +148,24 @@ def test_a_failed_evaluator_lets_training_finish_and_fails_the_run(tmp_path, sto
 
 def test_a_task_that_ignores_sigterm_is_killed_after_the_grace(tmp_path, stop):
     run = Run(tmp_path, stop, {"chief": ["localhost:1"]}, {"chief:0": [{"ignore_term": True}]}, grace_secs=1.0)
-    _signal_later(signal.SIGTERM, 1.0)
+    _signal_once(run, "chief:0", "go", signal.SIGTERM)
     started = time.monotonic()
     outcome = run.run()
     assert outcome.exit_code == exit_codes.PREEMPTED
     assert run.record("chief:0")["exit_code"] == -signal.SIGKILL
-    assert time.monotonic() - started >= 2.0  # the grace was given
+    assert time.monotonic() - started >= 1.0  # the grace was given
 
 
 def test_a_second_signal_kills_at_once(tmp_path, stop):
     run = Run(tmp_path, stop, {"chief": ["localhost:1"]}, {"chief:0": [{"ignore_term": True}]}, grace_secs=600)
-    _signal_later(signal.SIGINT, 1.0)
-    _signal_later(signal.SIGINT, 2.0)
+    _signal_once(run, "chief:0", "go", signal.SIGINT, signal.SIGINT)
     outcome = run.run()  # with a 600 s grace, only the second signal can end this
     assert outcome.exit_code == 128 + signal.SIGINT
     assert run.record("chief:0")["exit_code"] == -signal.SIGKILL
 
 
 def test_a_signal_before_the_run_starts_starts_nothing(tmp_path, stop):
-    os.kill(os.getpid(), signal.SIGTERM)
+    stop.receive(signal.SIGTERM)
     run = Run(tmp_path, stop, LOCAL2, {})
     assert run.run().exit_code == exit_codes.PREEMPTED
     assert not run.journal.exists()

@@ -204,7 +204,8 @@ class Stopping(Group):
     grace_secs: float = setting(30.0, "how long tasks get to save and exit after SIGTERM before SIGKILL.",
                                 check=seconds)
     worker_exit_secs: float = setting(30.0, "once the chief has saved the final checkpoint, how long workers "
-                                      "get to end by themselves before they are stopped.", check=seconds)
+                                      "get to end by themselves before they are stopped; once it has reached the target, how long a worker "
+                                      "may stay silent.", check=seconds)
     eval_wait_secs: float = setting(120.0, "once training has ended, how long the evaluator gets to score the "
                                     "final checkpoint.", check=seconds, commands=())
 

@@ -27,6 +27,18 @@ PROGRESS = "progress"      # periodic: "step" (global) and "local_steps" (this p
 DONE = "done"              # training loop ended normally
 EVAL = "eval"              # evaluator: "step" of the checkpoint and its "metrics"
 EARLY_STOP = "early_stop"  # evaluator: training should end now; "step" of the deciding score, "reason"
+FAILURE = "failure"        # the task's last word before a failing exit: "failure", see FAILURE_FIELDS
+
+# A failure's fields and their types, in the manner of torch elastic's error file: what the task knows of
+# its own exception, so that the launcher need not guess it from the log.
+FAILURE_FIELDS = {
+    "type": str,        # the exception's class name ("ResourceExhaustedError", "OSError")
+    "message": str,     # its message (the first 4000 characters; the root cause shows its first line)
+    "frame": str,       # the innermost frame in the user's own code: "file:line in func: code"
+    "errno": int,       # an OSError's errno
+    "filename": str,    # an OSError's path
+    "tf_code": str,     # a TensorFlow OpError's code name ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
+}
 
 
 def _count(value: object) -> bool:
@@ -53,6 +65,7 @@ SCHEMA: dict[str, dict[str, Callable[[object], bool]]] = {
     DONE: {"step": _count, "local_steps": _count},
     EVAL: {"step": _count, "metrics": _metrics},
     EARLY_STOP: {"step": _count, "reason": _text},
+    FAILURE: {"failure": lambda value: isinstance(value, dict) and len(value) <= len(FAILURE_FIELDS) * 2},
 }
 
 
@@ -67,6 +80,12 @@ def emit(event: str, **fields) -> bool:
         return True
     except (OSError, ValueError):  # EPIPE; ValueError: stdout already closed at exit
         return False
+
+
+def check_failure(failure: dict) -> dict:
+    """The fields of a FAILURE event's "failure" that have the right type; the others are dropped."""
+    return {k: v for k, v in failure.items()
+            if k in FAILURE_FIELDS and isinstance(v, FAILURE_FIELDS[k]) and not isinstance(v, bool)}
 
 
 def parse(line: str) -> Optional[dict]:

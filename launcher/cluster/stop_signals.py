@@ -61,6 +61,10 @@ class StopRequest:
         self.finishing = True
 
     def _handle(self, signum: int, frame) -> None:
+        self.receive(signum)
+
+    def receive(self, signum: int) -> None:
+        """Take note of stop signal `signum`, as the installed handler does (tests call it directly)."""
         if self.signum is None:
             self.signum = signum
         else:

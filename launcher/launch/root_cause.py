@@ -1,6 +1,9 @@
 """The root cause of a task's failure, when its log or the system names it: one line a person can act on.
 
-"exited 1 (training failed)" says nothing; the log usually does, among hundreds of lines. Named here:
+"exited 1 (training failed)" says nothing. The task's own account comes first: the task program reports
+its exception as a status line before it exits (`status.FAILURE`, see launcher/task/failure_report.py).
+The system and the log are read only for what a task cannot say (the OOM killer, a SIGKILL, a crash
+before its report, a task program that does not report). Named here:
 - no space left on a device (and which path was being written);
 - the kernel's OOM killer (cgroup v2 `memory.events`, cgroup v1 `memory.oom_control`, or the kernel log);
 - a port taken by another process (the task's server could not bind);
@@ -10,13 +13,14 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import re
 import shutil
-from typing import Optional
+from typing import Iterable, Optional
 
 from launcher.launch import proc_state
-from launcher.launch.stacks import _is_plumbing
+from launcher.cluster.user_frames import is_plumbing
 
 _NO_SPACE = re.compile(r"No space left on device")
 _PATH = re.compile(r"(/[^\s:;'\",]+)")
@@ -39,6 +43,19 @@ class MemoryWatch:
 
     def killed(self) -> bool:
         return self.events is not None and _oom_kills(self.events) > self.baseline
+
+
+def watch_memory(states: Iterable) -> None:
+    """Note where each running task's OOM kills are counted (a task may be moved into a cgroup), and its
+    local pid (once it has ended, the kernel log names it by that pid). `states`: the TaskStates."""
+    for state in states:
+        pid = state.local_pid if state.running else None
+        if pid is not None:
+            attempt = state.attempts[-1]
+            attempt.local_pid = pid
+            watch = MemoryWatch.of(pid)
+            if watch.events and (attempt.memory is None or attempt.memory.events != watch.events):
+                attempt.memory = watch
 
 
 def _memory_events_file(pid: Optional[int]) -> Optional[str]:
@@ -91,21 +108,46 @@ def _kernel_log_oom(pid: Optional[int]) -> bool:
 
 
 def find(lines: list[str], returncode: int, pid: Optional[int] = None,
-         memory: Optional[MemoryWatch] = None, address: Optional[str] = None) -> Optional[str]:
-    """The root cause of a process that ended with `returncode`, from its `lines` (its log) and the system."""
+         memory: Optional[MemoryWatch] = None, address: Optional[str] = None,
+         reported: Optional[dict] = None) -> Optional[str]:
+    """The root cause of a process that ended with `returncode`: from the system when it was killed, else
+    from its own report (`reported`, the checked fields of its FAILURE status), else from its log `lines`."""
     if returncode == -9 or returncode == 137:
         if (memory is not None and memory.killed()) or _kernel_log_oom(pid):
             where = f" (cgroup {os.path.dirname(memory.events)})" if memory and memory.events else ""
             return f"killed by the kernel's OOM killer: out of memory{where}"
+    if reported and reported.get("type"):
+        return from_report(reported, address)
     for line in lines:
         if _NO_SPACE.search(line):
-            paths = [p for p in _PATH.findall(line) if not p.startswith("/job:")]
-            path = paths[-1] if paths else None
-            return f"no space left on device" + (f" writing {path}{_free(path)}" if path else "")
+            return _no_space(line, None)
     if any(_PORT_TAKEN.search(line) for line in lines):
-        return f"its port {address} is taken by another process" if address else \
-            "its server's port is taken by another process"
+        return _port_taken(address)
     return _exception(lines)
+
+
+def from_report(reported: dict, address: Optional[str] = None) -> str:
+    """A task's own account of its failure (see `status.FAILURE_FIELDS`) as a root cause."""
+    message = reported.get("message", "")
+    if reported.get("errno") == errno.ENOSPC or _NO_SPACE.search(message):
+        return _no_space(message, reported.get("filename"))
+    if reported.get("errno") == errno.EADDRINUSE or _PORT_TAKEN.search(message):
+        return _port_taken(address)
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    frame = reported.get("frame")
+    return f"{reported['type']}: {first}" + (f"\n  at {frame}" if frame else "")
+
+
+def _no_space(text: str, path: Optional[str]) -> str:
+    if path is None:
+        paths = [p for p in _PATH.findall(text) if not p.startswith("/job:")]
+        path = paths[-1] if paths else None
+    return "no space left on device" + (f" writing {path}{_free(path)}" if path else "")
+
+
+def _port_taken(address: Optional[str]) -> str:
+    return f"its port {address} is taken by another process" if address else \
+        "its server's port is taken by another process"
 
 
 def _free(path: str) -> str:
@@ -129,7 +171,7 @@ def _exception(lines: list[str]) -> Optional[str]:
     for i in range(start + 1, len(lines)):
         m = _FRAME.match(lines[i])
         if m:
-            if not _is_plumbing(m["file"]):
+            if not is_plumbing(m["file"]):
                 code = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith("    ") else ""
                 user_frame = f"{m['file']}:{m['line']} in {m['func']}" + (f": {code}" if code else "")
             continue

@@ -18,6 +18,7 @@ import time
 from typing import Iterable, Optional
 
 from launcher.cluster import task_env
+from launcher.cluster.user_frames import is_plumbing
 from launcher.launch import proc_state
 from launcher.launch.task_state import TaskState
 
@@ -28,17 +29,6 @@ PY_SPY_TIMEOUT_SECS = 10.0
 PY_SPY_NATIVE_SECS = 5.0
 _FAULTHANDLER_FRAME = re.compile(r'^\s+File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 _PY_SPY_FRAME = re.compile(r"^\s+(?P<func>\S+) \((?P<file>[^:()]+):(?P<line>\d+)\)")
-# Frames of Python itself, of installed packages and of the launcher: where a task waits, not why.
-_PLUMBING = re.compile(r"/(lib/python3[^/]*|site-packages|dist-packages)/|(^|/)launcher/(task|cluster)/|^<")
-# py-spy shortens paths relative to sys.path ("tensorflow/python/client/session.py", "threading.py").
-_PLUMBING_TOPS = set(sys.stdlib_module_names) | {"tensorflow", "absl", "keras", "tf_keras", "numpy", "google"}
-
-
-def _is_plumbing(path: str) -> bool:
-    top = path.split("/", 1)[0].removesuffix(".py")
-    return bool(_PLUMBING.search(path)) or (not path.startswith("/") and top in _PLUMBING_TOPS)
-
-
 @dataclasses.dataclass(frozen=True)
 class Stacks:
     where: Optional[str]        # "logs/worker-0.log:812": the header above the dump in the task's log
@@ -80,7 +70,7 @@ def telling_frame(lines: Iterable[str]) -> Optional[str]:
             continue
         frame = f"{os.path.basename(m['file'])}:{m['line']} in {m['func']}"
         first = first or frame
-        if not _is_plumbing(m["file"]):
+        if not is_plumbing(m["file"]):
             return frame
     return first
 

@@ -1,4 +1,5 @@
-"""Where one task's output goes: its log file, the console (prefixed), and its state (status lines).
+"""Where one task's output goes: its log file, the console (prefixed), and the supervisor's event queue (status
+lines, handed over parsed; the supervisor's loop applies them).
 
 Log files live at `<model_dir>/logs/<job>-<index>.log`; a restarted task appends to the same file after
 a header line, so one file tells a task's whole story.

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from launcher.cluster import status
 from launcher.cluster.spec import PS, TaskId
 from launcher.launch import run_record
 from launcher.launch.backends import TaskHandle
 from launcher.launch.task_output import TaskOutput
+
+if TYPE_CHECKING:
+    from launcher.launch.events import Status
 
 
 class Phase(enum.Enum):
@@ -44,6 +46,7 @@ class Attempt:
     # For the watchdog (monotonic clock): when the launcher let this process go on past the start gate, and
     # when it last heard a status line from it.
     go_at: Optional[float] = None
+    began_at: Optional[float] = None  # when the launcher started it (monotonic)
     cause: Optional[str] = None  # why it ended, when known (see root_cause)
     heard_at: Optional[float] = None
     step: Optional[int] = None  # the global step it last reported
@@ -52,6 +55,7 @@ class Attempt:
     killed_for: Optional[str] = None
     killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
     memory: object = None  # root_cause.MemoryWatch: where the kernel counts its OOM kills
+    failure: Optional[dict] = None  # the process's own account of its failure (status.FAILURE), if it gave one
     argv: list[str] = dataclasses.field(default_factory=list)
     local_pid: Optional[int] = None  # its pid, once seen running on this machine
 
@@ -100,29 +104,32 @@ class TaskState:
             return None
         return proc_state.local_pid(self.handle.pid, self.attempts[-1].argv)
 
-    def ended(self, code: int) -> None:
-        self.attempts[-1].exit_code, self.attempts[-1].ended = code, time.time()
+    def ended(self, code: int, wall: float) -> None:
+        self.attempts[-1].exit_code, self.attempts[-1].ended = code, wall
 
-    def on_status(self, event: dict) -> None:
+    def apply(self, event: Status) -> None:
         """Book one status line of the current process (see `status`)."""
         attempt = self.attempts[-1]
-        kind, step = event.get("event"), event.get("step")
-        attempt.heard_at = time.monotonic()
-        if isinstance(step, int) and kind != status.EVAL:
+        kind, step = event.kind, event.step
+        attempt.heard_at = event.mono
+        if event.global_step is not None:
             attempt.step = step
         if kind == status.READY:
             attempt.ready = True
         elif kind == status.SESSION:
             self.phase = Phase.TRAINING
-            attempt.sessions.append((time.time(), step))  # step: an int, or None (`status.parse` checked it)
+            attempt.sessions.append((event.wall, step))
         elif kind == status.FIRST_STEP:
-            attempt.first_step = time.time()
+            attempt.first_step = event.wall
         elif kind in (status.PROGRESS, status.DONE):
             attempt.loop_done = attempt.loop_done or kind == status.DONE
-            attempt.local_steps = event.get("local_steps", attempt.local_steps)
+            if event.local_steps is not None:
+                attempt.local_steps = event.local_steps
         elif kind == status.EVAL:
             self.phase = Phase.TRAINING
-            self.eval_step, self.eval_metrics = step, event.get("metrics")
+            self.eval_step, self.eval_metrics = step, event.metrics
+        elif kind == status.FAILURE and event.failure:
+            attempt.failure = event.failure
 
     def record(self, launched: float) -> run_record.Task:
         sessions = [step for a in self.attempts for _, step in a.sessions]

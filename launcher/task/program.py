@@ -21,7 +21,8 @@ from launcher.cluster.peers import accepts_connections
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, flag_check, hooks, launch_gate, ps_release, serving_export, training
+from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
+from launcher.task import serving_export, training
 from launcher.task import flags as task_flags
 from launcher.task import parent_watch
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -60,6 +61,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str], stop: StopRequest) -> Optional[int]:
+    try:
+        return _main(stop)
+    except Exception as e:
+        failure_report.report(e)  # then the traceback and exit 1, as before: the log keeps the whole story
+        raise
+
+
+def _main(stop: StopRequest) -> Optional[int]:
     try:
         task, cluster = tf_config.identity(os.environ)
         if task_flags.MODEL_DIR.value is None:
@@ -103,6 +112,7 @@ def main(argv: list[str], stop: StopRequest) -> Optional[int]:
         _fail(str(e))
     except RecoveryDeadlineExceeded as e:
         logging.error("%s", e)
+        failure_report.report(e)
         return exit_codes.TRAINING_FAILED
     return stop.exit_code if stop.requested else exit_codes.OK
 

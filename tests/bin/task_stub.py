@@ -11,6 +11,7 @@ Every attempt appends "<task> <attempt> <event> <unix time>" lines to STUB_JOURN
 what happened in which order.
 """
 
+import faulthandler
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ def on_term(signum, frame):
 
 
 note("start")
+faulthandler.register(signal.SIGQUIT)  # stacks on request, as the task program
 signal.signal(signal.SIGTERM, signal.SIG_IGN if behaviour.get("ignore_term") else on_term)
 if "error" in behaviour:
     print(f"error: {behaviour['error']}", file=sys.stderr, flush=True)

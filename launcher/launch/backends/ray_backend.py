@@ -145,8 +145,10 @@ class RayTask:
                     self._code = code
                     return
         except self._ray.exceptions.RayError as e:
-            # The actor (its Ray worker or node) died: the task is gone with it.
-            self.node_died = any(words in str(e).lower() for words in ("node has died", "node died"))
+            # The actor (its Ray worker or node) died: the task is gone with it. Whether its node died too
+            # Ray says by type (a node's death, a drained node's actors are `preempted`); for any other
+            # actor death `relocate` asks Ray whether the node is alive.
+            self.node_died = isinstance(e, self._ray.exceptions.NodeDiedError) or bool(getattr(e, "preempted", False))
             self._code = -9
 
     def poll(self) -> Optional[int]:
