@@ -59,7 +59,7 @@ class Launcher:
             ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
 
             hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
-            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
+            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO, warm_starts: bool = True) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -89,6 +89,8 @@ class Launcher:
           hang_secs: no global step, or no status from a live task, for this long is a hang.
           on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
           straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
+          warm_starts: fork every task process (restarts too) from one process per machine that has
+            imported TensorFlow and the model once; --nowarm_starts starts each one cold.
         """
         from launcher.launch import backends, run as run_lib
 
@@ -104,11 +106,11 @@ class Launcher:
                                keep_best=keep_best, early_stop=early_stop, patience=patience,
                                ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
                                ray_placement=ray_placement, hang_secs=hang_secs,
-                               on_hang=on_hang, straggler_ratio=straggler_ratio)
+                               on_hang=on_hang, straggler_ratio=straggler_ratio, warm_starts=warm_starts)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
-                                  isolation=isolation)
+                                  isolation=isolation, warm=run_lib.warm_options(config))
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)

@@ -101,6 +101,9 @@ class RunConfig:
     ray_cpus_per_task: float = DEFAULT_RAY_CPUS_PER_TASK
     ray_resources: Union[Mapping[str, float], str, None] = None
     ray_placement: str = DEFAULT_RAY_PLACEMENT
+    # Fork every task process from a warm process per machine that has imported TensorFlow and the model
+    # once (see launch/backends/warm.py), instead of starting each cold.
+    warm_starts: bool = True
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -130,6 +133,7 @@ class RunConfig:
         if not isinstance(self.model_dir, str) or not self.model_dir:
             raise UserError(f"--model_dir {self.model_dir!r} is not a directory name")
         set_("show_tf_logs", bool(self.show_tf_logs))
+        set_("warm_starts", bool(self.warm_starts))
         set_("patience", count("patience", self.patience, 1))
         for option in ("keep_best", "early_stop"):
             value = getattr(self, option)

@@ -60,7 +60,7 @@ def get(name: str, **options) -> Backend:
     if name == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend(isolation)
+        return LocalBackend(isolation, warm=options.get("warm"))
     if name == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
