@@ -59,9 +59,9 @@ class Launch:
         return self.err_path.read_text()
 
     def tasks(self) -> dict[str, psutil.Process]:
-        """The launcher's task processes by name ("worker:0")."""
+        """The launcher's task processes by name ("worker:0"): its children, or its warm process's."""
         found = {}
-        for child in psutil.Process(self.proc.pid).children():
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue  # ended, not yet reaped by the launcher
