@@ -28,6 +28,17 @@ sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchm
 from bench.task_processes import marked, task_name  # noqa: E402
 
 
+# Tests on beds of hosts and Ray clusters (root, network namespaces, a Ray head each): run one at a time,
+# on one pytest-xdist worker (`--dist loadgroup` in setup.cfg), beside the other tests.
+SERIAL_MODULES = {"test_hostbed", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group("beds"))
+
+
 def _marked(value: str) -> list[psutil.Process]:
     return marked(MARKER, value)
 

@@ -68,5 +68,6 @@ def get(name: str, **options) -> Backend:
         from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
-                          resources=options.get("resources"), placement=options.get("placement", "spread"))
+                          resources=options.get("resources"), placement=options.get("placement", "spread"),
+                          warm=options.get("warm"))
     raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")

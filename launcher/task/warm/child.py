@@ -1,6 +1,6 @@
 """In a child just forked from the warm process: become the task a cold start would have run.
 
-Its own session (the launcher signals its process group), its output on the pipe the launcher made, stdin
+Its own session (made at the fork: the launcher signals its process group), its output on the pipe the launcher made, stdin
 from /dev/null, the environment and TF_CONFIG of its request, its own argv (absl parses its flags afresh:
 the warm process never parsed any), the task program's signal handlers, and then the task program itself,
 to an ordinary interpreter exit: atexit handlers, non-daemon threads, the exit code, as when cold.
@@ -42,8 +42,8 @@ def not_a_task(argv: object, env: object) -> Optional[str]:
 
 
 def become(request: Request) -> None:
-    """Run the task program in this (forked) process; ends with SystemExit, never returns."""
-    os.setsid()
+    """Run the task program in this (forked) process, already in a session of its own; ends with
+    SystemExit, never returns."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -69,9 +69,13 @@ class Server:
     def _fork(self, connection: socket.socket, message: dict, output_fd: int) -> Optional[child.Request]:
         sys.stdout.flush()
         signal.pthread_sigmask(signal.SIG_BLOCK, child.HELD)
+        in_session, said = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
+                os.setsid()  # before the launcher learns the pid: it signals the task's process group
+                os.close(said)
+                os.close(in_session)
                 self._listener.close()
                 for other in self._clients:
                     other.close()
@@ -79,6 +83,9 @@ class Server:
             except BaseException:
                 os._exit(70)  # never back into the loop of the warm process
         signal.pthread_sigmask(signal.SIG_UNBLOCK, child.HELD)
+        os.close(said)
+        os.read(in_session, 1)  # end of file: the child has its session (or is gone)
+        os.close(in_session)
         os.close(output_fd)
         self._tasks[pid] = connection
         self._answer(connection, {"pid": pid})
