@@ -44,11 +44,15 @@ import sys, time
 launched = float(sys.argv[1])
 import launcher.task  # the task environment (TF_USE_LEGACY_KERAS)
 import tensorflow as tf
+tf.compat.v1.disable_eager_execution()  # graph mode, as the task program's training
 from launcher import model_api
 import portpicker
 server = tf.distribute.Server({"chief": [f"localhost:{portpicker.pick_unused_port()}"]}, job_name="chief",
                               task_index=0, start=True)
-model = model_api.load("launcher.models.linear")("train")
+build = model_api.load("launcher.models.linear")
+from absl import flags
+flags.FLAGS(["one_process"])  # the model's flags, at their defaults
+model = build("train")
 step = tf.compat.v1.train.get_or_create_global_step()
 train = model.optimizer.minimize(model.loss, global_step=step)
 with tf.compat.v1.train.MonitoredSession(tf.compat.v1.train.ChiefSessionCreator(master=server.target)) as s:

@@ -15,6 +15,7 @@ from launcher.cluster import warm_protocol
 from launcher.task.warm import child, fork_safety
 
 POLL_SECS = 0.02
+ORPHAN_WAIT_SECS = 1.0
 
 
 class Server:
@@ -29,7 +30,10 @@ class Server:
         self._listener.listen(64)
         self._clients: list[socket.socket] = []  # connections: one per task process
         self._tasks: dict[int, socket.socket] = {}  # pid -> its client's connection
-        self._orphans: dict[int, float] = {}  # pid -> when to SIGKILL it: its client went away
+        # pid -> [when to SIGTERM it, when to SIGKILL it]: its client went away. The SIGTERM waits a moment:
+        # when the launcher itself is gone, this process's stdin closes too and it exits, and the tasks'
+        # parent watch stops them, once (a second SIGTERM would mean "now": the chief would not save).
+        self._orphans: dict[int, list[Optional[float]]] = {}
 
     def serve(self) -> child.Request:
         """Serve until stdin closes (the launcher is gone); returns only in a forked child, its request."""
@@ -101,8 +105,8 @@ class Server:
         for pid, held in list(self._tasks.items()):
             if held is connection and pid not in self._orphans:
                 # As a cold task whose launcher died: asked to stop (the chief saves), killed after the grace.
-                _signal(pid, signal.SIGTERM)
-                self._orphans[pid] = time.monotonic() + self._grace
+                now = time.monotonic()
+                self._orphans[pid] = [now + ORPHAN_WAIT_SECS, now + ORPHAN_WAIT_SECS + self._grace]
         if connection in self._clients:
             self._clients.remove(connection)
         connection.close()
@@ -124,8 +128,11 @@ class Server:
 
     def _stop_orphans(self) -> None:
         now = time.monotonic()
-        for pid, deadline in list(self._orphans.items()):
-            if now >= deadline:
+        for pid, (term_at, kill_at) in list(self._orphans.items()):
+            if term_at is not None and now >= term_at:
+                _signal(pid, signal.SIGTERM)
+                self._orphans[pid][0] = None
+            elif now >= kill_at:
                 _signal(pid, signal.SIGKILL)
                 del self._orphans[pid]
 
