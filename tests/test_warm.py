@@ -16,18 +16,18 @@ from launcher.launch.backends.warm import WarmOptions, WarmProcess
 
 
 def _chief_argv(model_dir, train_steps):
-    return [sys.executable, "-m", "launcher.task", "--model=launcher.models.linear", f"--model_dir={model_dir}",
+    return [sys.executable, "-m", "launcher.task", "--model=models.draws", f"--model_dir={model_dir}",
             f"--train_steps={train_steps}", "--save_summaries_steps=1000", "--log_step_count_steps=1000"]
 
 
 def test_fifty_tasks_forked_in_a_row_each_train_and_exit_0(runner, tmp_path):
     """One warm process, one import: 50 chiefs one after the other, each training 4 more steps from the
-    checkpoint of the one before, each with its own pid, session, TF_CONFIG and output."""
+    checkpoint of the one before, each with its own pid, session, TF_CONFIG, output and random state."""
     model_dir = tmp_path / "model"
     env = {**runner.env(), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}
-    warm = WarmProcess(WarmOptions("launcher.models.linear", env))
+    warm = WarmProcess(WarmOptions("models.draws", env))
     try:
-        pids = []
+        pids, draws = [], []
         for i in range(1, 51):
             port = portpicker.pick_unused_port()
             task_env = {**env, tf_config.ENV_VAR: tf_config.build({"chief": [f"localhost:{port}"]}, TaskId("chief", 0))}
@@ -39,7 +39,9 @@ def test_fifty_tasks_forked_in_a_row_each_train_and_exit_0(runner, tmp_path):
             assert any(f"serving at grpc://localhost:{port}" in line for line in lines), "".join(lines[-30:])
             assert checkpoint_steps(model_dir)[-1] == 4 * i
             pids.append(task.pid)
+            draws += [line for line in lines if line.startswith("numpy draw: ")]
         assert len(set(pids)) == 50
+        assert len(draws) == 50 and len(set(draws)) == 50, draws
         assert psutil.Process(warm.pid).is_running()  # the same warm process all along: one import
     finally:
         warm.close()

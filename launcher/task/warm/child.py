@@ -41,6 +41,14 @@ def not_a_task(argv: object, env: object) -> Optional[str]:
     return None
 
 
+def _reseed() -> None:
+    """Random state of its own, as a cold process seeds it at import: Python's `random` reseeds itself in a
+    fork, NumPy's global generator does not (every task would draw the same numbers: the same shuffles)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # from the OS's entropy
+
+
 def become(request: Request) -> None:
     """Run the task program in this (forked) process, already in a session of its own; ends with
     SystemExit, never returns."""
@@ -58,6 +66,7 @@ def become(request: Request) -> None:
     task = tf_config.task_of(env)
     identity.take(request.argv, env, task.name if task else "task")
     sys.argv = [_TASK_MAIN, *request.argv[3:]]
+    _reseed()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     stop = entry.handle_signals()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)

@@ -57,7 +57,7 @@ class Server:
             message, fds = warm_protocol.receive(connection)
         except (OSError, ValueError):
             message, fds = None, []
-        if message is None or len(fds) != 1 or connection in self._tasks.values():
+        if not isinstance(message, dict) or len(fds) != 1 or connection in self._tasks.values():
             for fd in fds:
                 os.close(fd)
             self._drop(connection)  # its client is gone (or talks nonsense)
