@@ -2,9 +2,10 @@
 
 /proc/PID/cmdline and /proc/PID/environ show the memory the kernel was told holds them: for a fork, its
 warm process's. Tools and people (ps, top, the launcher's watchdog, which checks a pid's command line before
-it trusts it) find a task by them, so the child points the kernel at its own (prctl PR_SET_MM_MAP). That
-needs CAP_SYS_RESOURCE; without it the child names itself instead (its comm, as ps shows it: "worker:0"),
-and its command line stays its warm process's.
+it trusts it) find a task by them, so the child points the kernel at its own (prctl PR_SET_MM_MAP, which
+an unprivileged process may do for itself on Linux 3.18+ built with CONFIG_CHECKPOINT_RESTORE, as common
+kernels are). Where the kernel refuses, the child names itself instead (its comm, as ps shows it:
+"worker:0"), and its command line stays its warm process's.
 """
 
 from __future__ import annotations
