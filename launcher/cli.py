@@ -85,7 +85,7 @@ class Launcher:
             config = _run_config(values, spec_lib.load(str(values["spec"])).with_flags(role_flags))
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             run_lib.check_launcher_files(config.model_dir, config.spec)
-            engine = backends.get(config.engine, config.ray)
+            engine = backends.get(config.engine, config.ray, warm=run_lib.warm_options(config))
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)

@@ -59,6 +59,11 @@ Run it from the repository (it takes minutes: keep the machine otherwise idle fo
     python scripts/benchmark.py --recovery_only [--victims ps:0]
     python scripts/benchmark.py --anchor_only --anchor_steps 3000   # against ../shared/anchors (--anchors DIR)
 
+Warm starts (--warm after the table, --warm_only instead of it): cold and warm launches alternated in
+one run, against one cold process (import, Server, one step); see bench/warm.py for each figure:
+
+    python scripts/benchmark.py --warm_only --repeat 3
+
 This file is the entry point only; the trials, their figures and the reports are the modules of the
 package bench/ beside it (its __init__ lists them).
 """
@@ -80,6 +85,7 @@ from bench.plain import plain_child
 from bench.recovery import RECOVERY_MODEL, RECOVERY_SPEC, RECOVERY_VICTIMS, run_recoveries
 from bench.recovery_report import recovery_report
 from bench.report import report
+from bench.warm import run_warm_comparison, warm_report
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -104,6 +110,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="comma-separated tasks to kill in the recovery benchmark")
     parser.add_argument("--keep_logs", default=None,
                         help="copy each recovery trial's logs and run.json to DIR/<victim>-<repeat>/")
+    parser.add_argument("--warm", action="store_true",
+                        help="after the table, warm starts against cold ones, alternated (see bench.warm)")
+    parser.add_argument("--warm_only", action="store_true", help="the warm-start comparison alone")
     parser.add_argument("--anchor", action="store_true",
                         help="after the table, the launcher against the hand-rolled anchor cluster (see bench.anchor)")
     parser.add_argument("--anchor_only", action="store_true", help="the anchor comparison alone")
@@ -139,7 +148,7 @@ def main(argv: Sequence[str]) -> int:
     specs = [s for s in args.specs.split(",") if s]
     models = [m for m in args.models.split(",") if m]
     backends = [b for b in args.backends.split(",") if b]
-    if args.recovery_only or args.anchor_only:
+    if args.recovery_only or args.anchor_only or args.warm_only:
         results: dict[str, list] = {"launcher": [], "plain": [], "floor": [], "errors": []}
     else:
         results = run_comparison(specs, models, args.train_steps, args.repeat, args.timeout_secs, backends)
@@ -149,6 +158,9 @@ def main(argv: Sequence[str]) -> int:
         results["recovery"] = run_recoveries(victims, args.repeat, args.timeout_secs, results["errors"],
                                              args.keep_logs)
         print(("\n" if not args.recovery_only else "") + recovery_report(results["recovery"]))
+    if args.warm or args.warm_only:
+        results["warm"] = run_warm_comparison(args.repeat, args.timeout_secs, results["errors"])
+        print("\n" + warm_report(results["warm"]), flush=True)
     if args.anchor or args.anchor_only:
         results["anchor"] = run_anchor_comparison(args.anchors, args.anchor_steps, max(args.repeat, 3),
                                                   args.timeout_secs)

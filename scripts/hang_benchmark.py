@@ -38,7 +38,7 @@ def _env() -> dict:
 
 def _task_pids(root: int) -> dict[str, int]:
     found = {}
-    for child in psutil.Process(root).children():
+    for child in psutil.Process(root).children(recursive=True):  # forked by its warm process, or cold
         try:
             task = json.loads(child.environ().get("TF_CONFIG", "{}")).get("task")
         except (psutil.Error, ValueError):

@@ -46,6 +46,10 @@ ROOT_FIXTURES = {"cut_off_pid", "small_disk", "memory_cgroup"}
 # other reason there means a test did not run where it should have, and fails the session.
 ALLOWED_SKIPS: tuple[str, ...] = ()
 
+# Tests on beds of hosts and Ray clusters (root, network namespaces, a Ray head each): run one at a time,
+# on one pytest-xdist worker (`--dist loadgroup` in setup.cfg), beside the other tests.
+SERIAL_MODULES = {"test_hostbed", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation"}
+
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -60,6 +64,8 @@ def pytest_collection_modifyitems(config, items):
             tiers.add("root")
         for tier in sorted(tiers - own):
             item.add_marker(tier)
+        if module in SERIAL_MODULES:
+            item.add_marker(pytest.mark.xdist_group("beds"))
 
 
 _skips: list[tuple[str, str]] = []
@@ -143,9 +149,9 @@ class Launch:
         return self.err_path.read_text()
 
     def tasks(self) -> dict[str, psutil.Process]:
-        """The launcher's task processes by name ("worker:0")."""
+        """The launcher's task processes by name ("worker:0"): its children, or its warm process's."""
         found = {}
-        for child in psutil.Process(self.proc.pid).children():
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue  # ended, not yet reaped by the launcher

@@ -5,12 +5,9 @@ teardown, which kills whatever the test started), and a test model whose input b
 """
 
 import html
-import json
 import os
 import signal
 import time
-
-import psutil
 
 from conftest import checkpoint_steps, last_run, wait_for
 
@@ -19,18 +16,8 @@ SLOW = "--step_sleep_secs=0.05"
 
 
 def task_pids(launch) -> dict[str, int]:
-    """The launcher's live task processes by name, from the TF_CONFIG each was given."""
-    found = {}
-    for child in psutil.Process(launch.proc.pid).children():
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            task = json.loads(child.environ().get("TF_CONFIG", "{}")).get("task")
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
-            continue
-        if task:
-            found[f"{task['type']}:{task['index']}"] = child.pid
-    return found
+    """The launcher's live task processes by name (its children, or its warm process's)."""
+    return {name: proc.pid for name, proc in launch.tasks().items()}
 
 
 def _start(runner, model_dir, *extra, train_steps=800):

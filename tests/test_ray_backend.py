@@ -29,22 +29,32 @@ def _netns_available():
 pytestmark = pytest.mark.skipif(not _netns_available(), reason="needs unshare -n and ip (root)")
 
 
-@pytest.mark.parametrize("victim", ["task process", "its Ray worker"])
+@pytest.mark.parametrize("victim", ["task process", "its Ray worker", "its warm process"])
 def test_local2_on_ray_trains_and_recovers_a_killed_task(runner, tmp_path, victim):
+    """A task forked from its node's warm process; started cold for "its Ray worker", whose child it is then
+    (a forked task is its warm process's child, and a dead warm process means cold starts from then on)."""
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", "local2", "--backend", "ray", "--ray_cpus_per_task", "0.5", "--model_dir", str(model_dir),
                           "--model", "models.probe", "--train_steps", "400",
                           "--chief_flags=--step_sleep_secs=0.01 --save_checkpoint_steps=20",
-                          "--worker_flags=--step_sleep_secs=0.01", prefix=NETNS)
+                          "--worker_flags=--step_sleep_secs=0.01",
+                          *(["--nowarm_starts"] if victim == "its Ray worker" else []), prefix=NETNS)
     wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 20], timeout=180,
              what="a checkpoint from the Ray cluster")
     [worker] = runner.marked_tasks("worker")
-    (worker if victim == "task process" else worker.parent()).send_signal(signal.SIGKILL)
+    parent = worker.parent()
+    assert ("launcher.task.warm" in parent.cmdline()) == (victim != "its Ray worker"), parent.cmdline()
+    (worker if victim == "task process" else parent).send_signal(signal.SIGKILL)
     assert launch.wait(300) == 0, launch.stderr[-3000:]
     run = last_run(model_dir)
     tasks = {f"{t['job']}:{t['index']}": t for t in run["tasks"]}
     assert tasks["worker:0"]["restarts"] == 1 and tasks["worker:0"]["exit_codes"][0] == -signal.SIGKILL
-    assert tasks["chief:0"]["restarts"] == 0
+    if victim == "its warm process":
+        # Its children go with it (they stop as when their launcher dies), and start again cold, said once.
+        assert tasks["chief:0"]["restarts"] == tasks["ps:0"]["restarts"] == 1, tasks
+        assert len([line for line in launch.stderr.splitlines() if "starts cold" in line]) == 1, launch.stderr
+    else:
+        assert tasks["chief:0"]["restarts"] == 0
     assert tasks["worker:0"]["steps"] > 0 and tasks["chief:0"]["steps"] > 0
     assert run["global_step_end"] == 400 and checkpoint_steps(model_dir)[-1] == 400
     addresses = [a for job in run["spec"]["cluster"].values() for a in job]

@@ -85,7 +85,10 @@ def test_workers_train_and_restart_while_the_chief_is_down(runner, tmp_path, mon
     slow = "--step_sleep_secs=0.05 --log_step_count_steps=5"
     launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.held_chief",
                           "--train_steps", "1000", f"--chief_flags={slow}", f"--worker_flags={slow}",
-                          "--ps_flags=--recovery_deadline_secs=120")
+                          "--ps_flags=--recovery_deadline_secs=120",
+                          # Cold: the test model holds a chief down in its import, which a warm start
+                          # does once for every task, before any has a TF_CONFIG.
+                          "--nowarm_starts")
     worker_log, chief_log = model_dir / "logs" / "worker-0.log", model_dir / "logs" / "chief-0.log"
     wait_for(lambda: logged_step(worker_log) >= 20, what="the worker's step 20")
 

@@ -255,6 +255,9 @@ class Engine(Group):
     isolation: str = setting("auto", "local tasks in a network namespace of the run's own, reachable from "
                              "nowhere else: auto (where possible, else a warning naming the open ports), "
                              "required (else exit 2), off.", choices=("auto", "required", "off"))
+    warm_starts: bool = setting(True, "fork every task process (restarts too) from one process per machine that "
+                                "has imported TensorFlow and the model once; --nowarm_starts starts each one "
+                                "cold (see warm-starts.md).", check=flag)
 
 
 SPREAD, PACK = "spread", "pack"

@@ -22,6 +22,7 @@ from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
 from launcher.launch import backends, model_dir_lock, run_record
+from launcher.launch.backends.warm import WarmOptions
 from launcher.launch.console import Console
 from launcher.launch.run_end import Outcome
 from launcher.launch.supervisor import Supervisor
@@ -61,18 +62,30 @@ def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
     return dataclasses.replace(config, spec=backend.resolve(config.spec))
 
 
-def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = None) -> dict[str, str]:
-    """`spec`: the run's spec as it is now, when a task has moved since `config` was made."""
-    spec = spec or config.spec
+def run_env(config: RunConfig) -> dict[str, str]:
+    """What every task process of the run has in its environment (and a warm process, which forks them)."""
     env = dict(os.environ)
-    env[task_env.PARENT_PID] = str(os.getpid())
-    env[task_env.GATED] = "1"
-    env[task_env.FLAG_ORIGINS] = json.dumps(spec.flag_origins(task.job))
-    env[tf_config.ENV_VAR] = tf_config.build(spec.cluster_dict(), task)
+    env.update({name: env.get(name, value) for name, value in task_env.TASK_ENV.items()})
     env["PYTHONUNBUFFERED"] = "1"  # status lines and errors must arrive as they happen
     if not config.show_tf_logs:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     return env
+
+
+def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = None) -> dict[str, str]:
+    """`spec`: the run's spec as it is now, when a task has moved since `config` was made."""
+    spec = spec or config.spec
+    env = run_env(config)
+    env[task_env.PARENT_PID] = str(os.getpid())
+    env[task_env.GATED] = "1"
+    env[task_env.FLAG_ORIGINS] = json.dumps(spec.flag_origins(task.job))
+    env[tf_config.ENV_VAR] = tf_config.build(spec.cluster_dict(), task)
+    return env
+
+
+def warm_options(config: RunConfig) -> Optional[WarmOptions]:
+    """What the run's warm processes need, or None when tasks start cold (--nowarm_starts)."""
+    return WarmOptions(config.model, run_env(config)) if config.warm_starts else None
 
 
 def execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, console: Optional[Console] = None,

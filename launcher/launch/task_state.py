@@ -102,7 +102,9 @@ class TaskState:
 
         if self.handle is None or not self.attempts:
             return None
-        return proc_state.local_pid(self.handle.pid, self.attempts[-1].argv)
+        # A task forked by a warm process may show that process's command line (see backends.warm).
+        shown = [self.attempts[-1].argv, getattr(self.handle, "warm_argv", None)]
+        return next((pid for argv in shown if argv and (pid := proc_state.local_pid(self.handle.pid, argv))), None)
 
     def ended(self, code: int, wall: float) -> None:
         self.attempts[-1].exit_code, self.attempts[-1].ended = code, wall

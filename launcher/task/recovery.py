@@ -28,6 +28,10 @@ class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
 
 
 QUIET_SECS = 10.0
+# How often a peer that does not accept connections is probed again: a refused connect costs nothing, and
+# a restarted peer (forked warm, up within a second) must be found at once, not after a back-off.
+PEER_POLL_SECS = 0.05
+LOG_EVERY_SECS = 5.0
 
 
 class Recovery:
@@ -39,13 +43,18 @@ class Recovery:
         self._max_backoff = max_backoff_secs
         self._failing_since = None
         self._backoff = first_backoff_secs
+        self._logged_at = None
 
     def progressed(self) -> None:
         self._failing_since = None
         self._backoff = self._first_backoff
+        self._logged_at = None
 
-    def failed(self, error: Exception) -> None:
-        """Wait before the next attempt, or raise when failures have lasted past the deadline."""
+    def failed(self, error: Exception, peer_down: bool = False) -> None:
+        """Wait before the next attempt, or raise when failures have lasted past the deadline.
+
+        `peer_down`: a peer does not accept connections yet; it is probed again within PEER_POLL_SECS, not
+        after a back-off, so that the moment it is back is the moment this task goes on."""
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
@@ -53,12 +62,16 @@ class Recovery:
             raise RecoveryDeadlineExceeded(
                 f"gave up after {self.deadline_secs:.0f}s of failing to reach the cluster: "
                 f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        # A peer that is still starting is normal for a few seconds; only a longer outage is worth a warning.
-        log = logging.warning if now - self._failing_since > QUIET_SECS else logging.info
-        log("cluster not reachable (%s); retrying in %.1fs", str(error).splitlines()[0] if str(error) else
-            type(error).__name__, self._backoff)
-        time.sleep(self._backoff)
-        self._backoff = min(self._backoff * 2, self._max_backoff)
+        wait = PEER_POLL_SECS if peer_down else self._backoff
+        if not peer_down or self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECS:
+            self._logged_at = now
+            # A peer that is still starting is normal for a few seconds; only a longer outage is worth a warning.
+            log = logging.warning if now - self._failing_since > QUIET_SECS else logging.info
+            log("cluster not reachable (%s); retrying in %.2fs", str(error).splitlines()[0] if str(error) else
+                type(error).__name__, wait)
+        time.sleep(wait)
+        if not peer_down:
+            self._backoff = min(self._backoff * 2, self._max_backoff)
 
     def retry(self, message: str) -> "Interrupted":
         """After the back-off (or the end of the deadline), the error to raise so that MonitoredSession

@@ -40,7 +40,8 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
     def create_session(self) -> tf.compat.v1.Session:
         # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
         while (down := next((p for p in self._peers if not accepts_connections(p)), None)) is not None:
-            self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"))
+            self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"),
+                                  peer_down=True)
         try:
             return self._make()
         except _RECONNECT_ERRORS as e:

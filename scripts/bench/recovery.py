@@ -91,14 +91,16 @@ def _keep_logs(trial: TrialDir, keep_dir: str) -> None:
             shutil.copy(source, target)
 
 
-def run_recovery(victim: str, timeout_secs: float, keep_dir: Optional[str] = None) -> RecoveryResult:
+def run_recovery(victim: str, timeout_secs: float, keep_dir: Optional[str] = None,
+                 extra: Sequence[str] = ()) -> RecoveryResult:
     """One local2 run of the MLP whose task `victim` is SIGKILLed mid-training; the model directory is
-    deleted afterwards (its logs and run.json copied to `keep_dir` first, when given)."""
+    deleted afterwards (its logs and run.json copied to `keep_dir` first, when given). `extra`: further
+    launcher options (--nowarm_starts)."""
     with trial_dir("launcher-benchmark-recovery-") as trial:
         argv = launcher_argv(RECOVERY_SPEC, RECOVERY_MODEL, trial.model_dir, RECOVERY_TRAIN_STEPS,
                              f"--chief_flags=--save_checkpoint_steps={RECOVERY_SAVE_STEPS} "
                              f"--log_step_count_steps={RECOVERY_LOG_STEPS}",
-                             f"--worker_flags=--log_step_count_steps={RECOVERY_LOG_STEPS}")
+                             f"--worker_flags=--log_step_count_steps={RECOVERY_LOG_STEPS}", *extra)
         try:
             with running_launcher(argv, trial.log_path) as proc:
                 return _kill_and_recover(victim, proc, trial, timeout_secs)

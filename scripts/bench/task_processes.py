@@ -8,13 +8,15 @@ task processes by name ("worker:0").
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional
 
 import psutil
 
-from launcher.cluster import tf_config
+from launcher.cluster import tf_config, warm_protocol
 
 TASK_PROGRAM = "launcher.task"  # `python -m launcher.task`: what every backend runs for a task
+_TASK_NAME = re.compile(r"^(chief|worker|ps|evaluator):\d+$")
 
 
 def marked(variable: str, value: str) -> list[psutil.Process]:
@@ -31,11 +33,18 @@ def marked(variable: str, value: str) -> list[psutil.Process]:
 
 def task_name(proc: psutil.Process) -> Optional[str]:
     """"worker:0" for a task process, from the TF_CONFIG in its environment (where every backend puts the
-    task's identity); None for a process that is not the task program, or that has gone."""
+    task's identity); None for a process that is not the task program, or that has gone.
+
+    A task forked by a warm process shows its own command line and environment where it may (as root);
+    elsewhere it shows its warm process's and carries its name as its process name (see task.warm.identity).
+    """
     try:
-        if TASK_PROGRAM not in proc.cmdline():
-            return None
-        task = tf_config.task_of(proc.environ())
+        cmdline = proc.cmdline()
+        if TASK_PROGRAM in cmdline:
+            task = tf_config.task_of(proc.environ())
+            return task.name if task else None
+        if warm_protocol.MODULE in cmdline and _TASK_NAME.match(proc.name()):
+            return proc.name()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    return task.name if task else None
+        pass
+    return None

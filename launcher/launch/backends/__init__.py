@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Protocol
 
 from launcher.cluster import settings
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
+
+if TYPE_CHECKING:
+    from launcher.launch.backends.warm import WarmOptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +55,9 @@ class Backend(Protocol):
         """Release what the backend holds; called once, after every task has ended."""
 
 
-def get(engine: settings.Engine, ray: Optional[settings.Ray] = None) -> Backend:
-    """The backend that `engine` names, with the Ray settings `ray` where it is Ray."""
+def get(engine: settings.Engine, ray: Optional[settings.Ray] = None, warm: Optional["WarmOptions"] = None) -> Backend:
+    """The backend that `engine` names, with the Ray settings `ray` where it is Ray; `warm`: what its warm
+    processes need, or None to start every task cold."""
     from launcher.cluster.errors import UserError
 
     from launcher.launch.isolation import Mode
@@ -62,12 +66,12 @@ def get(engine: settings.Engine, ray: Optional[settings.Ray] = None) -> Backend:
     if engine.backend == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend(isolation)
+        return LocalBackend(isolation, warm=warm)
     if engine.backend == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
                             "run Ray on a private network (see docs/security.md)")
         from launcher.launch.backends.ray_backend import RayBackend
 
-        return RayBackend(ray)
+        return RayBackend(ray, warm=warm)
     raise UserError(f"--backend {engine.backend!r}: unknown backend (known: local, ray)")

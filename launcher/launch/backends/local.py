@@ -15,6 +15,7 @@ from typing import Callable, Mapping, Optional
 from launcher.cluster.errors import UserError
 from launcher.launch import isolation as isolation_lib
 from launcher.launch import ports
+from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess, read_lines
 from launcher.cluster.spec import ClusterSpec, TaskId
 
 
@@ -24,14 +25,9 @@ class LocalProcess:
                                       stderr=subprocess.STDOUT, start_new_session=True, text=True,
                                       errors="replace", bufsize=1)
         self.pid: Optional[int] = self._proc.pid
-        self._reader = threading.Thread(target=self._read, args=(on_line,), name=f"output-{self.pid}",
-                                         daemon=True)
+        self._reader = threading.Thread(target=read_lines, args=(self._proc.stdout, on_line),
+                                        name=f"output-{self.pid}", daemon=True)
         self._reader.start()
-
-    def _read(self, on_line: Callable[[str], None]) -> None:
-        with self._proc.stdout:
-            for line in self._proc.stdout:
-                on_line(line)
 
     def poll(self) -> Optional[int]:
         code = self._proc.poll()
@@ -49,13 +45,18 @@ class LocalProcess:
 
 
 class LocalBackend:
-    """Tasks as processes on this machine, reachable from nowhere else (see `isolation`)."""
+    """Tasks as processes on this machine, reachable from nowhere else (see `isolation`); forked from the
+    run's warm process when given `warm` (see `warm`), else started cold."""
 
     def __init__(self, isolation: isolation_lib.Mode = isolation_lib.Mode.AUTO,
-                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n"),
+                 warm: Optional[WarmOptions] = None):
         self._mode = isolation
         self._warn = warn
         self._namespace: Optional[isolation_lib.Namespace] = None
+        self._warm_options = warm
+        self._warm: Optional[WarmProcess] = None
+        self._cold_reasons: set[str] = set()
 
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
         spec = ports.resolve_local(spec)
@@ -67,18 +68,32 @@ class LocalBackend:
             if self._mode is isolation_lib.Mode.REQUIRED:
                 raise UserError(f"--isolation required: no network namespace can be made here ({e})") from None
             self._warn(isolation_lib.exposure_warning(spec, str(e)))
+        if self._warm_options is not None:
+            # Now, so that its imports overlap the launcher's last preparations.
+            self._warm = WarmProcess(self._warm_options, wrap=self._wrap)
         return spec
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        return argv if self._namespace is None else self._namespace.wrap(argv)
 
     def relocate(self, task: TaskId) -> None:
         return None  # one machine: a task never moves
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
-              on_line: Callable[[str], None]) -> LocalProcess:
-        if self._namespace is not None:
-            argv = self._namespace.wrap(argv)
-        return LocalProcess(argv, env, on_line)
+              on_line: Callable[[str], None]):
+        if self._warm is not None:
+            try:
+                return self._warm.start(argv, env, on_line)
+            except StartCold as e:
+                if str(e) not in self._cold_reasons:  # one line per reason, not one per task
+                    self._cold_reasons.add(str(e))
+                    self._warn(f"[launcher] {task} starts cold: {e}")
+        return LocalProcess(self._wrap(argv), env, on_line)
 
     def close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
+            self._warm = None
         if self._namespace is not None:
             self._namespace.close()
             self._namespace = None

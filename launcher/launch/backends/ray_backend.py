@@ -20,6 +20,7 @@ from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
 from launcher.cluster import settings
+from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess, WarmTask
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
@@ -59,16 +60,23 @@ class _TaskRunner:
             port = portpicker.pick_unused_port()
         return host, port, ray.get_runtime_context().get_node_id()
 
-    def start(self, argv: list[str], env_delta: Mapping[str, str], port: int) -> int:
+    def start(self, argv: list[str], env_delta: Mapping[str, str], port: int,
+              warm: Optional[tuple[str, list[str]]] = None) -> int:
+        """`warm`: (socket, argv) of this node's warm process, to fork the task from (else, or when it
+        will not fork, the task starts cold)."""
         _wait_until_free(port)
-        env = dict(os.environ)
-        # Ray sets this for actors with num_cpus=0; the task's own TensorFlow must not inherit it.
-        env.pop("OMP_NUM_THREADS", None)
-        env.update(env_delta)
+        env = _node_env(env_delta)
         env[PARENT_PID] = str(os.getpid())  # the task watches this actor's process, not the launcher
         self._lines = []
         # The same process handling as a local run: own session, output line by line, group signals.
-        self._proc = LocalProcess(argv, env, self._append)
+        self._proc = None
+        if warm is not None:
+            try:
+                self._proc = WarmTask(warm[0], argv, env, self._append, warm[1])
+            except StartCold as e:
+                self._append(f"[launcher] starts cold: {e}\n")
+        if self._proc is None:
+            self._proc = LocalProcess(argv, env, self._append)
         return self._proc.pid
 
     def _append(self, line: str) -> None:
@@ -90,6 +98,29 @@ class _TaskRunner:
             self._proc.signal(signum)
 
 
+def _node_env(env_delta: Mapping[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    # Ray sets this for actors with num_cpus=0; the task's own TensorFlow must not inherit it.
+    env.pop("OMP_NUM_THREADS", None)
+    env.update(env_delta)
+    return env
+
+
+class _WarmNode:
+    """The actor that holds a node's warm process for the run (see backends.warm): the node's tasks fork
+    from it. Its end (the run's, or its node's) ends the warm process, which reads its stdin from here."""
+
+    def __init__(self, model: str, env_delta: Mapping[str, str]) -> None:
+        self._warm = WarmProcess(WarmOptions(model, _node_env(env_delta)))
+
+    def ready(self) -> tuple[Optional[str], str, list[str]]:
+        """(why it cannot fork or None, its socket, its argv), once its imports are done."""
+        return self._warm.wait_ready(), self._warm.socket_path, self._warm.argv
+
+    def close(self) -> None:
+        self._warm.close()
+
+
 def _wait_until_free(port: int, timeout_secs: float = 60.0) -> None:
     """A task orphaned by a dead actor still holds its port until it notices and exits (see task.parent_watch)."""
     import time
@@ -103,12 +134,13 @@ class RayTask:
     """The launcher's handle on one task process run by an actor."""
 
     def __init__(self, actor, argv: list[str], env_delta: Mapping[str, str], port: int,
-                 on_line: Callable[[str], None]):
+                 on_line: Callable[[str], None], warm: Optional[tuple[str, list[str]]] = None):
         self._ray = _import_ray()
         self._actor = actor
         self._code: Optional[int] = None
         self.node_died = False  # the actor died because its node did: the task must move
-        self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port),
+        self.warm_argv = warm[1] if warm else None  # what a forked task may show as its command line
+        self.pid: Optional[int] = self._ray.get(actor.start.remote(argv, env_delta, port, warm),
                                                 timeout=START_TIMEOUT_SECS)
         self._pump = threading.Thread(target=self._follow, args=(on_line,), daemon=True)
         self._pump.start()
@@ -119,6 +151,7 @@ class RayTask:
         SIGKILLed), so that the supervisor judges it as any lost task, and moves it if its node is gone."""
         handle = cls.__new__(cls)
         handle._ray, handle._actor, handle._code, handle.node_died, handle.pid = _import_ray(), None, -9, node_died, None
+        handle.warm_argv = None
         return handle
 
     def _follow(self, on_line: Callable[[str], None]) -> None:
@@ -185,6 +218,7 @@ class RayBackend:
     room, in a placement group of its own."""
 
     def __init__(self, options: Optional[settings.Ray] = None,
+                 warm: Optional[WarmOptions] = None,
                  warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
         self._warn = warn
         options = options or settings.Ray()
@@ -208,6 +242,41 @@ class RayBackend:
         self._ports: dict[TaskId, int] = {}
         self._handles: dict[TaskId, RayTask] = {}
         self._groups: list = []
+        self._warm_options = warm
+        self._warm_remote = ray.remote(max_concurrency=4)(_WarmNode)
+        self._warm_nodes: dict[str, object] = {}  # node id -> its warm process's actor
+        self._cold_reasons: set[str] = set()
+
+    # -- warm processes: one per node of the run --
+
+    def _warm_node(self, node_id: str):
+        """The actor of `node_id`'s warm process, started on first use (its imports begin at once)."""
+        actor = self._warm_nodes.get(node_id)
+        if actor is None and self._warm_options is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            delta = {k: v for k, v in self._warm_options.env.items() if os.environ.get(k) != v}
+            actor = self._warm_nodes[node_id] = self._warm_remote.options(
+                num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(self._warm_options.model, delta)
+        return actor
+
+    def _warm_for(self, task: TaskId) -> Optional[tuple[str, list[str]]]:
+        """(socket, argv) of the warm process on `task`'s node, or None: start it cold (said once)."""
+        actor = self._warm_node(self._nodes.get(task, ""))
+        if actor is None:
+            return None
+        try:
+            why, path, argv = self._ray.get(actor.ready.remote(), timeout=START_TIMEOUT_SECS)
+        except (self._ray.exceptions.RayError, self._ray.exceptions.GetTimeoutError) as e:
+            self._warm_nodes.pop(self._nodes.get(task, ""), None)
+            why = f"its node's warm process is gone ({type(e).__name__})"
+        if why is None:
+            return path, argv
+        if why not in self._cold_reasons:
+            self._cold_reasons.add(why)
+            sys.stderr.write(f"[launcher] {task} starts cold on {self._hosts.get(task)}: {why}\n")
+        return None
 
     # -- placement --
 
@@ -275,6 +344,8 @@ class RayBackend:
             addresses = self._place(tasks, {t: spec.address(t).port for t in tasks})
         except placement_lib.Unplaceable as e:
             raise UserError(f"--backend ray: {e}") from None
+        for node_id in set(self._nodes.values()):
+            self._warm_node(node_id)  # every node imports while the tasks are being started
         spec = spec.replace_addresses(addresses)
         self._warn(security.note_for_run(spec))  # as `export` says it: these ports are open to the network
         return spec
@@ -306,7 +377,7 @@ class RayBackend:
         handle = None
         for _ in range(2):
             try:
-                handle = RayTask(self._actor(task), argv, delta, port, on_line)
+                handle = RayTask(self._actor(task), argv, delta, port, on_line, self._warm_for(task))
                 break
             except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
                 self._actors.pop(task, None)
@@ -324,12 +395,18 @@ class RayBackend:
     def close(self) -> None:
         from ray.util.placement_group import remove_placement_group
 
-        for actor in self._actors.values():
+        for actor in self._warm_nodes.values():
+            try:
+                self._ray.get(actor.close.remote(), timeout=10)
+            except Exception:  # its node is gone, and its warm process with it
+                pass
+        for actor in [*self._actors.values(), *self._warm_nodes.values()]:
             try:
                 self._ray.kill(actor)
             except Exception:  # already dead; nothing else to release
                 pass
         self._actors.clear()
+        self._warm_nodes.clear()
         for group in self._groups:
             try:
                 remove_placement_group(group)

@@ -1,0 +1,171 @@
+"""Warm starts, the launcher's side: one warm process per run and machine, and the tasks it forks.
+
+The warm process (`python -m launcher.task.warm`, see `launcher.cluster.warm_protocol`) imports TensorFlow,
+the task program and the model module once; each task process, restarts included, is then a fork of it
+that trains within a second instead of paying the import again. The launcher never imports TensorFlow for
+this: it starts the warm process like a task, makes each task's output pipe and hands its write end over
+the socket, and gets the task's pid (which it signals directly, as a cold task's) and, at its end, its exit
+status. When the warm process will not fork (not safe, or it failed to start) the task starts cold.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import Callable, Mapping, Optional
+
+from launcher.cluster import warm_protocol
+
+READY_TIMEOUT_SECS = 300.0  # TensorFlow's import, on a loaded machine; a cold start would wait as long
+STOP_WAIT_SECS = 5.0
+
+
+class StartCold(Exception):
+    """The warm process will not fork this task; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmOptions:
+    """What a run's warm processes import and the environment they start with (a task's, without what
+    belongs to one task: each request brings its own)."""
+
+    model: str
+    env: Mapping[str, str]
+    python: str = sys.executable
+
+
+def read_lines(stream, on_line: Callable[[str], None]) -> None:
+    """Every line of a task's output to `on_line`, until its last writer has closed the pipe."""
+    with stream:
+        for line in stream:
+            on_line(line)
+
+
+class WarmTask:
+    """One task process forked by a warm process (a backend's TaskHandle)."""
+
+    def __init__(self, socket_path: str, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
+                 warm_argv: list[str]):
+        read_fd, write_fd = os.pipe()
+        connection = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
+        try:
+            try:
+                connection.connect(socket_path)
+                warm_protocol.send(connection, {"argv": list(argv), "env": dict(env)}, [write_fd])
+            finally:
+                os.close(write_fd)  # the task holds it now: end of file comes when the task (and its children) end
+            answer, _ = warm_protocol.receive(connection)
+        except (OSError, ValueError) as e:
+            answer = {"cold": f"the warm process does not answer ({e})"}
+        if answer is None or "pid" not in answer:
+            os.close(read_fd)
+            connection.close()
+            raise StartCold(answer.get("cold", "its answer made no sense") if answer else "the warm process is gone")
+        self.pid: Optional[int] = int(answer["pid"])
+        # Without the privilege to show its own command line (see task.warm.identity) a forked task shows
+        # its warm process's: the watchdog accepts either as this task's.
+        self.warm_argv = warm_argv
+        self._code: Optional[int] = None
+        self._reader = threading.Thread(target=read_lines, args=(os.fdopen(read_fd, errors="replace"), on_line),
+                                        name=f"output-{self.pid}", daemon=True)
+        self._reader.start()
+        self._waiter = threading.Thread(target=self._wait, args=(connection,), name=f"exit-{self.pid}",
+                                        daemon=True)
+        self._waiter.start()
+
+    def _wait(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                answer, _ = warm_protocol.receive(connection)
+            except (OSError, ValueError):
+                answer = None
+        if answer is None or not isinstance(answer.get("exit"), int):
+            # The warm process died first: the task stops by itself (its parent watch), unseen. Counted as
+            # killed, once its output has ended.
+            self._reader.join()
+            answer = {"exit": -signal.SIGKILL}
+        self._code = answer["exit"]
+
+    def poll(self) -> Optional[int]:
+        if self._code is None:
+            return None
+        self._reader.join(timeout=5)  # the last lines (the error that ended it) first
+        return self._code
+
+    def signal(self, signum: int) -> None:
+        if self._code is not None:
+            return  # reaped by the warm process: its pid may already be another process's
+        try:
+            os.killpg(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class WarmProcess:
+    """The warm process of one run on this machine: started at once (its import overlaps whatever comes
+    before the first task), stopped by pid at the run's end, and by itself should the launcher die."""
+
+    def __init__(self, options: WarmOptions, wrap: Callable[[list[str]], list[str]] = list,
+                 on_line: Optional[Callable[[str], None]] = None):
+        self._dir = tempfile.mkdtemp(prefix="launcher-warm-")  # 0700: only this user reaches the socket
+        self.socket_path = os.path.join(self._dir, "socket")
+        self.argv = warm_protocol.command(options.python, self.socket_path, options.model)
+        self._proc = subprocess.Popen(wrap(self.argv), env=dict(options.env), stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                      text=True, errors="replace")
+        self.pid = self._proc.pid
+        self._ready = False
+        self._settled = threading.Event()
+        self.last_lines: collections.deque = collections.deque(maxlen=5)
+        self._on_line = on_line
+        threading.Thread(target=self._follow, name="warm-output", daemon=True).start()
+
+    def _follow(self) -> None:
+        for line in self._proc.stdout:
+            if line.strip() == warm_protocol.READY and not self._ready:
+                self._ready = True
+                self._settled.set()
+            else:
+                self.last_lines.append(line.rstrip("\n"))
+                if self._on_line is not None:
+                    self._on_line(line)
+        self._settled.set()  # it ended
+
+    def wait_ready(self, timeout_secs: float = READY_TIMEOUT_SECS) -> Optional[str]:
+        """None once it forks; else why it cannot."""
+        self._settled.wait(timeout_secs)
+        if self._ready and self._proc.poll() is None:
+            return None
+        if not self._settled.is_set():
+            return f"the warm process did not finish its imports within {timeout_secs:g}s"
+        said = next((line for line in reversed(self.last_lines) if line.strip()), "")
+        code = self._proc.wait()
+        return f"the warm process ended with exit code {code}" + (f": {said}" if said else "")
+
+    def start(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None]) -> WarmTask:
+        why = self.wait_ready()
+        if why is not None:
+            raise StartCold(why)
+        return WarmTask(self.socket_path, argv, env, on_line, self.argv)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()  # it ends at end of file; SIGTERM in case it is still importing
+            try:
+                os.kill(self._proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self._proc.wait(timeout=STOP_WAIT_SECS)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The warm process's loop: accept requests, fork tasks, reap them and report their exits (see
+`launcher.cluster.warm_protocol`). One thread, no TensorFlow call: forks stay safe (`fork_safety`)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Optional
+
+from launcher.cluster import warm_protocol
+from launcher.task.warm import child, fork_safety
+
+POLL_SECS = 0.02
+ORPHAN_WAIT_SECS = 1.0
+
+
+class Server:
+    def __init__(self, socket_path: str, baseline_threads: int, model_error: Optional[str],
+                 orphan_grace_secs: float):
+        self._baseline = baseline_threads
+        self._model_error = model_error
+        self._grace = orphan_grace_secs
+        self._listener = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
+        self._listener.bind(socket_path)
+        os.chmod(socket_path, 0o600)
+        self._listener.listen(64)
+        self._clients: list[socket.socket] = []  # connections: one per task process
+        self._tasks: dict[int, socket.socket] = {}  # pid -> its client's connection
+        # pid -> [when to SIGTERM it, when to SIGKILL it]: its client went away. The SIGTERM waits a moment:
+        # when the launcher itself is gone, this process's stdin closes too and it exits, and the tasks'
+        # parent watch stops them, once (a second SIGTERM would mean "now": the chief would not save).
+        self._orphans: dict[int, list[Optional[float]]] = {}
+
+    def serve(self) -> child.Request:
+        """Serve until stdin closes (the launcher is gone); returns only in a forked child, its request."""
+        print(warm_protocol.READY, flush=True)
+        while True:
+            readable, _, _ = select.select([self._listener, sys.stdin, *self._clients], [], [], POLL_SECS)
+            if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
+                sys.exit(0)  # the tasks notice their parent's end by themselves (their parent watch)
+            if self._listener in readable:
+                connection, _ = self._listener.accept()
+                self._clients.append(connection)
+            for connection in [c for c in self._clients if c in readable]:
+                request = self._on_message(connection)
+                if request is not None:
+                    return request  # in the child
+            self._reap()
+            self._stop_orphans()
+
+    def _on_message(self, connection: socket.socket) -> Optional[child.Request]:
+        try:
+            message, fds = warm_protocol.receive(connection)
+        except (OSError, ValueError):
+            message, fds = None, []
+        if not isinstance(message, dict) or len(fds) != 1 or connection in self._tasks.values():
+            for fd in fds:
+                os.close(fd)
+            self._drop(connection)  # its client is gone (or talks nonsense)
+            return None
+        why = child.not_a_task(message.get("argv"), message.get("env")) or fork_safety.unsafe(self._baseline)
+        if why is not None:
+            os.close(fds[0])
+            self._answer(connection, {"cold": why})
+            self._drop(connection)
+            return None
+        return self._fork(connection, message, fds[0])
+
+    def _fork(self, connection: socket.socket, message: dict, output_fd: int) -> Optional[child.Request]:
+        sys.stdout.flush()
+        signal.pthread_sigmask(signal.SIG_BLOCK, child.HELD)
+        in_session, said = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()  # before the launcher learns the pid: it signals the task's process group
+                os.close(said)
+                os.close(in_session)
+                self._listener.close()
+                for other in self._clients:
+                    other.close()
+                return child.Request(message["argv"], message["env"], output_fd, self._model_error)
+            except BaseException:
+                os._exit(70)  # never back into the loop of the warm process
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, child.HELD)
+        os.close(said)
+        os.read(in_session, 1)  # end of file: the child has its session (or is gone)
+        os.close(in_session)
+        os.close(output_fd)
+        self._tasks[pid] = connection
+        self._answer(connection, {"pid": pid})
+        return None
+
+    def _answer(self, connection: socket.socket, message: dict) -> None:
+        try:
+            warm_protocol.send(connection, message)
+        except OSError:
+            pass  # its client is gone: seen as end of file on the next read
+
+    def _drop(self, connection: socket.socket) -> None:
+        for pid, held in list(self._tasks.items()):
+            if held is connection and pid not in self._orphans:
+                # As a cold task whose launcher died: asked to stop (the chief saves), killed after the grace.
+                now = time.monotonic()
+                self._orphans[pid] = [now + ORPHAN_WAIT_SECS, now + ORPHAN_WAIT_SECS + self._grace]
+        if connection in self._clients:
+            self._clients.remove(connection)
+        connection.close()
+
+    def _reap(self) -> None:
+        while self._tasks:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            connection = self._tasks.pop(pid, None)
+            self._orphans.pop(pid, None)
+            if connection is not None and connection in self._clients:
+                self._answer(connection, {"exit": os.waitstatus_to_exitcode(status)})
+                self._clients.remove(connection)
+                connection.close()
+
+    def _stop_orphans(self) -> None:
+        now = time.monotonic()
+        for pid, (term_at, kill_at) in list(self._orphans.items()):
+            if term_at is not None and now >= term_at:
+                _signal(pid, signal.SIGTERM)
+                self._orphans[pid][0] = None
+            elif now >= kill_at:
+                _signal(pid, signal.SIGKILL)
+                del self._orphans[pid]
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
