@@ -14,6 +14,9 @@ TASK_ENV: dict[str, str] = {"TF_USE_LEGACY_KERAS": "1"}
 
 # The launcher's pid: a task whose launcher died (SIGKILL leaves no chance to clean up) stops by itself.
 PARENT_PID = "LAUNCHER_PARENT_PID"
+# The launcher's own pid where PARENT_PID names another process that it started and whose end is its end (a
+# forked task watches its warm process): what the task's account of the launcher's end names.
+LAUNCHER_PID = "LAUNCHER_PID"
 # JSON list naming where each of the task's per-role flags came from ("spec.json: flags.worker[0]",
 # "--worker_flags[1]"); they are the last arguments of its command line. A bad flag is reported by origin.
 FLAG_ORIGINS = "LAUNCHER_FLAG_ORIGINS"

@@ -123,7 +123,8 @@ def watch_parent(grace_secs: float, own_log: Optional[str] = None, task: str = "
         # The launcher may already be gone: it can die while this process is still importing.
         while os.getppid() == int(expected):
             time.sleep(poll_secs)
-        why = (f"{task}: the launcher (pid {expected}) is gone: stopping as if preempted "
+        launcher = os.environ.get(task_env.LAUNCHER_PID, expected)  # a forked task's parent is its warm process
+        why = (f"{task}: the launcher (pid {launcher}) is gone: stopping as if preempted "
                f"({'serving while the chief saves' if needed else 'a checkpoint is saved at the step reached'}"
                f"; killed after {grace_secs:.0f} s)")
         move_output(why)

@@ -60,6 +60,7 @@ def become(request: Request) -> None:
     os.close(request.output_fd)
     env = dict(request.env)
     if task_env.PARENT_PID in env:
+        env[task_env.LAUNCHER_PID] = env[task_env.PARENT_PID]
         env[task_env.PARENT_PID] = str(os.getppid())  # its parent is the warm process: watch that
     os.environ.clear()
     os.environ.update(env)
