@@ -59,7 +59,8 @@ class Launcher:
             ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
 
             hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
-            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
+            straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO, sync_replicas: bool = False,
+            backup_workers: int = 0) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
 
         Args:
@@ -89,6 +90,9 @@ class Launcher:
           hang_secs: no global step, or no status from a live task, for this long is a hang.
           on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
           straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
+          sync_replicas: train synchronously: the model's optimizer is wrapped in a SyncReplicasOptimizer.
+          backup_workers: with --sync_replicas, each step aggregates the first (chief + workers - this)
+            gradients; the stragglers' are dropped.
         """
         from launcher.launch import backends, run as run_lib
 
@@ -104,7 +108,8 @@ class Launcher:
                                keep_best=keep_best, early_stop=early_stop, patience=patience,
                                ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
                                ray_placement=ray_placement, hang_secs=hang_secs,
-                               on_hang=on_hang, straggler_ratio=straggler_ratio)
+                               on_hang=on_hang, straggler_ratio=straggler_ratio,
+                               sync_replicas=sync_replicas, backup_workers=backup_workers)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
@@ -142,7 +147,7 @@ class Launcher:
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
                model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
-               pvc: Optional[str] = None) -> None:
+               pvc: Optional[str] = None, sync_replicas: bool = False, backup_workers: int = 0) -> None:
         """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), or each task's
         TF_CONFIG and command (--format tf_config). A security note on the exposed ports goes to stderr.
 
@@ -150,13 +155,15 @@ class Launcher:
           model_dir: storage that every task shares: a path (on Kubernetes, with --pvc) or a gs://, s3://,
             hdfs:// URL.
           pvc: (tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.
+          sync_replicas, backup_workers: synchronous training, as for `run`.
         """
         try:
             from launcher.cluster import model_dir as model_dir_rules
             from launcher.export import security, tf_config_commands, tfjob
 
             config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
-                               model=model, max_restarts=max_restarts)
+                               model=model, max_restarts=max_restarts, sync_replicas=sync_replicas,
+                               backup_workers=backup_workers)
             if format == "tfjob":
                 if not image:
                     raise UserError("--image is required with --format tfjob")

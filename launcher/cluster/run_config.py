@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Union
 from launcher.cluster import metric_rule, task_command
 from launcher.cluster.errors import UserError
 from launcher.cluster.restart_policy import RestartPolicy
-from launcher.cluster.spec import EVALUATOR, ClusterSpec
+from launcher.cluster.spec import CHIEF, EVALUATOR, WORKER, ClusterSpec
 
 DEFAULT_SPEC = "local2.json"
 DEFAULT_MODEL = "launcher.models.linear"
@@ -101,6 +101,10 @@ class RunConfig:
     ray_cpus_per_task: float = DEFAULT_RAY_CPUS_PER_TASK
     ray_resources: Union[Mapping[str, float], str, None] = None
     ray_placement: str = DEFAULT_RAY_PLACEMENT
+    # Synchronous training (SyncReplicasOptimizer), passed on to the chief and workers as task flags:
+    # each step aggregates the first (chief + workers - backup_workers) gradients.
+    sync_replicas: bool = False
+    backup_workers: int = 0
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -144,7 +148,19 @@ class RunConfig:
         set_("ray_resources", _resources(self.ray_resources))
         if self.ray_placement not in RAY_PLACEMENTS:
             raise UserError(f"--ray_placement {self.ray_placement!r}: expected one of {', '.join(RAY_PLACEMENTS)}")
+        set_("sync_replicas", bool(self.sync_replicas))
+        set_("backup_workers", count("backup_workers", self.backup_workers, 0))
+        if self.backup_workers and not self.sync_replicas:
+            raise UserError(f"--backup_workers {self.backup_workers} needs --sync_replicas")
+        replicas = self.spec.count(CHIEF) + self.spec.count(WORKER)
+        if self.backup_workers >= replicas:
+            raise UserError(f"--backup_workers {self.backup_workers}: must be below the number of training "
+                            f"tasks, {replicas} in {self.spec.source} (the chief and the workers)")
         task_command.check_role_flags(self.spec)
+
+    def training_flags(self) -> list[str]:
+        """The chief's and workers' task flags that stand for launcher options."""
+        return ["--sync_replicas", f"--backup_workers={self.backup_workers}"] if self.sync_replicas else []
 
     def evaluator_flags(self) -> list[str]:
         """The evaluator's task flags that stand for launcher options."""

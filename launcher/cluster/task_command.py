@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Optional
 
 from launcher.cluster.errors import UserError
-from launcher.cluster.spec import CHIEF, EVALUATOR
+from launcher.cluster.spec import CHIEF, EVALUATOR, WORKER
 
 if TYPE_CHECKING:
     from launcher.cluster.run_config import RunConfig
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 TASK_MODULE = "launcher.task"
 # Set from the launcher's own options for every task: a per-role value would split the cluster's view of
 # the run (one task training to another target, or into another directory).
-LAUNCHER_OWNED = ("model", "model_dir", "train_steps")
+LAUNCHER_OWNED = ("model", "model_dir", "train_steps", "sync_replicas", "backup_workers")
 
 
 def check_role_flags(spec: ClusterSpec) -> None:
@@ -39,6 +39,7 @@ def command(config: RunConfig, job: str, *, python: str = sys.executable,
             f"--model_dir={model_dir if model_dir is not None else config.model_dir}",
             f"--train_steps={config.train_steps}",
             *(config.evaluator_flags() if job == EVALUATOR else []),
+            *(config.training_flags() if job in (CHIEF, WORKER) else []),
             # Without an evaluator, the chief exports the final model for serving.
             *(["--export_serving"] if job == CHIEF and not config.spec.count(EVALUATOR) else []),
             *config.spec.role_flags(job)]

@@ -1,0 +1,47 @@
+"""Test model: synchronous training brought by the model itself, and hooks of its own.
+
+Its optimizer is `SyncReplicasOptimizer(GradientDescentOptimizer(0.05), replicas_to_aggregate=3,
+total_num_replicas=3)` around the counting optimizer of `models.counting`: after a run, the checkpoint's
+`applied_updates` says how many aggregated updates really reached the variables. Its hooks print a line
+that the tests look for in each task's log: every training task's hook, the chief's own hook, and the
+evaluator's hook (with the batches it saw).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+import launcher
+from models.counting import CountingOptimizer
+
+
+class _SayHook(tf.compat.v1.train.SessionRunHook):
+    """Prints `<what>: <n> runs` at the end of each session."""
+
+    def __init__(self, what: str):
+        self._what = what
+        self._runs = 0
+
+    def after_run(self, run_context, run_values):
+        self._runs += 1
+
+    def end(self, session):
+        task = json.loads(os.environ["TF_CONFIG"])["task"]
+        print(f"model hook {self._what} on {task['type']}:{task['index']}: {self._runs} runs", flush=True)
+
+
+def build(mode):
+    x = tf.random.normal([32, 1])
+    w = tf.compat.v1.get_variable("w", [1, 1], initializer=tf.compat.v1.zeros_initializer())
+    b = tf.compat.v1.get_variable("b", [1], initializer=tf.compat.v1.zeros_initializer())
+    loss = tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
+    if mode == launcher.EVAL:
+        return launcher.Model(loss=loss, evaluation_hooks=[_SayHook("evaluation_hooks")])
+    counter = tf.compat.v1.get_variable("applied_updates", [], tf.int64, trainable=False,
+                                        initializer=tf.compat.v1.zeros_initializer())
+    optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
+        CountingOptimizer(tf.compat.v1.train.GradientDescentOptimizer(0.05), counter),
+        replicas_to_aggregate=3, total_num_replicas=3)
+    return launcher.Model(loss=loss, optimizer=optimizer, training_hooks=[_SayHook("training_hooks")],
+                          training_chief_hooks=[_SayHook("training_chief_hooks")])
