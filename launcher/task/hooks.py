@@ -166,17 +166,18 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
 
 def model_hooks(model: Model, is_chief: bool) -> list[tf.compat.v1.train.SessionRunHook]:
     """The model's own training hooks for this task: all tasks' and, on the chief, the chief's."""
-    chosen = [("training_hooks", model.training_hooks)]
-    if is_chief:
-        chosen.append(("training_chief_hooks", model.training_chief_hooks))
-    return [_checked_hook(f"{field}[{i}]", hook) for field, hooks in chosen for i, hook in enumerate(hooks)]
+    own = checked(model, "training_hooks")
+    return own + checked(model, "training_chief_hooks") if is_chief else own
 
 
-def _checked_hook(where: str, hook):
-    if not isinstance(hook, tf.compat.v1.train.SessionRunHook):
-        raise UserError(f"launcher.Model: {where} ({type(hook).__name__}) is not a "
-                        f"tf.compat.v1.train.SessionRunHook")
-    return hook
+def checked(model: Model, field: str) -> list[tf.compat.v1.train.SessionRunHook]:
+    """`model.<field>`, each one a SessionRunHook (model_api can only check their methods)."""
+    hooks = list(getattr(model, field))
+    for i, hook in enumerate(hooks):
+        if not isinstance(hook, tf.compat.v1.train.SessionRunHook):
+            raise UserError(f"launcher.Model: {field}[{i}] ({type(hook).__name__}) is not a "
+                            f"tf.compat.v1.train.SessionRunHook")
+    return hooks
 
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
