@@ -4,16 +4,24 @@ Its optimizer is `SyncReplicasOptimizer(GradientDescentOptimizer(0.05), replicas
 total_num_replicas=3)` around the counting optimizer of `models.counting`: after a run, the checkpoint's
 `applied_updates` says how many aggregated updates really reached the variables. Its hooks print a line
 that the tests look for in each task's log: every training task's hook, the chief's own hook, and the
-evaluator's hook (with the batches it saw).
+evaluator's hook (with the batches it saw). --step_sleep_secs slows every step, so that a test has time to act
+mid-training.
 """
 
 import json
 import os
 
+import time
+
+import numpy as np
 import tensorflow as tf
+from absl import flags
 
 import launcher
 from models.counting import CountingOptimizer
+
+
+STEP_SLEEP_SECS = flags.DEFINE_float("step_sleep_secs", 0.0, "Sleep in every step.")
 
 
 class _SayHook(tf.compat.v1.train.SessionRunHook):
@@ -38,6 +46,11 @@ def build(mode):
     loss = tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
     if mode == launcher.EVAL:
         return launcher.Model(loss=loss, evaluation_hooks=[_SayHook("evaluation_hooks")])
+    if STEP_SLEEP_SECS.value:
+        def sleep():
+            time.sleep(STEP_SLEEP_SECS.value)
+            return np.float32(0)
+        loss += tf.compat.v1.py_func(sleep, [], tf.float32, stateful=True)
     counter = tf.compat.v1.get_variable("applied_updates", [], tf.int64, trainable=False,
                                         initializer=tf.compat.v1.zeros_initializer())
     optimizer = tf.compat.v1.train.SyncReplicasOptimizer(
