@@ -89,24 +89,30 @@ def test_backup_worker_keeps_training_while_a_worker_is_stopped(runner, tmp_path
     assert _tasks(run)["worker:1"]["restarts"] == 0
 
 
-def test_killed_worker_rejoins_synchronous_training(runner, tmp_path):
-    """Without backup workers every step needs every replica: the restarted worker's first push (which
-    needs no token) completes the step the others wait in."""
+@pytest.mark.parametrize("victim", ["worker:1", "chief:0"])
+def test_killed_replica_rejoins_synchronous_training(runner, tmp_path, victim):
+    """Without backup workers every step needs every replica: the restarted replica's first push (which
+    needs no token) completes the step the others wait in; a restarted chief, whose ps lived on, joins
+    their variables and aggregates again."""
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
                           "--model", "models.sync_counting", "--train_steps", "400",
                           "--chief_flags=--step_sleep_secs=0.02 --log_step_count_steps=20",
                           "--worker_flags=--step_sleep_secs=0.02")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 60, timeout=180, what="step 60")
-    os.kill(launch.tasks()["worker:1"].pid, signal.SIGKILL)
+    os.kill(launch.tasks()[victim].pid, signal.SIGKILL)
     assert launch.wait(300) == 0, launch.stderr
     run = last_run(model_dir)
     tasks = _tasks(run)
-    assert tasks["worker:1"]["restarts"] == 1 and tasks["worker:1"]["exit_codes"][0] == -signal.SIGKILL
+    assert {name: t["restarts"] for name, t in tasks.items()} == {
+        name: int(name == victim) for name in ("chief:0", "worker:0", "worker:1", "ps:0")}
+    assert tasks[victim]["exit_codes"][0] == -signal.SIGKILL
     variables = read_variables(model_dir)
     assert (variables["applied_updates"], variables["global_step"], checkpoint_steps(model_dir)[-1]) == (400, 400, 400)
-    # The restarted worker trained: it pushed gradients into later steps.
-    assert len(tasks["worker:1"]["attempts"]) == 2 and tasks["worker:1"]["attempts"][1]["sessions"], tasks["worker:1"]
+    # The restarted replica trained: its new process had a session and stepped.
+    assert len(tasks[victim]["attempts"]) == 2 and tasks[victim]["attempts"][1]["sessions"], tasks[victim]
+    if victim == "chief:0":
+        assert "joining them instead of restoring" in _log(model_dir, "chief:0")
 
 
 def test_preempted_synchronous_run_saves_at_the_step_reached(runner, tmp_path):
