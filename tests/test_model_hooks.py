@@ -1,10 +1,14 @@
 """launcher.Model's hooks are checked where the model is built: a list of hooks, each one with the protocol's
-methods (the task checks that each is a tf.compat.v1.train.SessionRunHook; see test_sync_training for them
-running on a real cluster)."""
+methods (the task checks that each is a tf.compat.v1.train.SessionRunHook); and the documented example's
+hooks run where docs/model-hooks.md says, on a real cluster."""
+
+import json
+import re
 
 import pytest
 
 import launcher
+from conftest import REPO
 from launcher.cluster.errors import UserError
 
 
@@ -31,3 +35,25 @@ def test_hooks_are_kept_as_a_tuple(field):
 def test_anything_else_is_refused_in_one_line(value, message):
     with pytest.raises(UserError, match=message):
         launcher.Model(training_hooks=value)
+
+
+def test_the_documented_example_runs_its_hooks_where_it_says(runner, tmp_path):
+    code = re.search(r"```python\n# my_model.py\n(.*?)```", (REPO / "docs" / "model-hooks.md").read_text(), re.S)
+    (tmp_path / "my_model.py").write_text(code.group(1))
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"chief": ["localhost:0"], "worker": ["localhost:0"], "ps": ["localhost:0"],
+                                "evaluator": ["localhost:0"]}))
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", str(spec), "--model", "my_model", "--model_dir", str(model_dir),
+                        "--train_steps", "200", "--chief_flags=--log_step_count_steps=10")
+    assert launch.proc.returncode == 0, launch.stderr
+    logs = {name: (model_dir / "logs" / f"{name}.log").read_text() for name in ("chief-0", "worker-0", "evaluator-0")}
+    # training_hooks on the chief and the worker; the chief's LoggingTensorHook beside the launcher's own.
+    steps = [int(re.search(r"this task ran (\d+) steps", logs[name]).group(1)) for name in ("chief-0", "worker-0")]
+    assert all(s > 0 for s in steps) and sum(steps) == 200, steps
+    assert "mean = " in logs["chief-0"] and "mean = " in logs["worker-0"]
+    # training_chief_hooks on the chief only: one ProfilerHook's run metadata (the task's working directory
+    # is the launcher's).
+    assert len(list((tmp_path / "prof").glob("events.out.tfevents.*"))) == 1
+    # evaluation_hooks: one batch per checkpoint (the example reads no input pipeline).
+    assert "this task ran 1 steps" in logs["evaluator-0"]

@@ -62,6 +62,10 @@ def optimizer(model: Model, replicas: int, options: SyncOptions) -> Optional[Syn
     `replicas`: the training tasks of the cluster (chief and workers).
     """
     own = isinstance(model.optimizer, SyncReplicasOptimizer)
+    for hook in (*model.training_hooks, *model.training_chief_hooks):
+        if type(hook).__name__ == "_SyncReplicasOptimizerHook":  # what make_session_run_hook returns
+            raise UserError("launcher.Model: a SyncReplicasOptimizer's make_session_run_hook() is among the "
+                            "model's hooks; the launcher runs that hook itself: drop it")
     if own and options.sync_replicas:
         raise UserError("--sync_replicas: the model's optimizer is a SyncReplicasOptimizer already; "
                         "drop --sync_replicas (or give the model a plain optimizer)")

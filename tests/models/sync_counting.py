@@ -4,7 +4,7 @@ Its optimizer is `SyncReplicasOptimizer(GradientDescentOptimizer(0.05), replicas
 total_num_replicas=3)` around the counting optimizer of `models.counting`: after a run, the checkpoint's
 `applied_updates` says how many aggregated updates really reached the variables. Its hooks print a line
 that the tests look for in each task's log: every training task's hook, the chief's own hook, and the
-evaluator's hook (with the batches it saw). --step_sleep_secs slows every step, so that a test has time to act
+evaluator's hook (with the batches it saw). It is served: `x` in, `y` out. --step_sleep_secs slows every step, so that a test has time to act
 mid-training.
 """
 
@@ -44,6 +44,10 @@ def build(mode):
     w = tf.compat.v1.get_variable("w", [1, 1], initializer=tf.compat.v1.zeros_initializer())
     b = tf.compat.v1.get_variable("b", [1], initializer=tf.compat.v1.zeros_initializer())
     loss = tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
+    if mode == launcher.PREDICT:
+        features = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
+        return launcher.Model(serving=launcher.Serving(inputs={"x": features},
+                                                       outputs={"y": tf.matmul(features, w) + b}))
     if mode == launcher.EVAL:
         return launcher.Model(loss=loss, evaluation_hooks=[_SayHook("evaluation_hooks")])
     if STEP_SLEEP_SECS.value:
