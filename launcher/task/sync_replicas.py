@@ -152,10 +152,10 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
         self._lock = threading.Lock()
 
     def begin(self):
-        runner = self._sync.get_chief_queue_runner()
         if not self._is_chief:
             self._init = self._sync.local_step_init_op
             return
+        runner = self._sync.get_chief_queue_runner()  # its one op: aggregate, apply, put the next tokens in
         self._init = tf.group(self._sync.chief_init_op,
                               self._sync.get_init_tokens_op(initial_tokens(self._sync, self._replicas)))
         self._aggregate = runner.enqueue_ops[0]
