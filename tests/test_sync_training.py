@@ -118,23 +118,39 @@ def test_killed_replica_rejoins_synchronous_training(runner, tmp_path, victim):
         assert "joining them instead of restoring" in _log(model_dir, "chief:0")
 
 
-def test_preempted_synchronous_run_saves_at_the_step_reached(runner, tmp_path):
+@pytest.mark.parametrize("frozen_worker", [False, True])
+def test_preempted_synchronous_run_saves_at_the_step_reached(runner, tmp_path, frozen_worker):
+    """With a worker frozen, the chief's own step waits for a token that no aggregation will bring: asked to
+    stop, the chief puts a token in for every replica, and its step, and the others' in flight, end."""
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
-                          "--model", "models.sync_counting", "--train_steps", "100000",
+                          "--model", "models.sync_counting", "--train_steps", "100000", "--grace_secs", "20",
                           "--chief_flags=--step_sleep_secs=0.02 --save_checkpoint_secs=3600 --log_step_count_steps=10",
                           "--worker_flags=--step_sleep_secs=0.02")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 40, timeout=180, what="step 40")
+    if frozen_worker:
+        frozen = launch.tasks()["worker:1"]
+        frozen.send_signal(signal.SIGSTOP)
+        time.sleep(3)  # every step now waits for it
     reached = logged_step(model_dir / "logs" / "chief-0.log")
     launch.proc.send_signal(signal.SIGTERM)
-    assert launch.wait(90) == 143, launch.stderr
+    try:
+        assert launch.wait(90) == 143, launch.stderr
+    finally:
+        if frozen_worker and frozen.is_running():
+            frozen.send_signal(signal.SIGCONT)
     saved = checkpoint_steps(model_dir)[-1]
     assert saved >= reached
     run = last_run(model_dir)
     assert run["global_step_end"] == saved
-    # Every task stopped by itself after its step (none killed after the grace): the chief saved.
-    assert {name: t["exit_codes"][-1] for name, t in _tasks(run).items() if name != "ps:0"} == {
-        "chief:0": 143, "worker:0": 143, "worker:1": 143}
+    # The chief and the live worker stopped by themselves after their step (none killed after the grace):
+    # the chief saved.
+    codes = {name: t["exit_codes"][-1] for name, t in _tasks(run).items()}
+    assert (codes["chief:0"], codes["worker:0"]) == (143, 143), codes
+    if frozen_worker:
+        assert "asked to stop: releasing the replicas waiting for a token" in _log(model_dir, "chief:0")
+    else:
+        assert codes["worker:1"] == 143, codes
     variables = read_variables(model_dir)
     assert variables["global_step"] == variables["applied_updates"] == saved
 

@@ -41,7 +41,7 @@ from absl import logging
 from launcher.cluster.errors import UserError
 from launcher.cluster.stop_signals import StopRequest
 from launcher.model_api import Model
-from launcher.task import train_op
+from launcher.task import signal_wakeup, train_op
 
 SyncReplicasOptimizer = tf.compat.v1.train.SyncReplicasOptimizer
 _STOP_POLL_SECS = 0.25
@@ -150,12 +150,16 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
         self._stop = stop
         self._session_count = 0
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._signals: Optional[signal_wakeup.StopSignals] = None
 
     def begin(self):
         if not self._is_chief:
             self._init = self._sync.local_step_init_op
             return
         runner = self._sync.get_chief_queue_runner()  # its one op: aggregate, apply, put the next tokens in
+        if self._signals is None and threading.current_thread() is threading.main_thread():
+            self._signals = signal_wakeup.StopSignals()
         self._init = tf.group(self._sync.chief_init_op,
                               self._sync.get_init_tokens_op(initial_tokens(self._sync, self._replicas)))
         self._aggregate = runner.enqueue_ops[0]
@@ -172,11 +176,28 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
             self._session_count += 1
             generation = self._session_count
         for target, name in ((self._aggregate_loop, "sync-aggregate"), (self._release_on_stop, "sync-release")):
-            threading.Thread(target=target, args=(session, coord, generation), name=name, daemon=True).start()
+            thread = threading.Thread(target=target, args=(session, coord, generation), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def end(self, session):
         if self._is_chief:
             self._release_replicas(session)
+
+    def close(self, timeout_secs: float = 10.0) -> None:
+        """After the session is closed (which cancels the last aggregation): wait for the threads to end.
+
+        A thread still inside TensorFlow when the interpreter exits would come back into Python during its
+        finalization, which unwinds it through TensorFlow's C++ frames and aborts the process (SIGABRT).
+        """
+        for thread in self._threads:
+            thread.join(timeout_secs)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        if self._threads:
+            logging.warning("the synchronous aggregation did not end within %.0f s", timeout_secs)
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
 
     def _current(self, generation: int) -> bool:
         return generation == self._session_count
@@ -199,8 +220,11 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
                 return
 
     def _release_on_stop(self, session, coord, generation: int) -> None:
-        while self._current(generation) and not coord.wait_for_stop(_STOP_POLL_SECS):
-            if self._stop.should_stop:
+        """Release the replicas once this task is asked to stop: its own step may be one of those waiting,
+        and then its signal handler cannot run (see `signal_wakeup`)."""
+        while self._current(generation) and not coord.should_stop():
+            signalled = self._signals.wait(_STOP_POLL_SECS) if self._signals else coord.wait_for_stop(_STOP_POLL_SECS)
+            if signalled or self._stop.should_stop:
                 logging.info("asked to stop: releasing the replicas waiting for a token")
                 self._release_replicas(session)
                 return

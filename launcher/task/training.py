@@ -81,12 +81,13 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery, peers)
+        sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
+                                                                             replicas, stop)
         task_hooks = hooks_lib.build(
             hook_config, model.loss, scaffold, recovery, stop, list(cluster.get(WORKER, [])), task.index,
             variables_task(cluster), num_ps=len(cluster.get(PS, [])),
             own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
-            sync_hook=None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
-                                                                                replicas, stop))
+            sync_hook=sync_hook)
         deadline = StepDeadline(step_timeout_secs)
 
         def step_fn(step_context):
@@ -112,6 +113,10 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
                 raise recovery.retry(message) from e
             deadline.took(time.monotonic() - started)
 
-        with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
-            while not session.should_stop():
-                session.run_step_fn(step_fn)
+        try:
+            with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
+                while not session.should_stop():
+                    session.run_step_fn(step_fn)
+        finally:
+            if sync_hook is not None:
+                sync_hook.close()
