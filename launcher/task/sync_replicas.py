@@ -11,8 +11,8 @@ gradients arrive stamped with an old step and are dropped: the slowest replicas 
 
 What the launcher keeps, and how:
 - exactly `--train_steps` global steps, each an aggregated update: the wrapped optimizer's apply takes the
-  same ticket as an asynchronous step (`train_op.take_ticket`), so an aggregation past the target applies
-  nothing. (No replica pushes a gradient stamped with the target step: a replica holding a token of that
+  same ticket as an asynchronous step (`train_op.take_ticket`), once the aggregated gradients are there,
+  so an aggregation past the target applies nothing. (No replica pushes a gradient stamped with the target step: a replica holding a token of that
   step has finished its last step, and a session made at the target trains no step; the ticket makes the
   cap hold whatever the replicas do.)
 - checkpoints that plain TensorFlow reads: the accumulators and the token queue are not variables, and the
@@ -26,7 +26,9 @@ What the launcher keeps, and how:
   restart): replicas still waiting for a token fail, and a restarted chief would find the queue closed for
   good. Here the aggregation is a thread that never closes the queue; instead, when the chief is asked to
   stop and when its loop ends, it puts a token for every replica into the queue, so that replicas blocked
-  on it (the chief's own step included) finish their step and see the stop or the target.
+  on it (the chief's own step included) finish their step and see the stop or the target. The stop is
+  seen from a thread (`signal_wakeup`): a main thread waiting for a token cannot run its signal handler.
+  The threads are joined once the session is closed, before the task exits.
 """
 
 from __future__ import annotations
