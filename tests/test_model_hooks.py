@@ -50,7 +50,8 @@ def test_the_documented_example_runs_its_hooks_where_it_says(runner, tmp_path):
     logs = {name: (model_dir / "logs" / f"{name}.log").read_text() for name in ("chief-0", "worker-0", "evaluator-0")}
     # training_hooks on the chief and the worker; the chief's LoggingTensorHook beside the launcher's own.
     steps = [int(re.search(r"this task ran (\d+) steps", logs[name]).group(1)) for name in ("chief-0", "worker-0")]
-    assert all(s > 0 for s in steps) and sum(steps) == 200, steps
+    # 200 updates; a step that reached the target after another one (refused by the ticket) ran too.
+    assert all(s > 0 for s in steps) and 200 <= sum(steps) <= 201, steps
     assert "mean = " in logs["chief-0"] and "mean = " in logs["worker-0"]
     # training_chief_hooks on the chief only: one ProfilerHook's run metadata (the task's working directory
     # is the launcher's).
