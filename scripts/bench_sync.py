@@ -1,7 +1,7 @@
 """Synchronous training with and without a backup worker, and asynchronous training, beside a slow worker.
 
     python scripts/bench_sync.py [--model launcher.models.mlp] [--window_secs 30] [--duty 0.25] [--period 0.4]
-                                 [--json PATH]
+                                 [--modes async,sync,backup] [--json PATH]
 
 On a chief, 2 workers and a ps (local processes, loopback), for each mode (async; sync, no backup worker;
 sync, one backup worker) it trains twice: once with every task at full speed, once with worker:1 slowed
@@ -34,6 +34,7 @@ from bench.task_processes import task_name  # noqa: E402
 CLUSTER = {"chief": ["localhost:0"], "worker": ["localhost:0", "localhost:0"], "ps": ["localhost:0"]}
 MODES = {"async": [], "sync, no backup": ["--sync_replicas"],
          "sync, 1 backup": ["--sync_replicas", "--backup_workers", "1"]}
+MODE_KEYS = {"async": "async", "sync": "sync, no backup", "backup": "sync, 1 backup"}
 SLOW_TASK = "worker:1"
 WARM_STEPS = 200
 
@@ -151,11 +152,14 @@ def main() -> None:
     parser.add_argument("--window_secs", type=float, default=30)
     parser.add_argument("--duty", type=float, default=0.25, help="share of time the slow worker runs")
     parser.add_argument("--period", type=float, default=0.4, help="seconds of one stop/resume cycle")
+    parser.add_argument("--modes", default="async,sync,backup",
+                        help="which of async, sync (no backup worker), backup (one backup worker)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
+    modes = {MODE_KEYS[key]: MODES[MODE_KEYS[key]] for key in args.modes.split(",")}
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_sync_") as tmp:
-        for name, mode_args in MODES.items():
+        for name, mode_args in modes.items():
             for slow in (False, True):
                 result = trial(pathlib.Path(tmp), f"{name}{' slow' if slow else ''}", mode_args, slow, args)
                 result["mode"] = name
@@ -163,7 +167,7 @@ def main() -> None:
                       f"{result['steps_per_sec']:.1f} global steps/s", flush=True)
                 results.append(result)
     rows = []
-    for name in MODES:
+    for name in modes:
         fast, slow = (next(r for r in results if r["mode"] == name and r["slow_worker"] == s) for s in (False, True))
         rows.append([name, fmt(fast["steps_per_sec"]), fmt(slow["steps_per_sec"]),
                      fmt(slow["steps_per_sec"] / fast["steps_per_sec"], 2)])
