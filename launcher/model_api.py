@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from launcher.cluster.errors import UserError
 
 TRAIN, EVAL, PREDICT = "train", "eval", "predict"
 BUILD_FUNCTION = "build"
+_HOOK_METHODS = ("begin", "after_create_session", "before_run", "after_run", "end")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,18 +49,37 @@ class Model:
       evaluator runs the update ops until the eval input ends (`tf.errors.OutOfRangeError`), so a metric
       covers the whole eval set.
     serving: PREDICT mode only (nothing else is needed there): the signature to export.
+    training_hooks: `tf.compat.v1.train.SessionRunHook`s that every training task (chief and workers) runs
+      besides the launcher's own, as Estimator's `training_hooks`; TRAIN mode.
+    training_chief_hooks: hooks that only the chief runs (Estimator's `training_chief_hooks`); TRAIN mode.
+    evaluation_hooks: hooks that the evaluator runs with each checkpoint's eval session; EVAL mode.
+    The launcher runs a `SyncReplicasOptimizer`'s own hook itself: a model does not add it.
     """
 
     loss: Any = None
     optimizer: Optional[Any] = None
     eval_metrics: Mapping[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
     serving: Optional[Serving] = None
+    training_hooks: Sequence[Any] = ()
+    training_chief_hooks: Sequence[Any] = ()
+    evaluation_hooks: Sequence[Any] = ()
 
     def __post_init__(self) -> None:
         for name, metric in self.eval_metrics.items():
             if not (isinstance(metric, tuple) and len(metric) == 2):
                 raise UserError(f"launcher.Model: eval_metrics[{name!r}] must be a (value, update_op) pair, "
                                 f"as tf.compat.v1.metrics return them")
+        for field in ("training_hooks", "training_chief_hooks", "evaluation_hooks"):
+            hooks = getattr(self, field)
+            if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Sequence):
+                raise UserError(f"launcher.Model: {field} must be a list of tf.compat.v1.train.SessionRunHook, "
+                                f"not {type(hooks).__name__}")
+            for i, hook in enumerate(hooks):
+                # Duck-typed here (this module is imported where TensorFlow is not): the protocol's methods.
+                if not all(callable(getattr(hook, m, None)) for m in _HOOK_METHODS):
+                    raise UserError(f"launcher.Model: {field}[{i}] ({type(hook).__name__}) is not a "
+                                    f"tf.compat.v1.train.SessionRunHook")
+            object.__setattr__(self, field, tuple(hooks))
 
 
 def load(module_name: str) -> Callable[[str], Model]:

@@ -40,3 +40,24 @@ def test_origins_name_the_spec_file_and_the_command_line():
     assert spec.flag_origins("worker") == ["s.json: flags.worker[0]", "s.json: flags.worker[1]",
                                            "--worker_flags[0]"]
     assert spec.role_flags("worker")[-1] == "--learning_rate=0.1"
+
+
+def test_sync_replicas_reaches_the_chief_and_workers_only():
+    config = RunConfig(spec=SPEC, model_dir="gs://bucket/run", train_steps=50, model="my.model",
+                       sync_replicas=True, backup_workers=1)
+    for job in ("chief", "worker"):
+        assert task_command.command(config, job, python="py")[3:8] == [
+            *LAUNCHER_FLAGS, "--sync_replicas", "--backup_workers=1"]
+    for job in ("ps", "evaluator"):
+        assert "--sync_replicas" not in task_command.command(config, job, python="py")
+    assert "--sync_replicas" not in task_command.command(CONFIG, "worker", python="py")  # async: no flag
+
+
+@pytest.mark.parametrize("sync, backup, message", [
+    (True, 2, r"--backup_workers 2: must be below the number of training tasks, 2 in s.json"),
+    (False, 1, r"--backup_workers 1 needs --sync_replicas"),
+    (True, True, r"--backup_workers True is not a non-negative integer"),
+])
+def test_backup_workers_checked_against_the_spec(sync, backup, message):
+    with pytest.raises(UserError, match=message):
+        RunConfig(spec=SPEC, sync_replicas=sync, backup_workers=backup)

@@ -11,7 +11,7 @@ from typing import Any
 
 from launcher.cluster import settings, task_command
 from launcher.cluster.errors import UserError
-from launcher.cluster.spec import ClusterSpec
+from launcher.cluster.spec import CHIEF, WORKER, ClusterSpec
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -26,6 +26,7 @@ class RunConfig:
     output: settings.Output
     watchdog: settings.Watchdog
     evaluator: settings.Evaluator
+    sync: settings.Sync
     engine: settings.Engine
     ray: settings.Ray
 
@@ -56,6 +57,12 @@ class RunConfig:
                 role = roles[0]
                 raise UserError(f"--{declared.name} needs {'an' if role[0] in 'aeiou' else 'a'} {role}, and the "
                                 f"spec {self.spec.source} has none (add \"{role}\": [\"localhost:0\"] to its cluster)")
+        if self.backup_workers and not self.sync_replicas:
+            raise UserError(f"--backup_workers {self.backup_workers} needs --sync_replicas")
+        replicas = self.spec.count(CHIEF) + self.spec.count(WORKER)
+        if self.backup_workers >= replicas:
+            raise UserError(f"--backup_workers {self.backup_workers}: must be below the number of training "
+                            f"tasks, {replicas} in {self.spec.source} (the chief and the workers)")
         task_command.check_role_flags(self.spec)
 
     def task_flags(self, role: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence, Union
 from launcher.cluster import metric_rule
 from launcher.cluster.errors import UserError
 from launcher.cluster.restart_policy import RestartPolicy
-from launcher.cluster.spec import EVALUATOR, JOBS
+from launcher.cluster.spec import CHIEF, EVALUATOR, JOBS, WORKER
 
 RUN, EXPORT = "run", "export"
 Flags = Union[str, Sequence[str], None]
@@ -247,6 +247,20 @@ class Evaluator(Group):
 
 
 @group
+class Sync(Group):
+    """Synchronous training, passed on to the chief and workers as their flags (launcher.task.flags)."""
+
+    title = "Synchronous training"
+    see = "sync-training.md"
+    sync_replicas: bool = setting(False, "train synchronously: the model's optimizer is wrapped in a "
+                                  "SyncReplicasOptimizer.", check=flag, commands=(RUN, EXPORT),
+                                  task_flag_for=(CHIEF, WORKER))
+    backup_workers: int = setting(0, "with --sync_replicas, each step aggregates the first (chief + workers - "
+                                  "this) gradients; the stragglers' are dropped.", check=count(0),
+                                  commands=(RUN, EXPORT), task_flag_for=(CHIEF, WORKER))
+
+
+@group
 class Engine(Group):
     title = "Where tasks run"
     see = "engines.md"
@@ -289,10 +303,11 @@ class Export(Group):
                                  commands=(EXPORT,))
 
 
-GROUPS: tuple[type, ...] = (Cluster, Training, Restarts, Stopping, Output, Watchdog, Evaluator, Engine, Ray, Export)
+GROUPS: tuple[type, ...] = (Cluster, Training, Restarts, Stopping, Output, Watchdog, Evaluator, Sync, Engine, Ray,
+                             Export)
 # The groups a RunConfig holds, by attribute name (the cluster options become its spec).
 RUN_GROUPS: dict[str, type] = {"training": Training, "restarts": Restarts, "stopping": Stopping,
-                               "output": Output, "watchdog": Watchdog, "evaluator": Evaluator,
+                               "output": Output, "watchdog": Watchdog, "evaluator": Evaluator, "sync": Sync,
                                "engine": Engine, "ray": Ray}
 ROLE_FLAGS = {job: f"{job}_flags" for job in JOBS}
 EXPORT_OPTIONS = tuple(f.name for f in dataclasses.fields(Export))
@@ -336,8 +351,15 @@ def default_text(value: object) -> str:
 def task_flags(groups: Sequence[Group], role: str) -> list[str]:
     """`--NAME=VALUE` for each option that `role`'s tasks get as a flag and that differs from its default
     (the task's own flag has the same default: see launcher.task.eval_flags)."""
-    return [f"--{f.name}={getattr(values, f.name)}" for values in groups for f in dataclasses.fields(values)
+    return [_flag(f.name, getattr(values, f.name)) for values in groups for f in dataclasses.fields(values)
             if role in f.metadata["option"].task_flag_for and getattr(values, f.name) != f.default]
+
+
+def _flag(name: str, value: object) -> str:
+    """An absl flag: a boolean as `--name` / `--noname`, anything else as `--name=value`."""
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no{name}"
+    return f"--{name}={value}"
 
 
 def reference() -> str:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 TASK_MODULE = "launcher.task"
 # Set from the launcher's own options for every task: a per-role value would split the cluster's view of
 # the run (one task training to another target, or into another directory).
-LAUNCHER_OWNED = tuple(field.name for field in dataclasses.fields(settings.Training))
+LAUNCHER_OWNED = tuple(field.name for group in (settings.Training, settings.Sync)
+                       for field in dataclasses.fields(group))
 
 
 def check_role_flags(spec: ClusterSpec) -> None:

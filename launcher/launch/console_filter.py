@@ -2,7 +2,7 @@
 
 Everything a task writes goes to its log file; the console is for a person following the run. Kept off the
 console (in the log only):
-- TensorFlow's start-up notices (`console.is_noise`);
+- TensorFlow's start-up notices and runtime chatter (`console.is_noise`), with their indented continuations;
 - deprecation notices and their "Instructions for updating" paragraphs, repeated on every restore and
   every checkpoint rotation;
 - the frames of tracebacks, Python's and TensorFlow's "Original stack trace": the launcher's failure line
@@ -31,6 +31,7 @@ class LineFilter:
         self._in_deprecation = False
         self._in_trace = False
         self._shown_errors: collections.deque[str] = collections.deque(maxlen=50)
+        self._after_noise = False
         self.muted = False
 
     def show(self, line: str) -> bool:
@@ -49,7 +50,10 @@ class LineFilter:
             if _FRAME.match(line):
                 return False
             self._in_trace = False  # the exception line itself, which ends the traceback
-        if self.muted or is_noise(line):
+        if self._after_noise and _FRAME.match(line):
+            return False  # the indented rest of a notice kept off ("\t [[{{node ...}}]]" of a cancelled op)
+        self._after_noise = is_noise(line)
+        if self.muted or self._after_noise:
             return False
         if _looks_like_error(line):
             key = _error_key(line)

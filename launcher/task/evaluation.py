@@ -23,7 +23,7 @@ from absl import logging
 from launcher.cluster import exit_codes, metric_rule, status
 from launcher.cluster.errors import UserError
 from launcher.model_api import EVAL, Model
-from launcher.task import eval_flags, serving_export
+from launcher.task import eval_flags, hooked_run, hooks, serving_export
 from launcher.task.best_checkpoint import BestCheckpoint
 from launcher.cluster.metric_rule import MetricRule
 from launcher.cluster.stop_signals import StopRequest
@@ -61,7 +61,8 @@ class Scorer:
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._global_step = tf.compat.v1.train.get_or_create_global_step()
-            metrics = _metrics(build(EVAL))
+            model = build(EVAL)
+            metrics = _metrics(model)
             for option, rule in (("keep_best", keep_best), ("early_stop", also_needs)):
                 if rule is not None and rule.metric not in metrics:
                     raise UserError(f"--{option}={rule}: the model has no metric {rule.metric!r} "
@@ -75,6 +76,9 @@ class Scorer:
             self._local_init = tf.group(tf.compat.v1.local_variables_initializer(),
                                         tf.compat.v1.tables_initializer())
             self._batches = _batch_limit(self.graph, eval_steps)
+            # The model's evaluation_hooks: begin() once, here, while the graph takes new ops.
+            self._hooks = hooked_run.HookedRuns(hooks.checked(model, "evaluation_hooks"))
+            self._hooks.begin()
         self.graph.finalize()
 
     def score(self, path: str) -> dict:
@@ -82,15 +86,19 @@ class Scorer:
         with tf.compat.v1.Session(graph=self.graph) as session:
             self._saver.restore(session, path)
             session.run(self._local_init)
+            self._hooks.session_created(session)
             batches = 0
             while self._batches is None or batches < self._batches:
                 try:
-                    session.run(self._update)
+                    _, stop = self._hooks.run(session, self._update)
                 except tf.errors.OutOfRangeError:
                     break
                 batches += 1
+                if stop:
+                    break  # a hook's request, as StopAfterNEvalsHook makes
             if batches == 0:
                 logging.warning("the eval input yielded no batch: metrics of an empty set")
+            self._hooks.end(session)
             step, values = session.run([self._global_step, self._values])
             step, metrics = int(step), {k: float(v) for k, v in values.items()}
             if self.best is not None:

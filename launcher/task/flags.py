@@ -54,3 +54,10 @@ EXPORT_SERVING = flags.DEFINE_bool(
     "export_serving", False, "Chief: once training has reached the target, export the final checkpoint as a "
     "SavedModel for serving (for a model that declares launcher.Serving). The launcher sets it when the spec "
     "has no evaluator; with one, the evaluator exports (the best checkpoint with --keep_best).")
+
+SYNC_REPLICAS = flags.DEFINE_bool(
+    "sync_replicas", False, "Chief and workers: train synchronously, wrapping the model's optimizer in a "
+    "tf.compat.v1.train.SyncReplicasOptimizer (set by the launcher's --sync_replicas for every training task).")
+BACKUP_WORKERS = flags.DEFINE_integer(
+    "backup_workers", 0, "With --sync_replicas: each step aggregates the first (chief + workers - this) "
+    "gradients and drops the stragglers' (set by the launcher's --backup_workers).", lower_bound=0)

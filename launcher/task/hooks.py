@@ -1,4 +1,5 @@
-"""The one hook set that every task's MonitoredSession runs: stopping, saving, summaries, progress.
+"""The one hook set that every task's MonitoredSession runs: stopping, saving, summaries, progress, and the
+model's own hooks.
 
 `build()` is the only place hooks are assembled: common hooks for all tasks, plus chief-only hooks when
 the task is the chief, as in `MonitoredTrainingSession`. Order matters at the end of a session: the chief
@@ -9,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
 
 from launcher.cluster import status
+from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
+from launcher.model_api import Model
 from launcher.task import ps_release
 from launcher.task.recovery import Recovery
 from launcher.cluster.stop_signals import StopRequest
@@ -161,10 +164,32 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
             logging.warning("workers %s did not report done; saving anyway", sorted(pending))
 
 
+def model_hooks(model: Model, is_chief: bool) -> list[tf.compat.v1.train.SessionRunHook]:
+    """The model's own training hooks for this task: all tasks' and, on the chief, the chief's."""
+    own = checked(model, "training_hooks")
+    return own + checked(model, "training_chief_hooks") if is_chief else own
+
+
+def checked(model: Model, field: str) -> list[tf.compat.v1.train.SessionRunHook]:
+    """`model.<field>`, each one a SessionRunHook (model_api can only check their methods)."""
+    hooks = list(getattr(model, field))
+    for i, hook in enumerate(hooks):
+        if not isinstance(hook, tf.compat.v1.train.SessionRunHook):
+            raise UserError(f"launcher.Model: {field}[{i}] ({type(hook).__name__}) is not a "
+                            f"tf.compat.v1.train.SessionRunHook")
+    return hooks
+
+
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
           stop: StopRequest, worker_addresses: list[str], worker_index: int,
-          variables_task: str, num_ps: int = 0) -> list[tf.compat.v1.train.SessionRunHook]:
-    """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`)."""
+          variables_task: str, num_ps: int = 0, own_hooks: Sequence[tf.compat.v1.train.SessionRunHook] = (),
+          sync_hook: Optional[tf.compat.v1.train.SessionRunHook] = None) -> list[tf.compat.v1.train.SessionRunHook]:
+    """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`).
+
+    `own_hooks` are the model's (see `model_hooks`); `sync_hook` runs a SyncReplicasOptimizer (see
+    `sync_replicas`). Both end before the chief waits for its workers and saves: the sync hook's end
+    releases the replicas waiting for a token, and a model's hook sees the session while every task is up.
+    """
     global_step = tf.compat.v1.train.get_global_step()
     hooks = [
         StopRequestHook(stop),
@@ -174,6 +199,8 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
         tf.compat.v1.train.LoggingTensorHook({"step": global_step, "loss": loss},
                                              every_n_iter=config.log_step_count_steps),
         StatusHook(recovery),
+        *([sync_hook] if sync_hook is not None else []),
+        *own_hooks,
         WorkersDoneHook(config.is_chief, worker_addresses, worker_index, config.wait_for_workers_secs, stop,
                         variables_task),
     ]

@@ -23,6 +23,7 @@ from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
 from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
 from launcher.task import serving_export, training
+from launcher.task import sync_replicas
 from launcher.task import flags as task_flags
 from launcher.task import parent_watch
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -105,7 +106,8 @@ def _main(stop: StopRequest) -> Optional[int]:
             max_to_keep=task_flags.MAX_TO_KEEP.value, max_wait_secs=task_flags.MAX_WAIT_SECS.value,
             recovery_wait_secs=task_flags.RECOVERY_WAIT_SECS.value,
             recovery_deadline_secs=task_flags.RECOVERY_DEADLINE_SECS.value, stop=stop,
-            step_timeout_secs=task_flags.STEP_TIMEOUT_SECS.value)
+            step_timeout_secs=task_flags.STEP_TIMEOUT_SECS.value,
+            sync_options=sync_replicas.SyncOptions(task_flags.SYNC_REPLICAS.value, task_flags.BACKUP_WORKERS.value))
         if serving is not None and not stop.requested:
             serving_export.export_latest(serving, task_flags.MODEL_DIR.value)
     except UserError as e:

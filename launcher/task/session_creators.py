@@ -87,7 +87,8 @@ def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
 def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.compat.v1.train.Scaffold) -> bool:
     """Whether every variable of the model is initialised on the cluster already."""
     with tf.compat.v1.Session(master, config=config) as session:
-        return session.run(scaffold.ready_op).size == 0
+        # The global variables only: local ones (a SyncReplicasOptimizer's local step) are per session.
+        return session.run(scaffold.ready_for_local_init_op).size == 0
 
 
 def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,

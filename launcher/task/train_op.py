@@ -48,12 +48,13 @@ def take_ticket(global_step: tf.Variable, last_step: int) -> tf.Tensor:
     return granted
 
 
-def _gradients(model: Model) -> list:
-    if hasattr(model.optimizer, "compute_gradients"):  # a tf.compat.v1.train.Optimizer
-        return model.optimizer.compute_gradients(model.loss)
+def gradients(optimizer, loss: tf.Tensor) -> list:
+    """(gradient, variable) pairs of `loss`, for a v1 or a Keras optimizer."""
+    if hasattr(optimizer, "compute_gradients"):  # a tf.compat.v1.train.Optimizer
+        return optimizer.compute_gradients(loss)
     # A Keras optimizer (tf.compat.v1.keras.optimizers.*) has no compute_gradients in graph mode.
     variables = tf.compat.v1.trainable_variables()
-    return [(g, v) for g, v in zip(tf.compat.v1.gradients(model.loss, variables), variables) if g is not None]
+    return [(g, v) for g, v in zip(tf.compat.v1.gradients(loss, variables), variables) if g is not None]
 
 
 def capped(model: Model, global_step: tf.Variable, last_step: int) -> tf.Operation:
@@ -64,20 +65,26 @@ def capped(model: Model, global_step: tf.Variable, last_step: int) -> tf.Operati
     if model.optimizer is None:
         raise ValueError("the model's build(TRAIN) returned no optimizer")
     update_ops = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
-    grads_and_vars = [(_beside(grad, var), var) for grad, var in _gradients(model)]
-    granted = take_ticket(global_step, last_step)
+    grads_and_vars = [(_beside(grad, var), var) for grad, var in gradients(model.optimizer, model.loss)]
+    return apply_if_granted(model.optimizer, grads_and_vars, take_ticket(global_step, last_step), global_step,
+                            update_ops, name="train_op")
+
+
+def apply_if_granted(optimizer, grads_and_vars: list, granted: tf.Tensor, global_step: tf.Variable,
+                     control_inputs: list, name: str) -> tf.Operation:
+    """`optimizer.apply_gradients(grads_and_vars)`, after `control_inputs`, only where `granted` is true."""
 
     def apply():
         # Optimizers create their slots under init_scope, outside this branch: initialising and restoring
         # them works as for any other variable. At the root name scope, not the cond's: a Keras optimizer
         # names its slots after the scope it is called in, and checkpoints are restored by name.
-        with tf.control_dependencies(update_ops), tf.compat.v1.name_scope(None):
-            applied = model.optimizer.apply_gradients(grads_and_vars)
+        with tf.control_dependencies(control_inputs), tf.compat.v1.name_scope(None):
+            applied = optimizer.apply_gradients(grads_and_vars)
         with tf.control_dependencies([applied]):
             return tf.constant(True)
 
     with tf.compat.v1.device(global_step.device):
-        return tf.group(_graph_cond(granted, apply, lambda: tf.constant(False), name="capped"), name="train_op")
+        return tf.group(_graph_cond(granted, apply, lambda: tf.constant(False), name="capped"), name=name)
 
 
 def _beside(grad, var: tf.Variable):

@@ -9,11 +9,11 @@ import tensorflow as tf
 from absl import logging
 
 from launcher.task import hooks as hooks_lib
-from launcher.task import session_creators, train_op
+from launcher.task import session_creators, sync_replicas, train_op
 from launcher.model_api import TRAIN, Model
 from launcher.task.recovery import Recovery
 from launcher.task.step_deadline import StepDeadline
-from launcher.cluster.spec import CHIEF, PS, TaskId
+from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
 from launcher.cluster.stop_signals import StopRequest
 
 
@@ -47,17 +47,26 @@ def session_config(task: TaskId, cluster: dict) -> tf.compat.v1.ConfigProto:
 def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model],
           hook_config: hooks_lib.HookConfig, *, max_to_keep: int, max_wait_secs: float,
           recovery_wait_secs: float, recovery_deadline_secs: float, stop: StopRequest,
-          step_timeout_secs: float = 0) -> None:
+          step_timeout_secs: float = 0, sync_options: sync_replicas.SyncOptions = sync_replicas.SyncOptions()) -> None:
     """Train until the global step reaches `hook_config.last_step`, or until `stop` is requested.
 
     A step that outlives its deadline (see `step_deadline`) is cancelled and its session re-created,
     as after a peer's restart; steps that keep stalling end the task within `recovery_deadline_secs`.
+    A model whose optimizer is a SyncReplicasOptimizer, or any with `sync_options.sync_replicas`, trains
+    synchronously (see `sync_replicas`).
     """
+    replicas = len(cluster.get(CHIEF, [])) + len(cluster.get(WORKER, []))
     with tf.Graph().as_default():
         with tf.compat.v1.device(device_setter(task, cluster)):
             global_step = tf.compat.v1.train.get_or_create_global_step()
             model = build(TRAIN)
-            step_op = train_op.capped(model, global_step, hook_config.last_step)
+            sync = sync_replicas.optimizer(model, replicas, sync_options)
+            if sync is None:
+                step_op = train_op.capped(model, global_step, hook_config.last_step)
+            else:
+                step_op = sync_replicas.train_op_for(sync, model, global_step, hook_config.last_step)
+                logging.info("synchronous training: each step aggregates %d of %d replicas' gradients",
+                             sync._replicas_to_aggregate, replicas)  # pylint: disable=protected-access
         tf.compat.v1.summary.scalar("loss", model.loss)
         scaffold = tf.compat.v1.train.Scaffold(
             saver=tf.compat.v1.train.Saver(max_to_keep=max_to_keep, sharded=True, save_relative_paths=True))
@@ -72,9 +81,13 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
                                               recovery, peers)
-        task_hooks = hooks_lib.build(hook_config, model.loss, scaffold, recovery, stop,
-                                     list(cluster.get("worker", [])), task.index,
-                                     variables_task(cluster), num_ps=len(cluster.get(PS, [])))
+        sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
+                                                                             replicas, stop)
+        task_hooks = hooks_lib.build(
+            hook_config, model.loss, scaffold, recovery, stop, list(cluster.get(WORKER, [])), task.index,
+            variables_task(cluster), num_ps=len(cluster.get(PS, [])),
+            own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
+            sync_hook=sync_hook)
         deadline = StepDeadline(step_timeout_secs)
 
         def step_fn(step_context):
@@ -100,6 +113,10 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
                 raise recovery.retry(message) from e
             deadline.took(time.monotonic() - started)
 
-        with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
-            while not session.should_stop():
-                session.run_step_fn(step_fn)
+        try:
+            with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
+                while not session.should_stop():
+                    session.run_step_fn(step_fn)
+        finally:
+            if sync_hook is not None:
+                sync_hook.close()
