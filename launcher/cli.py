@@ -57,7 +57,7 @@ class Launcher:
             ray_address: Optional[str] = None,
             ray_cpus_per_task: float = run_config.DEFAULT_RAY_CPUS_PER_TASK, ray_resources: Optional[str] = None,
             ray_placement: str = run_config.DEFAULT_RAY_PLACEMENT, isolation: str = "auto",
-
+            gpus_per_task: int = 0, evaluator_gpus: int = 0,
             hang_secs: float = run_config.DEFAULT_HANG_SECS, on_hang: str = run_config.DEFAULT_ON_HANG,
             straggler_ratio: float = run_config.DEFAULT_STRAGGLER_RATIO) -> None:
         """Train MODEL on the cluster of SPEC until the global step reaches TRAIN_STEPS.
@@ -78,7 +78,8 @@ class Launcher:
           early_stop: METRIC or METRIC:max: training ends once PATIENCE evaluations in a row bring no
             improvement of METRIC (needs an evaluator in the spec).
           patience: evaluations without improvement that end training with --early_stop.
-          backend: where tasks run: local (processes on this machine) or ray (a Ray cluster).
+          backend: where tasks run: local (processes on this machine), ray (a Ray cluster) or slurm (job
+            steps of the Slurm allocation the launcher runs in).
           ray_address: HOST:PORT of a running Ray cluster; without it, a local Ray instance is started
             and stopped with the run.
           ray_cpus_per_task: CPUs each task reserves on Ray (fractions allowed).
@@ -86,6 +87,8 @@ class Launcher:
           ray_placement: spread (training tasks on distinct nodes, ps apart) or pack (fill nodes in turn).
           isolation: local tasks in a network namespace of the run's own, reachable from nowhere else:
             auto (where possible, else a warning naming the open ports), required (else exit 2), off.
+          gpus_per_task: GPUs of its own for the chief and each worker (a ps gets none).
+          evaluator_gpus: GPUs of its own for the evaluator.
           hang_secs: no global step, or no status from a live task, for this long is a hang.
           on_hang: restart (kill and restart the culprits), abort (stop the run, exit 3) or report.
           straggler_ratio: a task slower than 1/this of its peers' median step rate is a straggler.
@@ -104,11 +107,13 @@ class Launcher:
                                keep_best=keep_best, early_stop=early_stop, patience=patience,
                                ray_cpus_per_task=ray_cpus_per_task, ray_resources=ray_resources,
                                ray_placement=ray_placement, hang_secs=hang_secs,
-                               on_hang=on_hang, straggler_ratio=straggler_ratio)
+                               on_hang=on_hang, straggler_ratio=straggler_ratio, gpus_per_task=gpus_per_task,
+                               evaluator_gpus=evaluator_gpus)
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             engine = backends.get(backend, address=ray_address, cpus_per_task=config.ray_cpus_per_task,
                                   resources=config.ray_resources, placement=config.ray_placement,
-                                  isolation=isolation)
+                                  isolation=isolation, gpus_per_task=config.gpus_per_task,
+                                  evaluator_gpus=config.evaluator_gpus)
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)
@@ -142,7 +147,7 @@ class Launcher:
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
                model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
-               pvc: Optional[str] = None) -> None:
+               pvc: Optional[str] = None, gpus_per_task: int = 0, evaluator_gpus: int = 0) -> None:
         """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), or each task's
         TF_CONFIG and command (--format tf_config). A security note on the exposed ports goes to stderr.
 
@@ -150,13 +155,16 @@ class Launcher:
           model_dir: storage that every task shares: a path (on Kubernetes, with --pvc) or a gs://, s3://,
             hdfs:// URL.
           pvc: (tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.
+          gpus_per_task: GPUs for the chief and each worker (tfjob: nvidia.com/gpu limits; sbatch:
+            --gpus-per-task); evaluator_gpus likewise for the evaluator.
         """
         try:
             from launcher.cluster import model_dir as model_dir_rules
             from launcher.export import security, tf_config_commands, tfjob
 
             config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
-                               model=model, max_restarts=max_restarts)
+                               model=model, max_restarts=max_restarts, gpus_per_task=gpus_per_task,
+                               evaluator_gpus=evaluator_gpus)
             if format == "tfjob":
                 if not image:
                     raise UserError("--image is required with --format tfjob")

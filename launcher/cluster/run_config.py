@@ -101,6 +101,9 @@ class RunConfig:
     ray_cpus_per_task: float = DEFAULT_RAY_CPUS_PER_TASK
     ray_resources: Union[Mapping[str, float], str, None] = None
     ray_placement: str = DEFAULT_RAY_PLACEMENT
+    # GPUs for each chief and worker, and for the evaluator; a ps never gets any (see `gpus`).
+    gpus_per_task: int = 0
+    evaluator_gpus: int = 0
 
     def __post_init__(self) -> None:
         def set_(name: str, value: object) -> None:
@@ -144,6 +147,10 @@ class RunConfig:
         set_("ray_resources", _resources(self.ray_resources))
         if self.ray_placement not in RAY_PLACEMENTS:
             raise UserError(f"--ray_placement {self.ray_placement!r}: expected one of {', '.join(RAY_PLACEMENTS)}")
+        set_("gpus_per_task", count("gpus_per_task", self.gpus_per_task, 0))
+        set_("evaluator_gpus", count("evaluator_gpus", self.evaluator_gpus, 0))
+        if self.evaluator_gpus and not self.spec.count(EVALUATOR):
+            raise UserError(f"--evaluator_gpus needs an evaluator, and the spec {self.spec.source} has none")
         task_command.check_role_flags(self.spec)
 
     def evaluator_flags(self) -> list[str]:

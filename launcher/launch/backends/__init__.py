@@ -57,10 +57,11 @@ def get(name: str, **options) -> Backend:
     from launcher.launch.isolation import Mode
 
     isolation = Mode.parse(options.get("isolation", Mode.AUTO.value))
+    gpus = {"gpus_per_task": options.get("gpus_per_task", 0), "evaluator_gpus": options.get("evaluator_gpus", 0)}
     if name == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend(isolation)
+        return LocalBackend(isolation, **gpus)
     if name == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
@@ -68,5 +69,6 @@ def get(name: str, **options) -> Backend:
         from launcher.launch.backends.ray_backend import RayBackend
 
         return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
-                          resources=options.get("resources"), placement=options.get("placement", "spread"))
+                          resources=options.get("resources"), placement=options.get("placement", "spread"),
+                          **gpus)
     raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")

@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Callable, Mapping, Optional
 
+from launcher.cluster import gpus as gpus_lib
 from launcher.cluster.errors import UserError
 from launcher.launch import isolation as isolation_lib
 from launcher.launch import ports
@@ -52,12 +53,17 @@ class LocalBackend:
     """Tasks as processes on this machine, reachable from nowhere else (see `isolation`)."""
 
     def __init__(self, isolation: isolation_lib.Mode = isolation_lib.Mode.AUTO,
-                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n"),
+                 gpus_per_task: int = 0, evaluator_gpus: int = 0):
         self._mode = isolation
         self._warn = warn
         self._namespace: Optional[isolation_lib.Namespace] = None
+        self._gpus = (gpus_per_task, evaluator_gpus)
+        self._gpu_env: dict[TaskId, dict[str, str]] = {}  # fixed for the run: a restart keeps its GPUs
 
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
+        if gpus_lib.in_use(*self._gpus):
+            self._gpu_env = gpus_lib.assign(spec, *self._gpus, *gpus_lib.visible())
         spec = ports.resolve_local(spec)
         if self._mode is isolation_lib.Mode.OFF:
             return spec
@@ -76,7 +82,7 @@ class LocalBackend:
               on_line: Callable[[str], None]) -> LocalProcess:
         if self._namespace is not None:
             argv = self._namespace.wrap(argv)
-        return LocalProcess(argv, env, on_line)
+        return LocalProcess(argv, {**env, **self._gpu_env.get(task, {})}, on_line)
 
     def close(self) -> None:
         if self._namespace is not None:
