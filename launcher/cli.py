@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import os
 import shlex
 import sys
 import time
@@ -147,9 +148,12 @@ class Launcher:
                name: str = "launcher", namespace: Optional[str] = None,
                model_dir: str = run_config.DEFAULT_MODEL_DIR, train_steps: int = run_config.DEFAULT_TRAIN_STEPS,
                model: str = run_config.DEFAULT_MODEL, max_restarts: int = run_config.DEFAULT_MAX_RESTARTS,
-               pvc: Optional[str] = None, gpus_per_task: int = 0, evaluator_gpus: int = 0) -> None:
-        """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), or each task's
-        TF_CONFIG and command (--format tf_config). A security note on the exposed ports goes to stderr.
+               pvc: Optional[str] = None, gpus_per_task: int = 0, evaluator_gpus: int = 0,
+               nodes: Optional[int] = None, cpus_per_task: int = 1, warning_secs: int = 120,
+               time_limit: Optional[str] = None) -> None:
+        """Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), each task's
+        TF_CONFIG and command (--format tf_config), or a Slurm batch script that runs the launcher with
+        --backend slurm (--format sbatch). A security note on the exposed ports goes to stderr.
 
         Args:
           model_dir: storage that every task shares: a path (on Kubernetes, with --pvc) or a gs://, s3://,
@@ -157,10 +161,14 @@ class Launcher:
           pvc: (tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.
           gpus_per_task: GPUs for the chief and each worker (tfjob: nvidia.com/gpu limits; sbatch:
             --gpus-per-task); evaluator_gpus likewise for the evaluator.
+          nodes: (sbatch) nodes to allocate (default: the spec's distinct hosts; none for a localhost spec).
+          cpus_per_task: (sbatch) CPUs of each task's job step.
+          warning_secs: (sbatch) Slurm's SIGTERM to the launcher this long before the time limit.
+          time_limit: (sbatch) the job's time limit, in Slurm's format (MINUTES, H:M:S, D-H:M).
         """
         try:
             from launcher.cluster import model_dir as model_dir_rules
-            from launcher.export import security, tf_config_commands, tfjob
+            from launcher.export import sbatch, security, tf_config_commands, tfjob
 
             config = RunConfig(spec=spec_lib.load(str(spec)), model_dir=str(model_dir), train_steps=train_steps,
                                model=model, max_restarts=max_restarts, gpus_per_task=gpus_per_task,
@@ -178,8 +186,18 @@ class Launcher:
                 model_dir_rules.check_for_tasks(config.model_dir)
                 document = tf_config_commands.tf_config_commands(config)
                 note = security.note_for_hosts(config.spec)
+            elif format == "sbatch":
+                if pvc is not None or image is not None:
+                    raise UserError("--pvc and --image are for --format tfjob; a batch script runs on the "
+                                    "allocation's nodes, which share the model directory")
+                spec_arg = str(spec) if spec_lib.is_bundled_name(str(spec)) else os.path.abspath(config.spec.source)
+                text = sbatch.script(config, spec_arg, job_name=str(name), nodes=nodes, cpus_per_task=cpus_per_task,
+                                     warning_secs=warning_secs, time_limit=None if time_limit is None else str(time_limit))
+                sys.stderr.write(security.note_for_slurm() + "\n")
+                sys.stdout.write(text)
+                return
             else:
-                raise UserError(f"--format {format!r}: expected tfjob or tf_config")
+                raise UserError(f"--format {format!r}: expected tfjob, tf_config or sbatch")
         except UserError as e:
             _fail(e)
         sys.stderr.write(note + "\n")  # stdout stays the JSON document

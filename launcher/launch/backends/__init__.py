@@ -71,4 +71,11 @@ def get(name: str, **options) -> Backend:
         return RayBackend(options.get("address"), cpus_per_task=options.get("cpus_per_task", 1.0),
                           resources=options.get("resources"), placement=options.get("placement", "spread"),
                           **gpus)
-    raise UserError(f"--backend {name!r}: unknown backend (known: local, ray)")
+    if name == "slurm":
+        if isolation is Mode.REQUIRED:
+            raise UserError("--isolation required: Slurm tasks talk across nodes and cannot be isolated; "
+                            "run them on a private cluster network (see docs/slurm.md)")
+        from launcher.launch.backends.slurm_backend import SlurmBackend
+
+        return SlurmBackend(**gpus)
+    raise UserError(f"--backend {name!r}: unknown backend (known: local, ray, slurm)")

@@ -4,7 +4,8 @@ what is missing instead of leaving tasks pending, and so that `spread` means wha
 Ray's own SPREAD strategy is best effort and knows nothing of roles. The plan here puts training tasks
 (chief, workers) on as many distinct nodes as there are and the ps apart from each other (`spread`), or
 fills one node before the next (`pack`); the Ray backend then reserves it as one placement group, each
-bundle pinned to its node. No Ray here: nodes are plain records.
+bundle pinned to its node (the Slurm backend plans its job steps the same way). No Ray here: nodes are
+plain records.
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ def _fmt(amount: float) -> str:
 
 
 def plan(tasks: Sequence[TaskId], demand: Demand, nodes: Sequence[Node],
-         placement: str) -> dict[TaskId, Node]:
+         placement: str, cluster: str = "the Ray cluster") -> dict[TaskId, Node]:
     """A node for each of `tasks`, each needing `demand`, given what `nodes` have free (updated in place).
 
     Raises Unplaceable naming the first resource the cluster lacks, or the task no node has room for.
     """
-    _check_totals(tasks, demand, nodes)
+    _check_totals(tasks, demand, nodes, cluster)
     training = (CHIEF, WORKER)
     order = sorted(tasks, key=lambda t: (t.job not in training, t.job != PS))  # training, ps, the rest
     chosen: dict[TaskId, Node] = {}
@@ -91,7 +92,7 @@ def _score(node: Node, task: TaskId, placement: str, nodes: Sequence[Node]) -> t
     return (len(node.tasks), position)
 
 
-def _check_totals(tasks: Sequence[TaskId], demand: Demand, nodes: Sequence[Node]) -> None:
+def _check_totals(tasks: Sequence[TaskId], demand: Demand, nodes: Sequence[Node], cluster: str) -> None:
     wanted = [demand_for(demand, t) for t in tasks]
     for resource in dict.fromkeys(r for w in wanted for r in w):
         amounts = [w[resource] for w in wanted if w.get(resource)]
@@ -99,7 +100,7 @@ def _check_totals(tasks: Sequence[TaskId], demand: Demand, nodes: Sequence[Node]
         if need > have + _EPSILON:
             each = (f"{len(amounts)} task{'s' if len(amounts) != 1 else ''} x {_fmt(amounts[0])}"
                     if len(set(amounts)) == 1 else " + ".join(_fmt(a) for a in amounts))
-            raise Unplaceable(f"the Ray cluster lacks {resource}: {_fmt(need - have)} missing "
+            raise Unplaceable(f"{cluster} lacks {resource}: {_fmt(need - have)} missing "
                               f"({each} = {_fmt(need)} needed, {_fmt(have)} free on {len(nodes)} alive "
                               f"node{'s' if len(nodes) != 1 else ''})")
 
