@@ -29,7 +29,7 @@ from typing import Optional
 from hostbed import HostBed
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "srun", "scontrol", "squeue", "scancel")
+CLIENTS = ("sbatch", "srun", "scontrol", "squeue", "scancel", "sinfo")
 START_SECS = 60.0
 
 
