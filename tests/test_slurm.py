@@ -23,7 +23,8 @@ from launcher.cluster.spec import TaskId, from_json
 from launcher.export import sbatch
 from launcher.launch.backends import slurm_backend
 
-slurm3 = slurmbed.slurm_cluster(3, scope="module")
+slurm3 = slurmbed.slurm_cluster(3, scope="module")  # shared by the tests that leave it intact
+fresh_slurm3 = slurmbed.slurm_cluster(3)  # for the tests that lose a host
 
 PROBE_FLAGS = {"chief": ["--step_sleep_secs=0.05", "--save_checkpoint_secs=600"], "worker": ["--step_sleep_secs=0.05"]}
 
@@ -91,6 +92,43 @@ def test_local4_batch_job_completes_on_three_nodes(slurm3, tmp_path):
     assert "succeeded: training reached step 500" in out
 
 
+def task_pids(bed) -> dict[str, tuple[int, int]]:
+    """Task name -> (host number, pid) of its process, from the hosts' own process lists."""
+    import psutil
+
+    found = {}
+    for host in bed.hosts:
+        for pid in host.pids():
+            try:
+                proc = psutil.Process(pid)
+                if "launcher.task" not in proc.cmdline():
+                    continue
+                task = json.loads(proc.environ()["TF_CONFIG"])["task"]
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, KeyError):
+                continue
+            found[f"{task['type']}:{task['index']}"] = (host.number, pid)
+    return found
+
+
+def test_a_killed_task_restarts_as_a_new_step_on_its_node(slurm3, tmp_path):
+    model_dir = tmp_path / "model"
+    script = export(slurm3, tmp_path, str(probe_spec(tmp_path)), "--model_dir", str(model_dir),
+                    "--train_steps", "3000", "--model", "models.probe")
+    job_id = submit(slurm3, tmp_path, script, "-N3")
+    wait_for(lambda: _trained_a_while(tmp_path) or slurm3.job(job_id).get("JobState") not in ("PENDING", "RUNNING"),
+             timeout=240, what="training to start")
+    host, pid = task_pids(slurm3.bed)["worker:0"]
+    os.kill(pid, 9)
+    job = wait_for_end(slurm3, job_id)
+    out = job_output(tmp_path)
+    assert job["JobState"] == "COMPLETED", out[-3000:]
+    worker = next(t for t in last_run(model_dir)["tasks"] if (t["job"], t["index"]) == ("worker", 0))
+    assert worker["exit_codes"] == [137, 0], worker
+    assert [a["host"] for a in worker["attempts"]] == [slurm3.bed[host].address] * 2
+    assert "[launcher] worker:0 exited 137 (SIGKILL); restarting (1/3)" in out
+    assert checkpoint_steps(model_dir)[-1] == 3000
+
+
 def _trained_a_while(tmp_path: pathlib.Path) -> bool:
     return "steps/s" in job_output(tmp_path)
 
@@ -115,6 +153,49 @@ def test_scancel_and_the_time_limit_warning_end_the_run_as_a_preemption(slurm3, 
     step = checkpoint_steps(model_dir)[-1]
     assert step > 0 and record["global_step_end"] == step  # saved at the step reached (no timed saves: 600 s)
     assert "received SIGTERM" in out and f"newest checkpoint at step {step}" in out
+
+
+def test_a_lost_node_s_tasks_move_to_nodes_with_room(fresh_slurm3, tmp_path):
+    model_dir = tmp_path / "model"
+    spec = tmp_path / "spec.json"  # chief, worker and ps: one on each node, room for more on every one
+    spec.write_text(json.dumps({"cluster": {"chief": ["localhost:0"], "worker": ["localhost:0"], "ps": ["localhost:0"]},
+                                "flags": {"chief": ["--step_sleep_secs=0.05", "--save_checkpoint_steps=50"],
+                                          "worker": ["--step_sleep_secs=0.05"]}}))
+    script = export(fresh_slurm3, tmp_path, str(spec), "--model_dir", str(model_dir), "--train_steps", "600",
+                    "--model", "models.probe")
+    job_id = submit(fresh_slurm3, tmp_path, script, "-N3", "--ntasks=6")  # 2 CPUs on every node: room to move
+    wait_for(lambda: len(checkpoint_steps(model_dir)) >= 3 or fresh_slurm3.job(job_id).get("JobState") not in ("PENDING", "RUNNING"),
+             timeout=240, what="a few checkpoints")
+    placed = task_pids(fresh_slurm3.bed)
+    lost = placed["ps:0"][0]
+    assert lost != 1, placed  # the batch step (the launcher) runs on h1
+    fresh_slurm3.bed[lost].kill_all()  # the machine dies: slurmd, the step, the task
+    job = wait_for_end(fresh_slurm3, job_id, timeout=400)
+    out = job_output(tmp_path)
+    assert job["JobState"] == "COMPLETED", out[-4000:]
+    record = last_run(model_dir)
+    ps = next(t for t in record["tasks"] if t["job"] == "ps")
+    moved = ps["attempts"][-1]["moved"]
+    lost_address = fresh_slurm3.bed[lost].address
+    assert moved["from"] == lost_address and moved["to"] != lost_address and moved["why"] == f"node h{lost} lost"
+    assert f"[launcher] ps:0 moves from {lost_address} to {moved['to']}:" in out
+    assert checkpoint_steps(model_dir)[-1] == 600 and record["outcome"] == "succeeded"
+
+
+def test_a_lost_node_whose_tasks_fit_nowhere_ends_the_run_naming_what_is_missing(fresh_slurm3, tmp_path):
+    model_dir = tmp_path / "model"  # local4: six tasks on six CPUs, no room anywhere once a node is gone
+    script = export(fresh_slurm3, tmp_path, str(probe_spec(tmp_path)), "--model_dir", str(model_dir),
+                    "--train_steps", "100000", "--model", "models.probe")
+    job_id = submit(fresh_slurm3, tmp_path, script, "-N3")
+    wait_for(lambda: _trained_a_while(tmp_path) or fresh_slurm3.job(job_id).get("JobState") not in ("PENDING", "RUNNING"),
+             timeout=240, what="training to start")
+    fresh_slurm3.bed[3].kill_all()
+    job = wait_for_end(fresh_slurm3, job_id, timeout=400)
+    out = job_output(tmp_path)
+    record = last_run(model_dir)
+    assert record["exit_code"] == 1 and job["ExitCode"].startswith("1:"), out[-4000:]
+    assert ("lost its node h3 (10.213.0.3) and cannot move: the Slurm allocation (job "
+            f"{job_id}) lacks CPU: 1 missing (1 task x 1 = 1 needed, 0 free on 2 alive nodes)") in record["summary"]
 
 
 def test_outside_an_allocation_the_slurm_backend_is_refused_in_one_line(tmp_path):
@@ -195,7 +276,7 @@ def test_hostile_values_stay_data_in_the_batch_script(tmp_path):
 
 def test_steps_ask_slurm_for_gpus_and_keep_the_ps_off_them():
     backend = slurm_backend.SlurmBackend.__new__(slurm_backend.SlurmBackend)
-    backend._gpus, backend._cpus_per_task = (2, 0), 1
+    backend._gpus, backend._cpus_per_task, backend._lost = (2, 0), 1, set()
     backend._node = {TaskId("chief", 0): "h1", TaskId("ps", 0): "h2"}
     chief = backend.step_argv(TaskId("chief", 0), "launcher-chief-0-1", ["python", "-m", "launcher.task"])
     ps = backend.step_argv(TaskId("ps", 0), "launcher-ps-0-1", ["python", "-m", "launcher.task"])

@@ -44,6 +44,12 @@ _PICK_PORTS = ("import sys, portpicker\n"
                "    ports.add(portpicker.pick_unused_port())\n"
                "print(*sorted(ports))\n")
 _LOST_STATES = ("DOWN", "FAIL", "NOT_RESPONDING", "POWER", "REBOOT")
+# srun's line for a task that ended badly ("srun: error: h2: task 0: Exited with exit code 1", "... Killed"):
+# without one, a failed srun never heard from its task (its node gone, or the step never created).
+_TASK_VERDICT = re.compile(r"^srun: error: \S+: task \d+: ")
+# What srun says when the node under its step dies (and then it exits 0, as if the task had).
+_NODE_FAILURE = re.compile(r"^srun: error: Node failure on ")
+VERDICT_POLL_SECS = 1.0
 
 
 def _run(argv: list[str], timeout: float = COMMAND_SECS) -> subprocess.CompletedProcess:
@@ -89,8 +95,20 @@ class SlurmStep:
         self._lock = threading.Lock()
         self._code: Optional[int] = None
         self.node_died = False  # its node was lost: the task must move
-        self._proc = LocalProcess(argv, env, on_line)
+        self.lost_contact = False  # srun failed without word from the task: its node may be gone
+        self._task_verdict = False
+        self._srun_signalled = False  # the launcher signalled srun itself (no step to signal yet)
+        self._proc = LocalProcess(argv, env, self._watching(on_line))
         self.pid: Optional[int] = self._proc.pid  # srun's: the task's own pid is on its node
+
+    def _watching(self, on_line: Callable[[str], None]) -> Callable[[str], None]:
+        def line(text: str) -> None:
+            if _TASK_VERDICT.match(text):
+                self._task_verdict = True
+            elif _NODE_FAILURE.match(text):
+                self.node_died = True
+            on_line(text)
+        return line
 
     def poll(self) -> Optional[int]:
         if self._code is not None:
@@ -98,10 +116,13 @@ class SlurmStep:
         code = self._proc.poll()
         if code is None:
             return None
-        if code != 0 and node_lost(self._node_state(self.node)):
+        if self.node_died:
+            code = -signal.SIGKILL  # lost with its node, as a killed task is
+        elif code != 0 and not self._task_verdict and not self._srun_signalled:
             # srun's own error code (1: "Unable to create step", "Node failure") would read as a training
-            # failure; the task was lost with its node, as a killed task is.
-            self.node_died = True
+            # failure; the task was lost, as a killed task is, and maybe its node with it.
+            self.lost_contact = True
+            self.node_died = node_lost(self._node_state(self.node))
             code = -signal.SIGKILL
         self._code = code
         return code
@@ -127,6 +148,7 @@ class SlurmStep:
         step = self.step_id()
         if step is None:
             # Not a step yet (srun still waiting for it), or never will be: srun itself ends it.
+            self._srun_signalled = True
             self._proc.signal(signal.SIGKILL if signum in (signal.SIGKILL, signal.SIGTERM) else signum)
             return
         _run(["scancel", "--quiet", f"--signal={signal.Signals(signum).name.removeprefix('SIG')}", step],
@@ -161,6 +183,7 @@ class SlurmBackend:
         self._port: dict[TaskId, int] = {}
         self._attempts: dict[TaskId, int] = {}
         self._handles: dict[TaskId, SlurmStep] = {}
+        self._lost: set[str] = set()  # nodes lost during the run
 
     # -- nodes --
 
@@ -248,12 +271,34 @@ class SlurmBackend:
             raise UserError(f"--backend slurm: {e}") from None
         return spec.replace_addresses(addresses)
 
+    def _verdict_secs(self) -> float:
+        """How long slurmctld may take to call a silent node down: twice its SlurmdTimeout, and a margin."""
+        done = _run(["scontrol", "show", "config"])
+        m = re.search(r"^SlurmdTimeout\s*=\s*(\d+)", done.stdout, re.MULTILINE)
+        return min(2 * int(m.group(1)) + 10 if m else 310, 610)
+
+    def _node_gone(self, node: str, handle: Optional[SlurmStep]) -> bool:
+        if handle is not None and handle.node_died:
+            return True
+        if node_lost(self._node_state(node)):
+            return True
+        if handle is None or not handle.lost_contact:
+            return False
+        # Its srun lost the task without a word: a dead node looks like this until Slurm notices. Wait
+        # for Slurm's verdict, so that a lost node's tasks move instead of failing there again and again.
+        deadline = time.monotonic() + self._verdict_secs()
+        while time.monotonic() < deadline:
+            if node_lost(self._node_state(node)):
+                return True
+            time.sleep(VERDICT_POLL_SECS)
+        return False
+
     def relocate(self, task: TaskId) -> Optional[Move]:
         node = self._node[task]
-        handle = self._handles.get(task)
-        if not (handle is not None and handle.node_died) and not node_lost(self._node_state(node)):
+        if not self._node_gone(node, self._handles.get(task)):
             return None  # its node is there: a new step on it, at the same address
         old_host = self._addresses[node]
+        self._lost.add(node)
         del self._node[task]
         try:
             chosen = placement_lib.plan([task], self._demand, self._free_nodes(excluding=(node,)),
@@ -266,10 +311,15 @@ class SlurmBackend:
     def step_argv(self, task: TaskId, name: str, argv: list[str]) -> list[str]:
         """The srun command line of one process of `task`."""
         gpus = gpus_lib.count_for(task.job, *self._gpus)
-        return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={self._node[task]}", "--exact",
+        # Once a node is lost, Slurm (22.05) keeps counting the CPUs of the steps that died with it, on the
+        # nodes the job keeps: new steps there would wait for ever ("Requested nodes are busy"). From then on
+        # steps may overlap in Slurm's books; the plan here still gives each task CPUs of its own.
+        overlap = ["--overlap"] if self._lost else []
+        return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={self._node[task]}", "--exact", *overlap,
                 f"--cpus-per-task={self._cpus_per_task}",
                 *([f"--gpus-per-task={gpus}"] if gpus else ["--gres=none"] if gpus_lib.in_use(*self._gpus) else []),
-                "--quiet", f"--job-name={name}", "--export=ALL", *_STEP_WRAPPER, *argv]
+                # Not --quiet: "step creation temporarily disabled" and the like belong in the task's log.
+                f"--job-name={name}", "--export=ALL", *_STEP_WRAPPER, *argv]
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> SlurmStep:
