@@ -284,3 +284,19 @@ def test_steps_ask_slurm_for_gpus_and_keep_the_ps_off_them():
                          "--gpus-per-task=2"]
     assert "--gres=none" in ps and not any(a.startswith("--gpus") for a in ps)
     assert chief[-3:] == ["python", "-m", "launcher.task"]
+
+
+def test_only_srun_itself_can_say_that_a_node_failed(tmp_path):
+    """A task printing srun's words is a task's line; srun's own line (unlabelled) is believed."""
+    fake_srun = ["/bin/sh", "-c", "echo '0: srun: error: Node failure on h1'; echo '0: [status line]'"]
+    lines: list[str] = []
+    step = slurm_backend.SlurmStep("1", "launcher-ps-0-1", fake_srun, dict(os.environ), lines.append, "h1",
+                                   lambda node: "IDLE")
+    wait_for(lambda: step.poll() is not None, timeout=30, what="the fake srun to end")
+    assert step.poll() == 0 and not step.node_died
+    assert lines == ["srun: error: Node failure on h1\n", "[status line]\n"]
+    fake_srun = ["/bin/sh", "-c", "echo 'srun: error: Node failure on h1'"]
+    step = slurm_backend.SlurmStep("1", "launcher-ps-0-2", fake_srun, dict(os.environ), lines.append, "h1",
+                                   lambda node: "DOWN")
+    wait_for(lambda: step.poll() is not None, timeout=30, what="the fake srun to end")
+    assert step.poll() == -9 and step.node_died

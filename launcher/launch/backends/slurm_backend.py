@@ -7,8 +7,9 @@ chief and workers on as many nodes as there are, the ps apart, within the CPUs S
 node. Each task's port is picked on its own node by a tiny step (`portpicker` there), never counted from a
 fixed base, and TF_CONFIG is built from the nodes' addresses as Slurm knows them (NodeAddr).
 
-The launcher's handle on a task is its `srun`: its output is the task's, its exit code the task's (128 +
-the signal for a killed task). Signals go to the step itself (`scancel --signal`), so that SIGKILL and
+The launcher's handle on a task is its `srun`: its output is the task's (labelled, so that srun's own
+lines, such as a node failure, are told apart from anything the task prints), its exit code the task's
+(128 + the signal for a killed task). Signals go to the step itself (`scancel --signal`), so that SIGKILL and
 SIGSTOP reach the task and not srun. A node that Slurm reports down or not responding is lost: its tasks
 move to nodes of the allocation with room (a job submitted with `--no-kill` keeps its other nodes).
 Everything Slurm-specific is here; supervision is the same as for every backend.
@@ -50,6 +51,7 @@ _TASK_VERDICT = re.compile(r"^srun: error: \S+: task \d+: ")
 # What srun says when the node under its step dies (and then it exits 0, as if the task had).
 _NODE_FAILURE = re.compile(r"^srun: error: Node failure on ")
 VERDICT_POLL_SECS = 1.0
+_TASK_LABEL = "0: "  # srun --label's prefix of every line of the step's only task
 
 
 def _run(argv: list[str], timeout: float = COMMAND_SECS) -> subprocess.CompletedProcess:
@@ -102,7 +104,11 @@ class SlurmStep:
         self.pid: Optional[int] = self._proc.pid  # srun's: the task's own pid is on its node
 
     def _watching(self, on_line: Callable[[str], None]) -> Callable[[str], None]:
+        """srun labels its task's lines (`--label`: "0: "), never its own: a task cannot pass for srun."""
         def line(text: str) -> None:
+            if text.startswith(_TASK_LABEL):
+                on_line(text[len(_TASK_LABEL):])
+                return
             if _TASK_VERDICT.match(text):
                 self._task_verdict = True
             elif _NODE_FAILURE.match(text):
@@ -319,7 +325,7 @@ class SlurmBackend:
                 f"--cpus-per-task={self._cpus_per_task}",
                 *([f"--gpus-per-task={gpus}"] if gpus else ["--gres=none"] if gpus_lib.in_use(*self._gpus) else []),
                 # Not --quiet: "step creation temporarily disabled" and the like belong in the task's log.
-                f"--job-name={name}", "--export=ALL", *_STEP_WRAPPER, *argv]
+                "--label", f"--job-name={name}", "--export=ALL", *_STEP_WRAPPER, *argv]
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> SlurmStep:
