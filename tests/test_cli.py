@@ -58,7 +58,7 @@ def test_export_tf_config_needs_fixed_ports():
 @pytest.mark.parametrize("args, words", [
     (["export", "--spec", "local2", "--format", "tfjob"], ["--image is required"]),
     (["export", "--spec", "local2", "--format", "yaml"], ["--format 'yaml'"]),
-    (["run", "--spec", "local1", "--backend", "slurm"], ["--backend 'slurm'", "local, ray"]),
+    (["run", "--spec", "local1", "--backend", "kubernetes"], ["--backend 'kubernetes'", "local, ray, slurm"]),
     (["run", "--spec", "local1", "--backend", "ray", "--ray_address", "127.0.0.1:1"],
      ["--ray_address '127.0.0.1:1'", "nothing accepts connections"]),
     (["run", "--spec", "local1", "--bogus_flag", "3"], ["unknown option --bogus_flag for `launcher run`"]),
