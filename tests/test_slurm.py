@@ -24,7 +24,7 @@ from launcher.export import sbatch
 from launcher.launch.backends import slurm_backend
 
 slurm3 = slurmbed.slurm_cluster(3, scope="module")  # shared by the tests that leave it intact
-fresh_slurm3 = slurmbed.slurm_cluster(3)  # for the tests that lose a host
+fresh_slurm3 = slurmbed.slurm_cluster(3)  # for the tests that lose a host or cancel a job
 
 PROBE_FLAGS = {"chief": ["--step_sleep_secs=0.05", "--save_checkpoint_secs=600"], "worker": ["--step_sleep_secs=0.05"]}
 
@@ -134,9 +134,13 @@ def _trained_a_while(tmp_path: pathlib.Path) -> bool:
 
 
 @pytest.mark.parametrize("how", ["scancel", "warning signal"])
-def test_scancel_and_the_time_limit_warning_end_the_run_as_a_preemption(slurm3, tmp_path, how):
+def test_scancel_and_the_time_limit_warning_end_the_run_as_a_preemption(fresh_slurm3, tmp_path, how):
+    # A cluster of its own: a cancelled job has been seen to leave its batch node drained ("Kill task
+    # failed", see docs/slurm.md), which would keep the next test's job pending.
+    slurm3 = fresh_slurm3
     model_dir = tmp_path / "model"
-    options = ("--time_limit", "2", "--warning_secs", "90") if how == "warning signal" else ()
+    # The warning comes 90 s after the start (Slurm checks about every 30 s): well after training has begun.
+    options = ("--time_limit", "3", "--warning_secs", "90") if how == "warning signal" else ()
     script = export(slurm3, tmp_path, str(probe_spec(tmp_path)), "--model_dir", str(model_dir),
                     "--train_steps", "100000", "--model", "models.probe", *options)
     job_id = submit(slurm3, tmp_path, script, "-N3")
