@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import os
 import shlex
 import sys
 import time
@@ -85,7 +86,7 @@ class Launcher:
             config = _run_config(values, spec_lib.load(str(values["spec"])).with_flags(role_flags))
             run_lib.check_model_dir(config.model_dir)  # before a backend starts anything (Ray starts at once)
             run_lib.check_launcher_files(config.model_dir, config.spec)
-            engine = backends.get(config.engine, config.ray, warm=run_lib.warm_options(config))
+            engine = backends.get(config.engine, config.ray, config.gpus, warm=run_lib.warm_options(config))
             stop.install()  # again: starting Ray installs a SIGTERM handler of its own in this process
             try:
                 config = run_lib.prepare(config, engine)
@@ -116,12 +117,13 @@ class Launcher:
             _fail(e)
 
     @_options(settings.EXPORT, "Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), "
-              "or each task's\nTF_CONFIG and command (--format tf_config). A security note on the exposed ports "
+              "each task's\nTF_CONFIG and command (--format tf_config), or a Slurm batch script that runs the launcher "
+              "with --backend slurm (--format sbatch). A security note on the exposed ports "
               "goes to stderr.")
     def export(self, values: dict) -> None:
         try:
             from launcher.cluster import model_dir as model_dir_rules
-            from launcher.export import security, tf_config_commands, tfjob
+            from launcher.export import sbatch, security, tf_config_commands, tfjob
 
             config = _run_config(values, spec_lib.load(str(values["spec"])))
             export = settings.Export(**{name: values[name] for name in settings.EXPORT_OPTIONS})
@@ -132,6 +134,18 @@ class Launcher:
                                           namespace=export.namespace,
                                           pvc=None if export.pvc is None else str(export.pvc))
                 note = security.note_for_pods(tfjob.PORT)
+            elif export.format == "sbatch":
+                if export.pvc is not None or export.image is not None:
+                    raise UserError("--pvc and --image are for --format tfjob; a batch script runs on the "
+                                    "allocation's nodes, which share the model directory")
+                spec = str(values["spec"])
+                spec_arg = spec if spec_lib.is_bundled_name(spec) else os.path.abspath(config.spec.source)
+                text = sbatch.script(config, spec_arg, job_name=str(export.name), nodes=export.nodes,
+                                     cpus_per_task=export.cpus_per_task, warning_secs=export.warning_secs,
+                                     time_limit=None if export.time_limit is None else str(export.time_limit))
+                sys.stderr.write(security.note_for_slurm() + "\n")
+                sys.stdout.write(text)
+                return
             else:
                 if export.pvc is not None:
                     raise UserError("--pvc is for --format tfjob; TF_CONFIG commands use the model directory "

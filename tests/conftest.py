@@ -37,9 +37,9 @@ TIERS = {
              "test_hang_units", "test_ports", "test_progress", "test_run_record", "test_spec",
              "test_step_deadline", "test_task_command", "test_task_output", "test_tf_config",
              "test_supervisor_loop", "test_cli"},
-    "slow": {"test_hang", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation",
+    "slow": {"test_hang", "test_slurm", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation",
              "test_hostbed"},
-    "root": {"test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation", "test_hostbed"},
+    "root": {"test_slurm", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation", "test_hostbed"},
 }
 ROOT_FIXTURES = {"cut_off_pid", "small_disk", "memory_cgroup"}
 # Skips that root may still see in CI (.ci/run sets LAUNCHER_STRICT_SKIPS): none today. A skip with any
@@ -48,7 +48,7 @@ ALLOWED_SKIPS: tuple[str, ...] = ()
 
 # Tests on beds of hosts and Ray clusters (root, network namespaces, a Ray head each): run one at a time,
 # on one pytest-xdist worker (`--dist loadgroup` in setup.cfg), beside the other tests.
-SERIAL_MODULES = {"test_hostbed", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation"}
+SERIAL_MODULES = {"test_slurm", "test_hostbed", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -44,8 +44,8 @@ def test_export_tf_config_gives_one_command_per_task(tmp_path):
         expected_tf_config = {"cluster": cluster, "task": {"type": job, "index": int(index)}}
         assert {k: v for k, v in json.loads(entry["TF_CONFIG"]).items() if k != "environment"} == expected_tf_config
         # The command carries that same TF_CONFIG, then the task program with the role's own flags.
-        legacy_keras, env, *argv = shlex.split(entry["command"])
-        assert legacy_keras == "TF_USE_LEGACY_KERAS=1"
+        legacy_keras, growth, env, *argv = shlex.split(entry["command"])
+        assert (legacy_keras, growth) == ("TF_USE_LEGACY_KERAS=1", "TF_FORCE_GPU_ALLOW_GROWTH=true")
         assert env.startswith("TF_CONFIG=") and json.loads(env[len("TF_CONFIG="):]) == json.loads(entry["TF_CONFIG"])
         assert argv[1:3] == ["-m", "launcher.task"] and "--model_dir=/shared/run" in argv
         assert ("--learning_rate=0.05" in argv) == (job == "worker")
@@ -60,7 +60,7 @@ def test_export_tf_config_needs_fixed_ports():
 @pytest.mark.parametrize("args, words", [
     (["export", "--spec", "local2", "--format", "tfjob"], ["--image is required"]),
     (["export", "--spec", "local2", "--format", "yaml"], ["--format 'yaml'"]),
-    (["run", "--spec", "local1", "--backend", "slurm"], ["--backend 'slurm'", "local, ray"]),
+    (["run", "--spec", "local1", "--backend", "kubernetes"], ["--backend 'kubernetes'", "local, ray, slurm"]),
     (["run", "--spec", "local1", "--backend", "ray", "--ray_address", "127.0.0.1:1"],
      ["--ray_address '127.0.0.1:1'", "nothing accepts connections"]),
     (["run", "--spec", "local1", "--bogus_flag", "3"], ["unknown option --bogus_flag for `launcher run`"]),

@@ -276,7 +276,8 @@ def test_one_tf_config_command_per_task(name):
 def test_tf_config_command_round_trips_through_the_shell(name):
     for entry in tf_config_commands(make_config(name)):
         job = entry["task"].split(":")[0]
-        assert shlex.split(entry["command"]) == ["TF_USE_LEGACY_KERAS=1", f"TF_CONFIG={entry['TF_CONFIG']}",
+        assert shlex.split(entry["command"]) == ["TF_USE_LEGACY_KERAS=1", "TF_FORCE_GPU_ALLOW_GROWTH=true",
+                                                  f"TF_CONFIG={entry['TF_CONFIG']}",
                                                   *expected_command(name, job)]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from launcher.cluster import settings, task_command
 from launcher.cluster.errors import UserError
-from launcher.cluster.spec import CHIEF, WORKER, ClusterSpec
+from launcher.cluster.spec import CHIEF, EVALUATOR, WORKER, ClusterSpec
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -27,6 +27,7 @@ class RunConfig:
     watchdog: settings.Watchdog
     evaluator: settings.Evaluator
     sync: settings.Sync
+    gpus: settings.Gpus
     engine: settings.Engine
     ray: settings.Ray
 
@@ -63,6 +64,8 @@ class RunConfig:
         if self.backup_workers >= replicas:
             raise UserError(f"--backup_workers {self.backup_workers}: must be below the number of training "
                             f"tasks, {replicas} in {self.spec.source} (the chief and the workers)")
+        if self.evaluator_gpus and not self.spec.count(EVALUATOR):
+            raise UserError(f"--evaluator_gpus needs an evaluator, and the spec {self.spec.source} has none")
         task_command.check_role_flags(self.spec)
 
     def task_flags(self, role: str) -> list[str]:

@@ -71,6 +71,11 @@ def positive(name: str, value: object) -> float:
     return float(value)
 
 
+def optional(check: Check) -> Check:
+    """`check`, for an option whose default is None (unset)."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
 def flag(name: str, value: object) -> bool:
     return bool(value)
 
@@ -261,11 +266,23 @@ class Sync(Group):
 
 
 @group
+class Gpus(Group):
+    """GPUs of its own for each task that trains or evaluates; a ps never gets any (launcher.cluster.gpus)."""
+
+    title = "GPUs"
+    see = "gpus.md"
+    gpus_per_task: int = setting(0, "GPUs of its own for the chief and each worker (a ps gets none).",
+                                 check=count(0), commands=(RUN, EXPORT))
+    evaluator_gpus: int = setting(0, "GPUs of its own for the evaluator.", check=count(0), commands=(RUN, EXPORT))
+
+
+@group
 class Engine(Group):
     title = "Where tasks run"
     see = "engines.md"
-    backend: str = setting("local", "where tasks run: local (processes on this machine) or ray (a Ray cluster).",
-                           choices=("local", "ray"))
+    backend: str = setting("local", "where tasks run: local (processes on this machine), ray (a Ray cluster) or "
+                           "slurm (job steps of the Slurm allocation the launcher runs in).",
+                           choices=("local", "ray", "slurm"))
     isolation: str = setting("auto", "local tasks in a network namespace of the run's own, reachable from "
                              "nowhere else: auto (where possible, else a warning naming the open ports), "
                              "required (else exit 2), off.", choices=("auto", "required", "off"))
@@ -294,20 +311,28 @@ class Ray(Group):
 class Export(Group):
     title = "Export"
     see = "engines.md#kubeflow-tfjob-and-tf_config-commands"
-    format: str = setting("tfjob", "tfjob (a Kubeflow TFJob, needs --image) or tf_config (each task's TF_CONFIG "
-                          "and command).", choices=("tfjob", "tf_config"), commands=(EXPORT,))
+    format: str = setting("tfjob", "tfjob (a Kubeflow TFJob, needs --image), tf_config (each task's TF_CONFIG "
+                          "and command) or sbatch (a Slurm batch script).", choices=("tfjob", "tf_config", "sbatch"),
+                          commands=(EXPORT,))
     image: Optional[str] = setting(None, "(tfjob) the container image of every task.", commands=(EXPORT,))
     name: str = setting("launcher", "(tfjob) the TFJob's name.", commands=(EXPORT,))
     namespace: Optional[str] = setting(None, "(tfjob) its Kubernetes namespace.", commands=(EXPORT,))
     pvc: Optional[str] = setting(None, "(tfjob) a PersistentVolumeClaim that every pod mounts at MODEL_DIR.",
                                  commands=(EXPORT,))
+    nodes: Optional[int] = setting(None, "(sbatch) nodes to allocate (default: the spec's distinct hosts; none for "
+                                   "a localhost spec).", check=optional(count(1)), commands=(EXPORT,))
+    cpus_per_task: int = setting(1, "(sbatch) CPUs of each task's job step.", check=count(1), commands=(EXPORT,))
+    warning_secs: int = setting(120, "(sbatch) Slurm's SIGTERM to the launcher this long before the time limit.",
+                                check=count(1), commands=(EXPORT,))
+    time_limit: Optional[str] = setting(None, "(sbatch) the job's time limit, in Slurm's format (MINUTES, H:M:S, "
+                                        "D-H:M).", commands=(EXPORT,))
 
 
-GROUPS: tuple[type, ...] = (Cluster, Training, Restarts, Stopping, Output, Watchdog, Evaluator, Sync, Engine, Ray,
+GROUPS: tuple[type, ...] = (Cluster, Training, Restarts, Stopping, Output, Watchdog, Evaluator, Sync, Gpus, Engine, Ray,
                              Export)
 # The groups a RunConfig holds, by attribute name (the cluster options become its spec).
 RUN_GROUPS: dict[str, type] = {"training": Training, "restarts": Restarts, "stopping": Stopping,
-                               "output": Output, "watchdog": Watchdog, "evaluator": Evaluator, "sync": Sync,
+                               "output": Output, "watchdog": Watchdog, "evaluator": Evaluator, "sync": Sync, "gpus": Gpus,
                                "engine": Engine, "ray": Ray}
 ROLE_FLAGS = {job: f"{job}_flags" for job in JOBS}
 EXPORT_OPTIONS = tuple(f.name for f in dataclasses.fields(Export))

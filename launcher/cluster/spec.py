@@ -309,6 +309,13 @@ def parse_text(text: str, source: str) -> ClusterSpec:
     return from_json(data, source)
 
 
+def is_bundled_name(name_or_path: str) -> bool:
+    """Whether `name_or_path` names a bundled spec (`local4`), not a file: every installation has it."""
+    path = pathlib.Path(os.path.expanduser(name_or_path))
+    return not path.is_file() and path.name == name_or_path and any(
+        (d / n).is_file() for d in BUNDLED_DIRS for n in (name_or_path, f"{name_or_path}.json"))
+
+
 def load(name_or_path: str) -> ClusterSpec:
     """Find, read and check a spec file."""
     path = find(name_or_path)

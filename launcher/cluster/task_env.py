@@ -10,7 +10,9 @@ import signal
 
 # tf.compat.v1.layers (dense, batch_normalization, ...) and tf.compat.v1.keras on TF 2.16+ work only with
 # the tf-keras package and this variable set before TensorFlow is imported (Keras 3 has no v1 layers).
-TASK_ENV: dict[str, str] = {"TF_USE_LEGACY_KERAS": "1"}
+# TF_FORCE_GPU_ALLOW_GROWTH: a task takes GPU memory as it needs it, not all of every GPU it sees at its
+# first session, so that tasks that share a GPU (see `gpus`) do not starve each other.
+TASK_ENV: dict[str, str] = {"TF_USE_LEGACY_KERAS": "1", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 # The launcher's pid: a task whose launcher died (SIGKILL leaves no chance to clean up) stops by itself.
 PARENT_PID = "LAUNCHER_PARENT_PID"

@@ -34,3 +34,9 @@ def note_for_run(spec: ClusterSpec) -> str:
 def note_for_pods(port: int) -> str:
     """For a TFJob: every training pod's port."""
     return "\n".join(f"# {line}" for line in _lines(f"port {port} of this job's pods (the pod network)"))
+
+
+def note_for_slurm() -> str:
+    """For a batch script: the ports are picked on the allocation's nodes when the job starts."""
+    return "\n".join(f"# {line}" for line in _lines("the ports this job's tasks listen on (picked on its nodes at "
+                                                      "start, named in run.json)"))

@@ -10,6 +10,7 @@ import posixpath
 import re
 from typing import Optional
 
+from launcher.cluster import gpus as gpus_lib
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster import task_command
 from launcher.cluster.errors import UserError
@@ -31,6 +32,8 @@ RESTART_POLICY = "ExitCode"
 # the final checkpoint and the evaluator once it has scored it, so this is only a safety net (a ps whose
 # message from the chief was lost waits `--ps_orphan_secs` before it gives up).
 CLEAN_POD_POLICY = "Running"
+# The device plugin's resource name: a container gets exactly the GPUs of its limit.
+GPU_RESOURCE = "nvidia.com/gpu"
 # The volume that holds a path model directory: a PersistentVolumeClaim, mounted at that path in every pod.
 VOLUME_NAME = "model-dir"
 # Kubernetes object names (a claim's name) are DNS-1123 subdomains.
@@ -101,6 +104,12 @@ def container(config: RunConfig, job: str, image: str, pvc: Optional[str] = None
         "env": [{"name": name, "value": value} for name, value in TASK_ENV.items()],
         "ports": [{"name": PORT_NAME, "containerPort": PORT}],
     }
+    gpus = gpus_lib.count_for(job, config.gpus_per_task, config.evaluator_gpus)
+    if gpus:
+        spec["resources"] = {"limits": {GPU_RESOURCE: gpus}}
+    elif job == PS and gpus_lib.in_use(config.gpus_per_task, config.evaluator_gpus):
+        # Some node runtimes show every GPU to a container that asked for none: a ps must not use them.
+        spec["env"].extend({"name": k, "value": v} for k, v in gpus_lib.NONE.items())
     if pvc is not None:
         spec["volumeMounts"] = [{"name": VOLUME_NAME, "mountPath": str(config.model_dir)}]
     return spec

@@ -55,23 +55,32 @@ class Backend(Protocol):
         """Release what the backend holds; called once, after every task has ended."""
 
 
-def get(engine: settings.Engine, ray: Optional[settings.Ray] = None, warm: Optional["WarmOptions"] = None) -> Backend:
-    """The backend that `engine` names, with the Ray settings `ray` where it is Ray; `warm`: what its warm
-    processes need, or None to start every task cold."""
+def get(engine: settings.Engine, ray: Optional[settings.Ray] = None, gpus: Optional[settings.Gpus] = None,
+        warm: Optional["WarmOptions"] = None) -> Backend:
+    """The backend that `engine` names, with the Ray settings `ray` where it is Ray and each task's GPUs;
+    `warm`: what its warm processes need, or None to start every task cold."""
     from launcher.cluster.errors import UserError
 
     from launcher.launch.isolation import Mode
 
     isolation = Mode.parse(engine.isolation)
+    gpus = gpus or settings.Gpus()
     if engine.backend == "local":
         from launcher.launch.backends.local import LocalBackend
 
-        return LocalBackend(isolation, warm=warm)
+        return LocalBackend(isolation, warm=warm, gpus=gpus)
     if engine.backend == "ray":
         if isolation is Mode.REQUIRED:
             raise UserError("--isolation required: Ray tasks talk across nodes and cannot be isolated; "
                             "run Ray on a private network (see docs/security.md)")
         from launcher.launch.backends.ray_backend import RayBackend
 
-        return RayBackend(ray, warm=warm)
-    raise UserError(f"--backend {engine.backend!r}: unknown backend (known: local, ray)")
+        return RayBackend(ray, warm=warm, gpus=gpus)
+    if engine.backend == "slurm":
+        if isolation is Mode.REQUIRED:
+            raise UserError("--isolation required: Slurm tasks talk across nodes and cannot be isolated; "
+                            "run them on a private cluster network (see docs/slurm.md)")
+        from launcher.launch.backends.slurm_backend import SlurmBackend
+
+        return SlurmBackend(gpus.gpus_per_task, gpus.evaluator_gpus)
+    raise UserError(f"--backend {engine.backend!r}: unknown backend (known: local, ray, slurm)")

@@ -12,6 +12,7 @@ import sys
 import threading
 from typing import Callable, Mapping, Optional
 
+from launcher.cluster import gpus as gpus_lib, settings
 from launcher.cluster.errors import UserError
 from launcher.launch import isolation as isolation_lib
 from launcher.launch import ports
@@ -50,15 +51,20 @@ class LocalBackend:
 
     def __init__(self, isolation: isolation_lib.Mode = isolation_lib.Mode.AUTO,
                  warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n"),
-                 warm: Optional[WarmOptions] = None):
+                 warm: Optional[WarmOptions] = None, gpus: Optional[settings.Gpus] = None):
         self._mode = isolation
         self._warn = warn
         self._namespace: Optional[isolation_lib.Namespace] = None
         self._warm_options = warm
         self._warm: Optional[WarmProcess] = None
         self._cold_reasons: set[str] = set()
+        gpus = gpus or settings.Gpus()
+        self._gpus = (gpus.gpus_per_task, gpus.evaluator_gpus)
+        self._gpu_env: dict[TaskId, dict[str, str]] = {}  # fixed for the run: a restart keeps its GPUs
 
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
+        if gpus_lib.in_use(*self._gpus):
+            self._gpu_env = gpus_lib.assign(spec, *self._gpus, *gpus_lib.visible())
         spec = ports.resolve_local(spec)
         if self._mode is isolation_lib.Mode.OFF:
             return spec
@@ -81,6 +87,7 @@ class LocalBackend:
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]):
+        env = {**env, **self._gpu_env.get(task, {})}  # its own GPUs, for every process of the task
         if self._warm is not None:
             try:
                 return self._warm.start(argv, env, on_line)

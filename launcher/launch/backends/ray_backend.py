@@ -16,6 +16,7 @@ import time
 from typing import Callable, Mapping, Optional
 
 from launcher.export import security
+from launcher.cluster import gpus as gpus_lib
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
@@ -23,7 +24,7 @@ from launcher.cluster import settings
 from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess, WarmTask
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
-from launcher.cluster.spec import Address, ClusterSpec, TaskId
+from launcher.cluster.spec import PS, Address, ClusterSpec, TaskId
 from launcher.cluster.task_env import PARENT_PID
 
 
@@ -218,11 +219,12 @@ class RayBackend:
     room, in a placement group of its own."""
 
     def __init__(self, options: Optional[settings.Ray] = None,
-                 warm: Optional[WarmOptions] = None,
+                 warm: Optional[WarmOptions] = None, gpus: Optional[settings.Gpus] = None,
                  warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
         self._warn = warn
         options = options or settings.Ray()
         address = options.ray_address
+        gpus = gpus or settings.Gpus()
         if address:
             _check_reachable(address)
             if _token_available():
@@ -232,7 +234,12 @@ class RayBackend:
         self._ray = ray = _import_ray()
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=False)
-        self._demand = placement_lib.demand_of(options.ray_cpus_per_task, options.ray_resources)
+        self._gpus = (gpus.gpus_per_task, gpus.evaluator_gpus)
+        # Per task: the chief and workers (and the evaluator) reserve their GPUs; Ray hands each actor its
+        # own devices in CUDA_VISIBLE_DEVICES, which the task process inherits.
+        self._demand = placement_lib.with_gpus(placement_lib.demand_of(options.ray_cpus_per_task,
+                                                                       options.ray_resources),
+                                               lambda t: gpus_lib.count_for(t.job, *self._gpus))
         self._placement = options.ray_placement
         self._remote = ray.remote(max_concurrency=4)(_TaskRunner)
         self._actors: dict[TaskId, object] = {}
@@ -289,7 +296,7 @@ class RayBackend:
             node = placement_lib.Node(info["NodeID"], info["NodeManagerAddress"], dict(info["Resources"]))
             for task, node_id in self._nodes.items():
                 if node_id == node.id:
-                    node.take(task, self._demand)
+                    node.take(task, self._demand(task))
             nodes.append(node)
         return nodes
 
@@ -298,13 +305,13 @@ class RayBackend:
         from ray.util.placement_group import placement_group, remove_placement_group
 
         tasks = list(chosen)
-        bundles = [{**self._demand, f"node:{chosen[t].address}": _PIN} for t in tasks]
+        bundles = [{**self._demand(t), f"node:{chosen[t].address}": _PIN} for t in tasks]
         group = placement_group(bundles, strategy="PACK")
         if not group.wait(timeout_seconds=RESERVE_SECS):
             remove_placement_group(group)
             raise placement_lib.Unplaceable(
                 f"Ray could not reserve {len(tasks)} bundle(s) of "
-                + ", ".join(f"{r} {a:g}" for r, a in self._demand.items())
+                + ", ".join(f"{r} {a:g}" for r, a in self._demand(tasks[0]).items())
                 + f" within {RESERVE_SECS:g}s (resources in use by another job?)")
         self._groups.append(group)
         for index, task in enumerate(tasks):
@@ -317,9 +324,10 @@ class RayBackend:
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
             group, index = self._bundles[task]
-            custom = {r: a for r, a in self._demand.items() if r != "CPU"}
+            demand = self._demand(task)
+            custom = {r: a for r, a in demand.items() if r not in ("CPU", "GPU")}
             actor = self._actors[task] = self._remote.options(
-                num_cpus=self._demand["CPU"], resources=custom,
+                num_cpus=demand["CPU"], num_gpus=demand.get("GPU", 0), resources=custom,
                 scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index),
             ).remote()
         return actor
@@ -373,6 +381,8 @@ class RayBackend:
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
               on_line: Callable[[str], None]) -> RayTask:
         delta = {k: v for k, v in env.items() if os.environ.get(k) != v}
+        if task.job == PS and gpus_lib.in_use(*self._gpus):
+            delta.update(gpus_lib.NONE)  # the actor's own CUDA_VISIBLE_DEVICES would be the node's
         port = self._ports[task]
         handle = None
         for _ in range(2):
