@@ -12,6 +12,7 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Sequence
 
 
@@ -47,7 +48,7 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
         while (down := next((p for p in self._peers() if not accepts_connections(p)), None)) is not None:
             self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"))
         try:
-            return self._make()
+            return _bounded_close(self._make())
         except _RECONNECT_ERRORS as e:
             self._recovery.failed(e)
             raise  # MonitoredSession tries again
@@ -56,6 +57,30 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
             # seen handing over that peer's error garbled (UnicodeDecodeError in TF_SessionRun_wrapper, as
             # a ps restarted). Both mean "try again", which MonitoredSession does only for these two.
             raise self._recovery.retry(f"session creation interrupted ({type(e).__name__})") from e
+
+
+CLOSE_SECS = 10.0
+
+
+def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
+    """`session`, whose close() gives up waiting after CLOSE_SECS.
+
+    A session that carries its cluster (see `membership`) is closed on every task it touched, and closing
+    it after a ps died has been seen to block for good (in TF_CloseSession, as MonitoredSession closed it
+    to make a new one): the task would never reach the ps's successor. The close goes on in a thread of
+    its own; the task makes its next session meanwhile.
+    """
+    close = session.close
+
+    def bounded() -> None:
+        closer = threading.Thread(target=close, name="session-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECS)
+        if closer.is_alive():
+            logging.warning("closing the old session takes longer than %.0fs; going on without waiting", CLOSE_SECS)
+
+    session.close = bounded
+    return session
 
 
 class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
