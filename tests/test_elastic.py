@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -96,11 +97,13 @@ def _finish(start, tasks: list[Task], timeout: float = 240) -> None:
         assert task.proc.returncode == 0, f"{task.name} exit {task.proc.returncode}:\n{task.text()[-3000:]}"
 
 
-def _exact_updates(model_dir: pathlib.Path, ps: Task) -> None:
+def _exact_updates(model_dir: pathlib.Path, ps: Task, lost: int = 0) -> None:
+    """`lost`: updates a restored checkpoint lacks (see the moved ps)."""
     assert checkpoint_steps(model_dir)[-1] == TRAIN_STEPS
     variables = read_variables(model_dir)
     assert variables["global_step"] == TRAIN_STEPS
-    assert variables["applied_updates"] == TRAIN_STEPS  # exactly the target's updates, whoever trained them
+    # Exactly the target's updates, whoever trained them.
+    assert variables["applied_updates"] == TRAIN_STEPS - lost
     assert "the chief has saved the final checkpoint" in ps.text()
     final_save = (model_dir / f"model.ckpt-{TRAIN_STEPS}.index").stat().st_mtime
     assert ps.log.stat().st_mtime >= final_save
@@ -166,4 +169,9 @@ def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cl
     assert worker.proc.poll() is None and new_chief.proc.poll() is None
 
     _finish(cluster_run, [new_ps, new_chief, worker])
-    _exact_updates(cluster_run.model_dir, new_ps)
+    # A checkpoint saved while a worker trains may hold a ticket whose update was still on its way (the
+    # saver reads the variables one by one): restored, that update is lost for good. Every other update is
+    # there: exactly one per step from the restored step on.
+    restored = re.findall(r"restoring (\S+)", new_chief.text())[-1]
+    snapshot = read_variables(cluster_run.model_dir, int(restored.rsplit("-", 1)[1]))
+    _exact_updates(cluster_run.model_dir, new_ps, lost=snapshot["global_step"] - snapshot["applied_updates"])
