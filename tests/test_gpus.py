@@ -17,7 +17,7 @@ import stat
 import pytest
 
 from conftest import checkpoint_steps, last_run, wait_for
-from launcher.cluster import gpus
+from launcher.cluster import gpus, settings
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import PS, TaskId, from_json
@@ -82,12 +82,12 @@ def test_ray_plan_reserves_gpus_for_training_tasks_only():
     demand = placement.with_gpus({"CPU": 1.0}, lambda t: gpus.count_for(t.job, 1, 0))
     nodes = [placement.Node("a", "10.0.0.1", {"CPU": 4, "GPU": 2}), placement.Node("b", "10.0.0.2", {"CPU": 4, "GPU": 2})]
     tasks = list(spec_of(LOCAL4).tasks())
-    chosen = placement.plan(tasks, demand, nodes, placement.SPREAD)
+    chosen = placement.plan(tasks, demand, nodes, settings.SPREAD)
     assert [n.free["GPU"] for n in nodes] == [0, 0]  # 4 training tasks, 4 GPUs; the ps take none
     assert {chosen[TaskId(PS, 0)].id, chosen[TaskId(PS, 1)].id} == {"a", "b"}
     nodes = [placement.Node("a", "10.0.0.1", {"CPU": 8, "GPU": 3})]
     with pytest.raises(placement.Unplaceable) as e:
-        placement.plan(tasks, demand, nodes, placement.SPREAD)
+        placement.plan(tasks, demand, nodes, settings.SPREAD)
     assert str(e.value) == ("the Ray cluster lacks GPU: 1 missing (4 tasks x 1 = 4 needed, 3 free on 1 alive node)")
 
 
@@ -137,14 +137,18 @@ def test_local4_gives_each_training_task_one_gpu_and_keeps_it_across_a_restart(r
     wait_for(lambda: run.proc.poll() is not None or gpu_env_lines(logs / "worker-1.log"), timeout=240,
              what="worker:1 to start")
     assert run.proc.poll() is None, run.stderr[-3000:]
-    victim = run.tasks()["worker:1"]
+    tasks = run.tasks()
+    # A ps builds no model: its environment is read from the process itself (a forked one shows its own).
+    ps_env = {name: tasks[name].environ() for name in ("ps:0", "ps:1")}
+    victim = tasks["worker:1"]
     victim.send_signal(signal.SIGKILL)
     assert run.wait(400) == 0, run.stderr[-3000:]
     seen = {name: gpu_env_lines(logs / f"{name}.log") for name in
-            ("chief-0", "worker-0", "worker-1", "worker-2", "ps-0", "ps-1")}
+            ("chief-0", "worker-0", "worker-1", "worker-2")}
     training = [seen[n][0]["CUDA_VISIBLE_DEVICES"] for n in ("chief-0", "worker-0", "worker-1", "worker-2")]
     assert sorted(training) == ["0", "1", "2", "3"], seen
-    assert seen["ps-0"][0]["CUDA_VISIBLE_DEVICES"] == "" and seen["ps-1"][0]["CUDA_VISIBLE_DEVICES"] == ""
+    assert all(env.get("CUDA_VISIBLE_DEVICES") == "" for env in ps_env.values()), ps_env
+    assert all(env.get("TF_FORCE_GPU_ALLOW_GROWTH") == "true" for env in ps_env.values()), ps_env
     assert len(seen["worker-1"]) == 2 and seen["worker-1"][1] == seen["worker-1"][0], seen["worker-1"]
     assert all(line["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" for lines in seen.values() for line in lines)
     assert checkpoint_steps(model_dir)[-1] == 300

@@ -49,8 +49,9 @@ def test_the_command_line_has_the_options_and_defaults_the_settings_declare():
     assert [n for n in run if n != "self"] == [d.name for d in settings.declared("run")]
     assert run["hang_secs"].default == 120.0 and run["restart_policy"].default is RestartPolicy.EXIT_CODE
     export = inspect.signature(cli.Launcher.export).parameters
-    assert {"spec", "model_dir", "train_steps", "model", "max_restarts", "format", "image", "pvc"} == \
-        set(export) - {"self", "name", "namespace"}
+    assert {"spec", "model_dir", "train_steps", "model", "max_restarts", "format", "image", "pvc",
+            "sync_replicas", "backup_workers", "gpus_per_task", "evaluator_gpus", "nodes", "cpus_per_task",
+            "warning_secs", "time_limit"} == set(export) - {"self", "name", "namespace"}
     # An option that is not one of the command line's (a setting with no command) is not offered.
     assert "eval_wait_secs" not in run and settings.default("eval_wait_secs") == 120.0
 
@@ -78,7 +79,7 @@ def test_defaults_are_written_once():
 @pytest.mark.parametrize("values, words", [
     ({"on_hang": "ignore"}, "--on_hang 'ignore': expected one of restart, abort, report"),
     ({"ray_placement": "scatter"}, "--ray_placement 'scatter': expected one of spread, pack"),
-    ({"backend": "slurm"}, "--backend 'slurm': expected one of local, ray"),
+    ({"backend": "k8s"}, "--backend 'k8s': expected one of local, ray, slurm"),
     ({"patience": 0}, "--patience 0 is not a positive integer"),
     ({"keep_best": "acc:up"}, "--keep_best 'acc:up': expected METRIC"),
     ({"ray_resources": '{"CPU": 1}'}, "'CPU' is not a custom resource name"),
@@ -102,8 +103,9 @@ def test_evaluator_options_reach_the_evaluator_only_where_they_differ_from_its_o
     assert RunConfig(spec=SPEC).task_flags("evaluator") == []
 
 
-def test_the_options_a_run_hands_every_task_are_the_training_group():
-    assert set(task_command.LAUNCHER_OWNED) == {"model", "model_dir", "train_steps"}
+def test_the_options_a_run_hands_every_task_are_the_training_and_sync_groups():
+    assert set(task_command.LAUNCHER_OWNED) == {"model", "model_dir", "train_steps", "sync_replicas",
+                                                "backup_workers"}
 
 
 def test_isolation_choices_are_the_modes_of_isolation():
@@ -148,6 +150,6 @@ def test_an_option_for_several_roles_reaches_each_of_them_once_set():
                                                task_flag_for=("chief", "worker"))
 
     assert settings.task_flags([Sync()], "worker") == []
-    assert settings.task_flags([Sync(sync_replicas=True)], "worker") == ["--sync_replicas=True"]
-    assert settings.task_flags([Sync(sync_replicas=True)], "chief") == ["--sync_replicas=True"]
+    assert settings.task_flags([Sync(sync_replicas=True)], "worker") == ["--sync_replicas"]
+    assert settings.task_flags([Sync(sync_replicas=True)], "chief") == ["--sync_replicas"]
     assert settings.task_flags([Sync(sync_replicas=True)], "ps") == []

@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Callable, Mapping, Optional
 
-from launcher.cluster import gpus as gpus_lib
+from launcher.cluster import gpus as gpus_lib, settings
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import PS, Address, ClusterSpec, TaskId
 from launcher.cluster.task_env import PARENT_PID
@@ -269,7 +269,7 @@ class SlurmBackend:
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
         tasks = list(spec.tasks())
         try:
-            chosen = placement_lib.plan(tasks, self._demand, self._free_nodes(), placement_lib.SPREAD,
+            chosen = placement_lib.plan(tasks, self._demand, self._free_nodes(), settings.SPREAD,
                                         cluster=f"the Slurm allocation (job {self._job_id})")
             # A port the spec fixes is kept, on whatever node the task lands; port 0 is picked there.
             addresses = self._place(chosen, {t: spec.address(t).port for t in tasks})
@@ -308,7 +308,7 @@ class SlurmBackend:
         del self._node[task]
         try:
             chosen = placement_lib.plan([task], self._demand, self._free_nodes(excluding=(node,)),
-                                        placement_lib.SPREAD, cluster=f"the Slurm allocation (job {self._job_id})")
+                                        settings.SPREAD, cluster=f"the Slurm allocation (job {self._job_id})")
             address = self._place(chosen, {})[task]
         except placement_lib.Unplaceable as e:
             raise PlacementError(f"{task} lost its node {node} ({old_host}) and cannot move: {e}") from None
