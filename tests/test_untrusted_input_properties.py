@@ -13,6 +13,7 @@ from launcher.cluster import status, typed_json
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import TaskId
 from launcher.launch import run_record
+from launcher.launch import events
 from launcher.launch.task_state import Attempt, TaskState
 from launcher.report import page, summary
 
@@ -81,7 +82,9 @@ def _check_status(line: str) -> None:
     assert set(parsed) - {"event"} <= set(fields)
     assert all(fields[name](value) for name, value in parsed.items() if name != "event")
     state = _state()  # what the launcher does with it: book it, and record it
-    state.on_status(parsed)
+    event = events.from_status(state.task, parsed, mono=1.0, wall=1.0)  # as the loop turns it into an event
+    if event is not None:
+        state.apply(event)
     record = state.record(0.0)
     assert typed_json.decode(run_record.Task, typed_json.encode(record)) == record
 
