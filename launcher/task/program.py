@@ -25,6 +25,8 @@ from launcher.task import evaluation, failure_report, flag_check, hooks, launch_
 from launcher.task import serving_export, training
 from launcher.task import flags as task_flags
 from launcher.task import parent_watch
+from launcher.task import membership as membership_lib
+from launcher.task.membership import Membership
 from launcher.task.recovery import RecoveryDeadlineExceeded
 
 FLAGS = flags.FLAGS
@@ -82,18 +84,19 @@ def _main(stop: StopRequest) -> Optional[int]:
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()
         server = None
+        membership = Membership(task, cluster, task_flags.MODEL_DIR.value)
         if task.job != EVALUATOR:
-            server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
-                                          task_index=task.index, start=True)
+            # Under a private identity: the cluster is each session's (see `membership`), so it can change.
+            server = membership_lib.boot_server(membership.own_address)
             logging.info("%s serving at %s", task, server.target)
         launch_gate.pass_gate()
         if task.job == EVALUATOR:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
         if task.job == PS:
-            return ps_release.serve_until_released(server, task, cluster, task_flags.PS_ORPHAN_SECS.value, stop)
+            return ps_release.serve_until_released(server, task, membership, task_flags.PS_ORPHAN_SECS.value, stop)
         serving = serving_export.serving_graph(build) if task_flags.EXPORT_SERVING.value else None
         training.train(
-            task, cluster, server.target, build,
+            task, membership, server.target, build,
             hooks.HookConfig(
                 is_chief=task.job == CHIEF, model_dir=task_flags.MODEL_DIR.value,
                 last_step=task_flags.TRAIN_STEPS.value,

@@ -1,0 +1,169 @@
+"""Elastic membership, the task side (docs/elastic.md): real task processes run by TF_CONFIG alone, as the
+`tf_config` export runs them, change a running cluster without restarting anyone else.
+
+- a worker joins (its TF_CONFIG names one worker more than the others'), trains, and leaves (SIGUSR2);
+- the chief moves to another port (the others are told nothing) and joins the ps's live variables;
+- a ps moves to another port: only it restarts; the others learn its address from the membership file and
+  re-create their sessions.
+In each, exactly --train_steps updates reach the variables, and the ps ends after the chief's final save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import portpicker
+import pytest
+
+from conftest import REPO, TESTS, checkpoint_steps, read_variables, wait_for
+from launcher.cluster import status
+
+TRAIN_STEPS = 400
+SLOW_SECS = "0.25"  # per step while the test changes the cluster: the run stays short of its target
+
+
+class Task:
+    """One `python -m launcher.task` process, its output (status lines included) in a file."""
+
+    def __init__(self, tmp_path: pathlib.Path, name: str, cluster: dict, job: str, index: int, *flags: str):
+        self.name = name
+        self.log = tmp_path / f"{name}.log"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)]),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})}
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "launcher.task", *flags], env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def events(self, kind: str) -> list[dict]:
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        return [s for s in map(status.parse, lines) if s and s["event"] == kind]
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def cluster_run(tmp_path):
+    started: list[Task] = []
+    model_dir = tmp_path / "model"
+    pace = tmp_path / "pace"
+    pace.write_text(SLOW_SECS)
+
+    def start(name: str, cluster: dict, job: str, index: int, *extra: str) -> Task:
+        task = Task(tmp_path, name, cluster, job, index, "--model=models.paced", f"--model_dir={model_dir}",
+                    f"--train_steps={TRAIN_STEPS}", "--save_checkpoint_steps=50", f"--pace_file={pace}", *extra)
+        started.append(task)
+        return task
+
+    start.model_dir, start.pace = model_dir, pace
+    yield start
+    for task in started:
+        task.stop()
+
+
+def _ports(n: int) -> list[str]:
+    return [f"localhost:{portpicker.pick_unused_port()}" for _ in range(n)]
+
+
+def _step(task: Task) -> int:
+    return max((e["step"] for e in task.events(status.PROGRESS)), default=-1)
+
+
+def _local_steps(task: Task) -> int:
+    return max((e.get("local_steps", 0) for e in task.events(status.PROGRESS) + task.events(status.DONE)),
+               default=0)
+
+
+def _finish(start, tasks: list[Task], timeout: float = 240) -> None:
+    """Full speed to the target; every task ends by itself, exit 0."""
+    start.pace.write_text("0")
+    for task in tasks:
+        try:
+            task.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{task.name} did not end by itself:\n{task.text()[-3000:]}")
+        assert task.proc.returncode == 0, f"{task.name} exit {task.proc.returncode}:\n{task.text()[-3000:]}"
+
+
+def _exact_updates(model_dir: pathlib.Path, ps: Task) -> None:
+    assert checkpoint_steps(model_dir)[-1] == TRAIN_STEPS
+    variables = read_variables(model_dir)
+    assert variables["global_step"] == TRAIN_STEPS
+    assert variables["applied_updates"] == TRAIN_STEPS  # exactly the target's updates, whoever trained them
+    assert "the chief has saved the final checkpoint" in ps.text()
+    final_save = (model_dir / f"model.ckpt-{TRAIN_STEPS}.index").stat().st_mtime
+    assert ps.log.stat().st_mtime >= final_save
+
+
+def test_a_worker_joins_and_leaves_a_running_cluster(cluster_run):
+    chief, ps, worker0, worker1 = _ports(4)
+    boot = {"chief": [chief], "ps": [ps], "worker": [worker0]}
+    tasks = [cluster_run("ps-0", boot, "ps", 0), cluster_run("chief-0", boot, "chief", 0),
+             cluster_run("worker-0", boot, "worker", 0)]
+    pids = [t.proc.pid for t in tasks]
+    wait_for(lambda: _step(tasks[1]) >= 1, timeout=180, what="the chief's first steps")
+
+    # Worker 1's TF_CONFIG names it; nobody else's does.
+    joined = cluster_run("worker-1", {**boot, "worker": [worker0, worker1]}, "worker", 1)
+    wait_for(lambda: _local_steps(joined) >= 5, timeout=180, what="the joined worker's training steps")
+    first = joined.events(status.SESSION)[0]["step"]
+    assert first > 0, "the joined worker must start from the cluster's progress, not from 0"
+    assert _step(tasks[1]) < TRAIN_STEPS
+
+    joined.proc.send_signal(signal.SIGUSR2)  # leave: finish the step in progress, exit 0
+    assert joined.proc.wait(timeout=60) == 0, joined.text()[-3000:]
+    assert joined.events(status.DONE) and _local_steps(joined) >= 5
+    assert _step(tasks[1]) < TRAIN_STEPS, "the run must still be training when the worker has left"
+
+    _finish(cluster_run, tasks)
+    assert [t.proc.pid for t in tasks] == pids
+    for task in tasks[1:]:  # chief and worker 0 kept their first session: nothing was restarted
+        assert len(task.events(status.SESSION)) == 1, task.text()[-3000:]
+    assert "every current worker is done" in tasks[1].text()
+    _exact_updates(cluster_run.model_dir, tasks[0])
+
+
+def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cluster_run):
+    from launcher.task import membership
+
+    chief, chief2, ps, ps2, worker0 = _ports(5)
+    boot = {"chief": [chief], "ps": [ps], "worker": [worker0]}
+    ps_task, chief_task = cluster_run("ps-0", boot, "ps", 0), cluster_run("chief-0", boot, "chief", 0)
+    worker = cluster_run("worker-0", boot, "worker", 0)
+    wait_for(lambda: _step(worker) >= 10 and checkpoint_steps(cluster_run.model_dir), timeout=180,
+             what="training and a first checkpoint")
+
+    # The chief moves: killed, started again elsewhere; the worker and the ps are told nothing.
+    chief_task.stop()
+    moved = {**boot, "chief": [chief2]}
+    before = _step(worker)
+    new_chief = cluster_run("chief-0-moved", moved, "chief", 0)
+    wait_for(lambda: _local_steps(new_chief) >= 3, timeout=180, what="the moved chief's training steps")
+    assert "joining them instead of restoring" in new_chief.text(), new_chief.text()[-3000:]
+    assert new_chief.events(status.SESSION)[0]["step"] >= before  # nothing rolled back
+    assert len(worker.events(status.SESSION)) == 1
+
+    # A ps moves: only it restarts; the others learn its address from the membership file.
+    wait_for(lambda: checkpoint_steps(cluster_run.model_dir)[-1] >= 50, timeout=180, what="a checkpoint")
+    ps_task.stop()
+    final = {**moved, "ps": [ps2]}
+    membership.write(str(cluster_run.model_dir), final)
+    new_ps = cluster_run("ps-0-moved", final, "ps", 0)
+    wait_for(lambda: len(worker.events(status.SESSION)) >= 2 and len(new_chief.events(status.SESSION)) >= 2,
+             timeout=240, what="sessions re-created with the moved ps")
+    assert "restoring" in new_chief.text()
+    assert worker.proc.poll() is None and new_chief.proc.poll() is None
+
+    _finish(cluster_run, [new_ps, new_chief, worker])
+    _exact_updates(cluster_run.model_dir, new_ps)
