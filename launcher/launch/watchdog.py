@@ -50,7 +50,8 @@ class Watchdog:
         self._armed_at = now
 
     def step(self, step: int, now: float) -> None:
-        if self._step is None or step > self._step:
+        """The global step reached `step`: a new one, or a lower one (a rollback restarts the count)."""
+        if self._step is None or step != self._step:
             self._step, self._step_at = step, now
 
     def check(self, states: Iterable[TaskState], now: float) -> Optional[Alarm]:

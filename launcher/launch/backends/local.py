@@ -69,6 +69,9 @@ class LocalBackend:
             self._warn(isolation_lib.exposure_warning(spec, str(e)))
         return spec
 
+    def resolve_added(self, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+        return ports.pick_added(spec, tasks)
+
     def relocate(self, task: TaskId) -> None:
         return None  # one machine: a task never moves
 
