@@ -170,7 +170,7 @@ class Launcher:
                                     "as every host sees it")
                 model_dir_rules.check_for_tasks(config.model_dir)
                 document = tf_config_commands.tf_config_commands(config)
-                note = security.note_for_hosts(config.spec)
+                note = security.note_for_hosts(config.spec) + "\n" + tf_config_commands.add_worker_note(config)
         except UserError as e:
             _fail(e)
         sys.stderr.write(note + "\n")  # stdout stays the JSON document

@@ -24,7 +24,7 @@ from launcher.cluster.stop_signals import StopRequest
 from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
 from launcher.task import serving_export, training
 from launcher.task import flags as task_flags
-from launcher.task import parent_watch
+from launcher.task import parent_watch, session_creators
 from launcher.task import membership as membership_lib
 from launcher.task.membership import Membership
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -120,9 +120,20 @@ def _main(stop: StopRequest) -> Optional[int]:
     return stop.exit_code if stop.requested else exit_codes.OK
 
 
+def _exit_now_if_a_close_hangs(code: Optional[int]) -> Optional[int]:
+    """The exit code; but a process that left a session's close running (see `session_creators`) ends here,
+    with os._exit: Python's exit would delete that session and wait for its close, for ever."""
+    if session_creators.closes_abandoned.is_set():
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or exit_codes.OK)
+    return code
+
+
 def run(stop: StopRequest) -> None:
     try:
         model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
     except UserError as e:
         _fail(str(e))
-    app.run(lambda argv: main(argv, stop), flags_parser=_parse_flags)
+    app.run(lambda argv: _exit_now_if_a_close_hangs(main(argv, stop)), flags_parser=_parse_flags)

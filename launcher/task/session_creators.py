@@ -60,6 +60,9 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
 
 
 CLOSE_SECS = 10.0
+# Set once a close was left running: such a process ends with os._exit (see `program`), since Python's own
+# exit would wait for that close when it deletes the session.
+closes_abandoned = threading.Event()
 
 
 def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
@@ -77,6 +80,7 @@ def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
         closer.start()
         closer.join(CLOSE_SECS)
         if closer.is_alive():
+            closes_abandoned.set()
             logging.warning("closing the old session takes longer than %.0fs; going on without waiting", CLOSE_SECS)
 
     session.close = bounded
