@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from launcher.cluster import exit_codes, status, task_env
+from launcher.cluster import exit_codes, status, task_env, typed_json
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import Address, TaskId
 from launcher.launch import events, model_dir_lock, run, run_progress, scale_requests
@@ -252,3 +252,27 @@ def test_the_launcher_and_its_tasks_name_the_same_membership_file():
     from launcher.task import membership
 
     assert run.MEMBERSHIP_FILE == membership.MEMBERSHIP_FILE
+
+
+# -- the report --
+
+def test_the_report_shows_workers_joining_and_leaving_escaped():
+    from launcher.launch import run_record
+    from launcher.report import page
+
+    t0 = 1_700_000_000.0
+    record = run_record.Run(
+        started="2023-11-14T22:13:20+00:00", outcome="succeeded", ended="2023-11-14T22:15:00+00:00",
+        tasks=[run_record.Task("chief", 0, attempts=[run_record.Attempt(t0, ended=t0 + 90, exit_code=0)]),
+               run_record.Task("worker", 1, attempts=[run_record.Attempt(t0 + 10, ended=t0 + 40, exit_code=0)])],
+        membership=[run_record.MembershipChange(t0 + 10, "worker:1", "join", 2),
+                    run_record.MembershipChange(t0 + 38, "worker:1", "leave", 1),
+                    run_record.MembershipChange(t0 + 40, "worker:1", "left", 1),
+                    run_record.MembershipChange(t0 + 50, "<script>", "join", 3)])
+    decoded = run_record.parse(json.dumps({"version": run_record.SCHEMA_VERSION,
+                                           "runs": [typed_json.encode(record)]}))  # as `report` reads it
+    html_page = page.render(decoded, "/m")
+    assert html_page.count('class="membership join"') == 1  # the unknown task has no lane: no mark
+    assert 'class="membership leave"' in html_page and 'class="membership left"' in html_page
+    assert "worker:1 joined (2 workers after)" in html_page
+    assert "<script>" not in html_page and "&lt;script&gt; joined &rarr; 3 workers" in html_page

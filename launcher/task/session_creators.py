@@ -74,8 +74,14 @@ def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
     its own; the task makes its next session meanwhile.
     """
     close = session.close
+    called = threading.Event()
 
     def bounded() -> None:
+        # Once only: Session.__del__ calls close() again, from the garbage collector, where starting a
+        # thread has been seen to hang for good (a leaving worker never exited).
+        if called.is_set():
+            return
+        called.set()
         closer = threading.Thread(target=close, name="session-close", daemon=True)
         closer.start()
         closer.join(CLOSE_SECS)
