@@ -98,7 +98,7 @@ def _host_with(bed, wanted: set[str]) -> int:
     return next(n for n in (3, 2) if wanted <= {t.split(":")[0] for t, h in placed.items() if h == n})
 
 
-def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
+def test_a_lost_host_is_survived_and_no_task_elsewhere_restarts(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
     # Half a CPU per task: after losing a host, the other two have room for its tasks.
@@ -123,12 +123,13 @@ def test_a_lost_host_is_survived(runner, fresh_ray3, tmp_path):
             attempts = tasks[name]["attempts"]
             since_move = attempts[next(i for i, a in enumerate(attempts) if "moved" in a):]
             assert sum(a["local_steps"] for a in since_move) > 0, attempts
-    # Every training task restarted to learn the new addresses.
+    # Nobody on a surviving host restarted: the moved tasks' addresses reached the others through the
+    # published cluster (docs/elastic.md), not by restarting them.
     for name, task in tasks.items():
-        assert task["restarts"] >= 1, name
+        if name not in lost:
+            assert task["restarts"] == 0 and len(task["attempts"]) == 1, (name, task)
     assert "moves from" in run.stdout + run.stderr
-    # The tasks of the lost node move together: the others are restarted for them once, not once per move.
-    assert (run.stdout + run.stderr).count("to learn the new address") == 1, run.stdout[-3000:]
+    assert "to learn the new address" not in run.stdout + run.stderr, run.stdout[-3000:]
     assert all(n != victim for n in tasks_on_hosts(bed).values())
 
 
@@ -179,7 +180,7 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
 
 
 # Ray may or may not declare the cut host dead within the 20 s (its health check gives up after ~8-16 s): if
-# it does, the host's tasks move and every training task restarts; if not, they rejoin without a restart.
+# it does, the host's tasks move (nobody else restarts); if not, they rejoin without a restart.
 # In the second case a step whose RPC was in flight to or from the cut host may wait on a connection that
 # the other side closed during the cut (seen: a worker's socket to a ps ESTABLISHED, the ps's end gone, no
 # byte in flight either way): --step_timeout_secs cancels that step and the worker goes on in a new session,
