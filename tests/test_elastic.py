@@ -46,6 +46,15 @@ class Task:
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
         return [s for s in map(status.parse, lines) if s and s["event"] == kind]
 
+    def wait(self, timeout: float) -> int:
+        """The exit code; on a timeout, the task's stacks (SIGQUIT, see task_env.STACKS_SIGNAL) and a failure."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGQUIT)
+            time.sleep(2)
+            pytest.fail(f"{self.name} did not end by itself:\n{self.text()[-6000:]}")
+
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
@@ -91,10 +100,7 @@ def _finish(start, tasks: list[Task], timeout: float = 240) -> None:
     """Full speed to the target; every task ends by itself, exit 0."""
     start.pace.write_text("0")
     for task in tasks:
-        try:
-            task.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{task.name} did not end by itself:\n{task.text()[-3000:]}")
+        task.wait(timeout)
         assert task.proc.returncode == 0, f"{task.name} exit {task.proc.returncode}:\n{task.text()[-3000:]}"
 
 
@@ -133,7 +139,7 @@ def test_a_worker_joins_and_leaves_a_running_cluster(cluster_run):
     assert _step(tasks[1]) < TRAIN_STEPS
 
     joined.proc.send_signal(signal.SIGUSR2)  # leave: finish the step in progress, exit 0
-    assert joined.proc.wait(timeout=60) == 0, joined.text()[-3000:]
+    assert joined.wait(60) == 0, joined.text()[-3000:]
     assert joined.events(status.DONE) and _local_steps(joined) >= 5
     assert _step(tasks[1]) < TRAIN_STEPS, "the run must still be training when the worker has left"
 

@@ -12,6 +12,7 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable, Sequence
 
@@ -74,14 +75,12 @@ def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
     its own; the task makes its next session meanwhile.
     """
     close = session.close
-    called = threading.Event()
 
     def bounded() -> None:
-        # Once only: Session.__del__ calls close() again, from the garbage collector, where starting a
-        # thread has been seen to hang for good (a leaving worker never exited).
-        if called.is_set():
-            return
-        called.set()
+        if getattr(session, "_closed", False) or sys.is_finalizing():
+            # Closed already (Session.__del__ closes again), or Python is exiting, where a new thread
+            # would never start: nothing to wait for, or no way to.
+            return close()
         closer = threading.Thread(target=close, name="session-close", daemon=True)
         closer.start()
         closer.join(CLOSE_SECS)
