@@ -103,14 +103,19 @@ def test_a_run_past_its_target_is_not_scaled(tmp_path):
     assert run_.requests.answers == [(False, "the run has reached its target; its workers are finishing")]
 
 
-def test_a_leaving_worker_is_forgotten_by_the_hang_watchdog(tmp_path):
-    # worker:1 ignores the finish signal's meaning (it freezes): once asked to leave, it is not a hang culprit
-    # of the run's training; it is given up on at the end like any silent worker.
-    run_ = LoopRun(tmp_path, {"chief:0": [{"train": 8}], "worker:0": [{"train": 8}], "worker:1": [{"train": 30}]},
-                   {**LOCAL2, "worker": ["localhost:2", "localhost:4"]})
-    run_.requests.ask(2.0, 1)
+def test_a_leaving_worker_is_forgotten_by_the_watchdog_and_killed_if_it_does_not_leave(tmp_path):
+    run_ = LoopRun(tmp_path, {"chief:0": [{"train": 30}], "worker:0": [{"train": 30}],
+                              "worker:1": [{"train": 30, "freeze": 1.0}]},
+                   {**LOCAL2, "worker": ["localhost:2", "localhost:4"]}, hang_secs=10)
+    run_.requests.ask(2.0, 1)  # frozen: the finish signal does nothing
     assert run_.run().exit_code == exit_codes.OK
-    assert run_.record("worker:1")["exit_code"] == 0 and run_.record("worker:1")["restarts"] == 0
+    assert run_.supervisor.hangs == []  # not a hang of the run: it was leaving
+    [killed] = run_.backend.got("worker:1", signal.SIGKILL)
+    assert 12.0 <= killed < 13.0
+    assert "worker:1 was asked to leave 10 s ago and is still running; killing it" in run_.console
+    record = run_.record("worker:1")
+    assert record["restarts"] == 0 and record["exit_code"] == -signal.SIGKILL
+    assert run_.supervisor.states[W[1]].phase is Phase.STOPPED
 
 
 def test_scale_decisions():

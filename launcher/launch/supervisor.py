@@ -145,6 +145,7 @@ class Supervisor:
             return None
         self._last_progress = now
         self._take_request()
+        self._hurry_leavers(now)
         self._show_progress()
         root_cause.watch_memory(self.states.values())
         alarm = self._watchdog.check(self.states.values(), now)
@@ -278,11 +279,23 @@ class Supervisor:
         """A worker past the gate finishes its step and exits 0 (the finish signal); one not yet past it has
         not trained and is stopped (the finish signal's default action would end it just as well, with a
         signal's exit status)."""
-        state.member = False
+        state.member, state.asked_to_leave_at = False, self._clock.monotonic()
         self._membership_change(state.task, "leave")
         self.stragglers.forget(state.task)
         if state.running:
             state.handle.signal(task_env.FINISH_SIGNAL if state.attempts[-1].go_at is not None else signal.SIGTERM)
+
+    def _hurry_leavers(self, now: float) -> None:
+        """A worker asked to leave is not watched for hangs; one still running `hang_secs` later is killed
+        (it is not needed, so its end is neither a failure nor a restart)."""
+        for state in self.states.values():
+            if state.running and not state.member and state.asked_to_leave_at is not None \
+                    and now - state.asked_to_leave_at >= self._watchdog.hang_secs \
+                    and state.attempts[-1].killed_for is None:
+                self._console.line(f"[launcher] {state.task} was asked to leave {self._watchdog.hang_secs:.0f} s ago "
+                                   "and is still running; killing it")
+                state.attempts[-1].killed_for = "did not leave when asked"
+                state.handle.signal(signal.SIGKILL)
 
     def _membership_change(self, task: TaskId, change: str) -> None:
         self.membership.append({"time": self._clock.time(), "task": str(task), "change": change,

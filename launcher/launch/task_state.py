@@ -80,6 +80,7 @@ class TaskState:
     eval_metrics: Optional[dict] = None
     restart_for: Optional[str] = None  # why the launcher ended it to start it again (a peer moved)
     member: bool = True  # False once `launcher scale` asked it to leave (it finishes its step and exits 0)
+    asked_to_leave_at: Optional[float] = None  # when (monotonic)
 
     @property
     def restarts(self) -> int:

@@ -64,8 +64,8 @@ class Watchdog:
         silent, quiet = [], []
         training = False
         for state in states:
-            if state.task.job not in (CHIEF, WORKER) or not state.running or not state.attempts:
-                continue
+            if state.task.job not in (CHIEF, WORKER) or not state.running or not state.attempts or not state.member:
+                continue  # (a worker asked to leave is the supervisor's to end, see Supervisor._hurry_leavers)
             attempt = state.attempts[-1]
             if attempt.go_at is None or attempt.loop_done or state.phase not in (Phase.STARTING, Phase.TRAINING):
                 continue  # not let go yet, or done with its loop (saving, waiting for others: not a hang)
