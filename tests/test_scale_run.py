@@ -69,3 +69,17 @@ def test_local2_scaled_to_three_workers_and_back_keeps_every_survivor(runner, tm
     assert checkpoint_steps(model_dir)[-1] == TRAIN_STEPS
     assert read_variables(model_dir)["applied_updates"] == TRAIN_STEPS  # whoever joined or left
     assert "worker:1 left (exited 0)" in launch.stdout
+
+
+def test_scale_refusals_are_one_line_and_exit_2(runner, tmp_path):
+    (tmp_path / "idle").mkdir()
+    cases = {("idle", "--workers", "3"): "no run holds this model directory",
+             ("missing", "--workers", "3"): "not a directory",
+             ("idle", "--ps", "2", "--workers", "1"): "--ps: the number of ps is fixed for a run",
+             ("idle", "--chief", "0"): "--chief: a run has one chief",
+             ("idle", "--workers", "1:3"): "--workers '1:3': not a whole number",
+             ("idle",): "--workers N is required"}
+    for (name, *args), said in cases.items():
+        result = _scale(runner, tmp_path / name, *args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and said in result.stderr, (args, result)
+    assert list((tmp_path / "idle").iterdir()) == []  # nothing left behind
