@@ -263,7 +263,7 @@ def test_the_launcher_and_its_tasks_name_the_same_membership_file():
 
 def test_the_report_shows_workers_joining_and_leaving_escaped():
     from launcher.launch import run_record
-    from launcher.report import page
+    from launcher.report import page, summary
 
     t0 = 1_700_000_000.0
     record = run_record.Run(
@@ -281,3 +281,5 @@ def test_the_report_shows_workers_joining_and_leaving_escaped():
     assert 'class="membership leave"' in html_page and 'class="membership left"' in html_page
     assert "worker:1 joined (2 workers after)" in html_page
     assert "<script>" not in html_page and "&lt;script&gt; joined &rarr; 3 workers" in html_page
+    assert "workers: +10s worker:1 joined (2); +38s worker:1 asked to leave (1); +40s worker:1 left (1)" in \
+        summary.render(decoded)
