@@ -61,6 +61,27 @@ def test_local4_spreads_over_all_three_hosts(runner, ray3, tmp_path):
     assert record["global_step_end"] == 150
 
 
+def test_a_worker_added_by_scale_is_placed_on_the_cluster_and_trains(runner, ray3, tmp_path):
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "model"
+    run = launch(runner, ray3, "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "3000", *PROBE)
+    wait_for(lambda: run.proc.poll() is not None or [s for s in checkpoint_steps(model_dir) if s >= 50],
+             timeout=300, what="a checkpoint")
+    assert run.proc.poll() is None, run.stderr[-3000:]
+    scaled = subprocess.run([sys.executable, "-m", "launcher", "scale", str(model_dir), "--workers", "2"],
+                            env=runner.env(), capture_output=True, text=True, timeout=120)
+    assert scaled.returncode == 0 and "adding worker:1" in scaled.stdout, (scaled.stdout, scaled.stderr)
+    assert run.wait(420) == 0, run.stderr[-3000:]
+    record = last_run(model_dir)
+    tasks = {f"{t['job']}:{t['index']}": t for t in record["tasks"]}
+    assert tasks["worker:1"]["steps"] > 0 and tasks["worker:1"]["restarts"] == 0, tasks["worker:1"]
+    assert tasks["worker:1"]["attempts"][0]["host"] in {h.address for h in ray3.bed.hosts}
+    assert all(len(t["attempts"]) == 1 for t in record["tasks"]), record["tasks"]
+    assert [(c["task"], c["change"]) for c in record["membership"]] == [("worker:1", "join")]
+
+
 def test_pack_fills_one_host_before_the_next(runner, ray3, tmp_path):
     # Half a CPU a task, 2 CPUs a host: the first host takes four of local4's six tasks, the next the rest
     # (spread, above, would put the training tasks on all three).
