@@ -73,7 +73,8 @@ def cluster_run(tmp_path):
 
     def start(name: str, cluster: dict, job: str, index: int, *extra: str) -> Task:
         task = Task(tmp_path, name, cluster, job, index, "--model=models.paced", f"--model_dir={model_dir}",
-                    f"--train_steps={TRAIN_STEPS}", "--save_checkpoint_steps=50", f"--pace_file={pace}", *extra)
+                    f"--train_steps={TRAIN_STEPS}", "--save_checkpoint_steps=50", "--max_to_keep=100", f"--pace_file={pace}",
+                    *extra)
         started.append(task)
         return task
 
@@ -180,7 +181,7 @@ def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cl
     assert worker.proc.poll() is None and new_chief.proc.poll() is None
     # A checkpoint saved while a worker trains may hold a ticket whose update was still on its way (the
     # saver reads the variables one by one): restored, that update is lost for good. Every other update is
-    # there: exactly one per step from the restored step on. (Read now: max_to_keep deletes it later.)
+    # there: exactly one per step from the restored step on. (Read now, before the run ends.)
     restored = re.findall(r"restoring (\S+)", new_chief.text())[-1]
     snapshot = read_variables(cluster_run.model_dir, int(restored.rsplit("-", 1)[1]))
 
