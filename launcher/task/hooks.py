@@ -119,7 +119,8 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
     variables live (`queue_device`: ps 0, or the chief without ps; the only task besides itself that a
     worker's session sees) at each session it creates, and deregisters at the end of its loop (done,
     finished early, or stopped). The chief waits for the registered workers only, and stops waiting for
-    one whose server no longer accepts connections: an exited worker has nothing left to apply. A registry
+    one whose server has not accepted connections for UNREACHABLE_GRACE_SECS: a worker killed and not
+    restarted has nothing left to apply. A registry
     lost with its ps is rebuilt as the workers re-create their sessions.
     """
 
@@ -165,6 +166,7 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
     def _wait_for_workers(self, session) -> None:
         deadline = time.monotonic() + self._timeout_secs
         pending: dict[int, str] = {}
+        unreachable_since: dict[int, float] = {}
         # Short waits, so that a stop request (preemption) is honoured while waiting.
         while not self._stop.requested:
             try:
@@ -172,8 +174,17 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
             except tf.errors.OpError as e:
                 logging.warning("stopped waiting for workers (%s)", type(e).__name__)
                 return
-            pending = {i: a for i, a in registered.items() if accepts_connections(a, timeout_secs=1)}
-            if not pending or time.monotonic() >= deadline:
+            now = time.monotonic()
+            for index, address in registered.items():
+                if accepts_connections(address, timeout_secs=1):
+                    unreachable_since.pop(index, None)
+                else:
+                    unreachable_since.setdefault(index, now)
+            # A registered worker whose port is closed was killed: being restarted, it comes back within
+            # UNREACHABLE_GRACE_SECS (a worker that leaves on purpose deregisters first).
+            pending = {i: a for i, a in registered.items()
+                       if now - unreachable_since.get(i, now) < UNREACHABLE_GRACE_SECS}
+            if not pending or now >= deadline:
                 break
             time.sleep(WAIT_POLL_SECS)
         if pending:
@@ -183,6 +194,7 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
 
 
 WAIT_POLL_SECS = 0.2
+UNREACHABLE_GRACE_SECS = 30.0
 REGISTRY_NAME = "launcher_workers"
 
 
