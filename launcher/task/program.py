@@ -25,8 +25,7 @@ from launcher.task import evaluation, failure_report, flag_check, hooks, launch_
 from launcher.task import serving_export, training
 from launcher.task import sync_replicas
 from launcher.task import flags as task_flags
-from launcher.task import parent_watch
-from launcher.task import session_creators
+from launcher.task import parent_watch, session_creators
 from launcher.task import membership as membership_lib
 from launcher.task.membership import Membership
 from launcher.task.recovery import RecoveryDeadlineExceeded
