@@ -138,6 +138,26 @@ class HostBed:
     def pids(self) -> list[int]:
         return [pid for host in self.hosts for pid in host.pids()]
 
+    def tasks(self) -> dict[str, tuple[int, int]]:
+        """Task name ("ps:0") -> (host number, pid) of its process: the kernel's pid lists of the hosts, and
+        each task process's own TF_CONFIG (not anyone's record of where it was placed)."""
+        import json
+
+        import psutil
+
+        found = {}
+        for host in self.hosts:
+            for pid in host.pids():
+                try:
+                    proc = psutil.Process(pid)
+                    if "launcher.task" not in proc.cmdline():
+                        continue
+                    task = json.loads(proc.environ()["TF_CONFIG"])["task"]
+                except (psutil.NoSuchProcess, psutil.ZombieProcess, KeyError):
+                    continue
+                found[f"{task['type']}:{task['index']}"] = (host.number, pid)
+        return found
+
     def down(self) -> None:
         """Kill every process in the bed's namespaces, then delete them (the veths go with them)."""
         for host in self.hosts:

@@ -161,10 +161,15 @@ def ray_cluster(hosts: int, cpus_per_node: float = 2, scope: str = "function"):
                 # too, before the bed goes (its launchers have ended: none may be left).
                 from conftest import is_ray_actor
 
-                deadline = time.monotonic() + 10
+                # An actor on a host that Ray declared dead and that came back ends only once that host's
+                # raylet learns it was declared dead and exits (seen: 21 s after the run's end); the
+                # launcher cannot reach it meanwhile.
+                deadline = time.monotonic() + 60
                 while cluster.actors(is_ray_actor) and time.monotonic() < deadline:
                     time.sleep(0.2)
-                left = [p.pid for p in cluster.actors(is_ray_actor)]
+                host_of = {pid: h.address for h in cluster.bed.hosts for pid in h.pids()}
+                left = [f"{p.pid} on {host_of.get(p.pid)} ({' '.join(p.cmdline())[:60]})"
+                        for p in cluster.actors(is_ray_actor)]
             finally:
                 cluster.stop()
             assert not left, f"Ray actors of the launcher left behind on the bed: pids {left}"

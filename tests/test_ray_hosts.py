@@ -8,9 +8,6 @@ import json
 import signal
 import time
 
-import psutil
-import pytest
-
 import raybed
 from conftest import checkpoint_steps, last_run, wait_for
 
@@ -27,19 +24,8 @@ def launch(runner, cluster, *args):
 
 
 def tasks_on_hosts(bed) -> dict[str, int]:
-    """Task name -> number of the host whose namespace its process is in, from the kernel's pid lists."""
-    found = {}
-    for host in bed.hosts:
-        for pid in host.pids():
-            try:
-                proc = psutil.Process(pid)
-                if "launcher.task" not in proc.cmdline():
-                    continue
-                task = json.loads(proc.environ()["TF_CONFIG"])["task"]
-            except (psutil.NoSuchProcess, psutil.ZombieProcess, KeyError):
-                continue
-            found[f"{task['type']}:{task['index']}"] = host.number
-    return found
+    """Task name -> number of the host whose namespace its process is in."""
+    return {task: host for task, (host, _) in bed.tasks().items()}
 
 
 def hosts_of(run: dict) -> dict[str, list[str]]:
@@ -205,12 +191,19 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
 # In the second case a step whose RPC was in flight to or from the cut host may wait on a connection that
 # the other side closed during the cut (seen: a worker's socket to a ps ESTABLISHED, the ps's end gone, no
 # byte in flight either way): --step_timeout_secs cancels that step and the worker goes on in a new session,
-# so the chief never has to give up on a silent worker at the end of the run.
+# so the chief never has to give up on a silent worker at the end of the run. The run ends seconds after the
+# cut heals, and a worker's silence counts from its last word before the cut: the test gives the workers'
+# recovery the time it takes, a step timeout (5 s here) and then the cancelled step's close, which waits
+# until TCP's next retransmission (backed off during the cut: seen 25 s after the heal) meets the peer's
+# reset. With the defaults (60 s, and --worker_exit_secs 30) the chief may rightly give up on such a worker.
 def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed
+    timeout = "--step_timeout_secs=5"  # the probe's steps take 0.02 s
     run = launch(runner, fresh_ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "600",
-                 "--ray_cpus_per_task", "0.5", *PROBE)
+                 "--ray_cpus_per_task", "0.5", "--worker_exit_secs", "120", "--model", "models.probe",
+                 f"--chief_flags=--step_sleep_secs=0.02 --save_checkpoint_steps=50 {timeout}",
+                 f"--worker_flags=--step_sleep_secs=0.02 {timeout}")
     wait_for(lambda: [s for s in checkpoint_steps(model_dir) if s >= 50], timeout=300, what="a checkpoint")
     victim = _host_with(bed, {"ps", "worker"})
     bed[victim].cut()
