@@ -1,4 +1,5 @@
-"""The command line: `launcher run` and `launcher export`, a thin layer over `launch.run` and `export`.
+"""The command line: `launcher run`, `scale`, `report` and `export`, a thin layer over `launch.run`,
+`scale_requests`, `report` and `export`.
 
 User errors end with one line on stderr and exit code 2 (see `exit_codes`); nothing else is printed as a
 traceback unless it is a bug of ours. This module runs in the launcher process: no TensorFlow here.
@@ -116,6 +117,37 @@ class Launcher:
         except UserError as e:
             _fail(e)
 
+    def scale(self, model_dir: Optional[str] = None, workers: object = None, chief: object = None,
+              ps: object = None) -> None:
+        """Change the number of workers of the run that holds MODEL_DIR, through that run's launcher.
+
+        Added workers start gated like any task; removed ones (highest index first) finish their step and
+        exit 0. The chief and the ps are not scaled. See docs/elastic.md.
+
+        Args:
+          model_dir: the model directory of a running `launcher run`.
+          workers: how many workers the run should have from now on.
+          chief: refused: a run has one chief, for its whole life.
+          ps: refused: the number of ps is fixed for a run.
+        """
+        from launcher.launch import scale_requests
+
+        try:
+            if model_dir is None:
+                raise UserError("`launcher scale MODEL_DIR --workers N`: MODEL_DIR is missing")
+            if chief is not None:
+                raise UserError("--chief: a run has one chief for its whole life; only workers are scaled")
+            if ps is not None:
+                raise UserError("--ps: the number of ps is fixed for a run (the graph places its variables on "
+                                "each); only workers are scaled")
+            if workers is None or workers is True:
+                raise UserError("--workers N is required: how many workers the run should have")
+            if not isinstance(workers, int) or isinstance(workers, bool):
+                raise UserError(f"--workers {workers!r}: not a whole number")
+            print(scale_requests.send(str(model_dir), workers))
+        except UserError as e:
+            _fail(e)
+
     @_options(settings.EXPORT, "Print SPEC for another engine: a Kubeflow TFJob (--format tfjob --image IMAGE), "
               "each task's\nTF_CONFIG and command (--format tf_config), or a Slurm batch script that runs the launcher "
               "with --backend slurm (--format sbatch). A security note on the exposed ports "
@@ -152,7 +184,7 @@ class Launcher:
                                     "as every host sees it")
                 model_dir_rules.check_for_tasks(config.model_dir)
                 document = tf_config_commands.tf_config_commands(config)
-                note = security.note_for_hosts(config.spec)
+                note = security.note_for_hosts(config.spec) + "\n" + tf_config_commands.add_worker_note(config)
         except UserError as e:
             _fail(e)
         sys.stderr.write(note + "\n")  # stdout stays the JSON document

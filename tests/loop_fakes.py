@@ -199,9 +199,17 @@ class FakeCluster:
         self.attempts: dict[TaskId, int] = {}
         self.moves: dict[TaskId, object] = {}  # task -> Move (or PlacementError) for its next relocate
         self.closed = False
+        self.added: list[TaskId] = []
 
     def resolve(self, spec):
         return spec
+
+    def resolve_added(self, spec, tasks):
+        from launcher.cluster.spec import Address
+
+        base = 101 + len(self.added)
+        self.added.extend(tasks)
+        return spec.replace_addresses({t: Address(spec.address(t).host, base + i) for i, t in enumerate(tasks)})
 
     def relocate(self, task: TaskId) -> Optional[Move]:
         move = self.moves.pop(task, None)
@@ -241,6 +249,27 @@ def fake_investigation(cluster: FakeCluster):
     return investigate
 
 
+class FakeRequests:
+    """`launcher scale` without files: `ask(secs, workers)` puts a request at that fake time; `answers` keeps
+    the launcher's answers (ok, message) in order."""
+
+    def __init__(self, clock: FakeClock):
+        self.clock = clock
+        self.pending: list = []
+        self.answers: list[tuple[bool, str]] = []
+
+    def ask(self, secs: float, workers) -> None:
+        from launcher.launch.scale_requests import Request
+
+        self.clock.at(secs, lambda: self.pending.append(Request(f"r{len(self.answers)}", workers)))
+
+    def poll(self):
+        return (self.pending.pop(0), None) if self.pending else (None, None)
+
+    def answer(self, request, ok: bool, message: str) -> None:
+        self.answers.append((ok, message))
+
+
 class LoopRun:
     """One supervisor over the fake cluster; `run()` returns its Outcome."""
 
@@ -253,13 +282,16 @@ class LoopRun:
         self.out = io.StringIO()
         console = Console(self.out)
         self.investigate = fake_investigation(self.backend)
+        self.requests = FakeRequests(self.clock)
+        self.published: list[tuple[float, dict]] = []
         self.supervisor = Supervisor(
             spec_lib.from_json(cluster or LOCAL2, "spec.json"), self.backend, console,
             command=lambda task: ["task", str(task)], env=lambda task, spec: {},
             make_output=lambda task, on_status: TaskOutput(task, str(tmp_path), console, on_status),
             train_steps=100, policy=policy, max_restarts=max_restarts, grace_secs=grace_secs,
             worker_exit_secs=worker_exit_secs, stop=self.stop, eval_wait_secs=eval_wait_secs, hang_secs=hang_secs,
-            on_hang=on_hang, clock=self.clock, investigate_hang=self.investigate)
+            on_hang=on_hang, clock=self.clock, investigate_hang=self.investigate,
+            publish=lambda cluster: self.published.append((self.clock.now, cluster)), requests=self.requests)
 
     def signal_at(self, secs: float, signum: int) -> None:
         self.clock.at(secs, lambda: self.stop.receive(signum))

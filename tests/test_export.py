@@ -285,3 +285,29 @@ def test_tf_config_commands_need_fixed_ports():
     spec = from_json({"cluster": {"chief": ["host-a:2222"], "worker": ["host-b:0"]}}, "ports")
     with pytest.raises(SpecError, match=r"cluster\.worker\[0\].*port 0"):
         tf_config_commands(RunConfig(spec=spec, model_dir=pathlib.Path(MODEL_DIR)))
+
+
+# --- elastic workers (docs/elastic.md) -------------------------------------------------------------------------
+
+def test_tfjob_lets_the_operator_add_and_remove_workers(config, validator):
+    manifest = tfjob.manifest(config, IMAGE, pvc=PVC)
+    assert manifest["spec"]["enableDynamicWorker"] is True
+    assert schema_errors(validator, manifest) == []  # the CRD knows the field
+
+
+@pytest.mark.parametrize("name", ["local2", "local4"])
+def test_tf_config_export_says_how_to_add_a_worker(name):
+    import json as json_lib
+    import shlex
+
+    from launcher.export.tf_config_commands import NEW_WORKER_ADDRESS, add_worker_note
+
+    config = make_config(name)
+    note = add_worker_note(config)
+    command = next(line for line in note.splitlines() if "TF_CONFIG=" in line)
+    value = next(word for word in shlex.split(command) if word.startswith("TF_CONFIG="))[len("TF_CONFIG="):]
+    added = json_lib.loads(value)
+    workers = expected_cluster(name).get("worker", [])
+    assert added["task"] == {"type": "worker", "index": len(workers)}
+    assert added["cluster"] == {**expected_cluster(name), "worker": [*workers, NEW_WORKER_ADDRESS]}
+    assert "launcher.task" in command

@@ -132,19 +132,7 @@ def test_a_chief_that_dies_after_releasing_its_ps_gets_them_back(tmp_path):
 
 # -- node moves --
 
-def test_a_lost_node_moves_its_tasks_and_the_others_restart_once_to_learn_the_addresses(tmp_path):
-    run = LoopRun(tmp_path, {"chief:0": [{"train": 6}, {"train": 2}], "worker:0": [{"die": 1.0}, {"train": 1}],
-                             "ps:0": [{"serve": True}]},
-                  {"chief": ["h1:1"], "worker": ["h2:2"], "ps": ["h2:3"]})
-    run.backend.moves[TaskId("worker", 0)] = Move(Address("h3", 2), "h2", "node h2 lost")
-    run.backend.moves[TaskId("ps", 0)] = Move(Address("h3", 3), "h2", "node h2 lost")
-    assert run.run().exit_code == exit_codes.OK
-    spec = run.supervisor.spec
-    assert str(spec.address(TaskId("worker", 0))) == "h3:2" and str(spec.address(TaskId("ps", 0))) == "h3:3"
-    starts = [(t, n) for _, t, n in run.backend.started]
-    assert starts.count(("chief:0", 2)) == 1 and ("chief:0", 3) not in starts  # the chief restarted once
-    assert run.record("ps:0")["attempts"][1]["moved"] == {"from": "h2", "to": "h3", "why": "node h2 lost"}
-    assert "chief:0 restarting: worker:0, ps:0 moved" in run.console
+# A lost node's tasks move and nobody else restarts: tests/test_scale.py.
 
 
 def test_a_task_that_cannot_be_placed_fails_the_run_with_the_reason(tmp_path):

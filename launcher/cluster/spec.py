@@ -128,6 +128,15 @@ class ClusterSpec:
                    for job, addrs in self.cluster.items()}
         return dataclasses.replace(self, cluster=cluster)
 
+    def with_workers(self, count: int, host: str) -> ClusterSpec:
+        """This spec with `count` workers: the added ones at `host`, port 0 (to be picked by the backend)."""
+        workers = list(self.cluster.get(WORKER, ()))[:count]
+        workers += [Address(host, 0)] * (count - len(workers))
+        cluster = {job: list(addrs) for job, addrs in self.cluster.items() if job != WORKER}
+        if workers:
+            cluster[WORKER] = workers
+        return dataclasses.replace(self, cluster={job: cluster[job] for job in JOBS if job in cluster})
+
     def with_flags(self, extra: Mapping[str, Sequence[str]]) -> ClusterSpec:
         """This spec with `extra` flags (the command line's `--<role>_flags`) after the spec's own, per role
         (later flags win in absl)."""

@@ -11,7 +11,7 @@ from launcher.cluster import task_command, tf_config
 from launcher.cluster.task_env import TASK_ENV
 from launcher.cluster.errors import SpecError
 from launcher.cluster.run_config import RunConfig
-from launcher.cluster.spec import ClusterSpec
+from launcher.cluster.spec import WORKER, ClusterSpec, TaskId
 
 
 def tf_config_commands(config: RunConfig) -> list[dict]:
@@ -32,6 +32,24 @@ def tf_config_commands(config: RunConfig) -> list[dict]:
                                  f"{tf_config.ENV_VAR}={shlex.quote(value)}", shlex.join(argv)]),
         })
     return entries
+
+
+NEW_WORKER_ADDRESS = "NEW_HOST:PORT"
+
+
+def add_worker_note(config: RunConfig) -> str:
+    """How to add a worker to the running job on another machine: one more command, whose TF_CONFIG names
+    it; the running tasks are told nothing (see docs/elastic.md)."""
+    cluster = config.spec.cluster_dict()
+    workers = list(cluster.get(WORKER, []))
+    task = TaskId(WORKER, len(workers))
+    value = tf_config.build({**cluster, WORKER: [*workers, NEW_WORKER_ADDRESS]}, task)
+    argv = task_command.command(config, WORKER, python="python")
+    command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in TASK_ENV.items()),
+                        f"{tf_config.ENV_VAR}={shlex.quote(value)}", shlex.join(argv)])
+    return (f"To add a worker while the job runs, on another machine (replace {NEW_WORKER_ADDRESS} with its "
+            f"address; one more index for each further worker):\n{command}\n"
+            "It joins the running job; nobody else restarts. It leaves after its current step on SIGUSR2.")
 
 
 def _check_fixed_ports(spec: ClusterSpec) -> None:

@@ -75,6 +75,9 @@ def manifest(config: RunConfig, image: str, name: str = "launcher",
         "kind": KIND,
         "metadata": metadata,
         "spec": {
+            # The tasks keep no worker list of their own (membership travels with each session, see
+            # docs/elastic.md): the operator may add and remove Worker pods of a running job.
+            "enableDynamicWorker": True,
             "runPolicy": {"cleanPodPolicy": CLEAN_POD_POLICY, "backoffLimit": backoff_limit(config)},
             "tfReplicaSpecs": {replica_type: replica_spec(config, job, image, pvc)
                                for job, replica_type in REPLICA_TYPES.items() if config.spec.count(job)},

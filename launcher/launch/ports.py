@@ -13,7 +13,7 @@ import socket
 import portpicker
 
 from launcher.cluster.errors import SpecError
-from launcher.cluster.spec import Address, ClusterSpec
+from launcher.cluster.spec import Address, ClusterSpec, TaskId
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
@@ -60,4 +60,18 @@ def resolve_local(spec: ClusterSpec) -> ClusterSpec:
             picked[task] = Address(address.host, port)
         elif in_use(address):
             raise SpecError(spec.source, field, f"port {address.port} on {address.host} is already in use")
+    return spec.replace_addresses(picked)
+
+
+def pick_added(spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+    """During a run: free ports for `tasks` (added by `launcher scale`), none of them a port of the spec.
+    The others' ports are in use by their own tasks, so they are not checked again."""
+    taken = {spec.address(t).port for t in spec.tasks()}
+    picked = {}
+    for task in tasks:
+        port = portpicker.pick_unused_port()
+        while port in taken:
+            port = portpicker.pick_unused_port()
+        taken.add(port)
+        picked[task] = Address(spec.address(task).host, port)
     return spec.replace_addresses(picked)

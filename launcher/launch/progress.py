@@ -27,13 +27,19 @@ class Rate:
         return (s1 - s0) / (t1 - t0) if t1 > t0 and s1 >= s0 else None
 
 
-def render(step: Optional[int], target: int, rate: Optional[float], states: Iterable[tuple[str, str]]) -> str:
-    """One line: `step 340/1000 (34%) | 120.5 steps/s | ETA 5s | chief:0 training, ps:0 serving`."""
+def render(step: Optional[int], target: int, rate: Optional[float], states: Iterable[tuple[str, str]], *,
+           workers: Optional[int] = None, rolled_back_from: Optional[int] = None) -> str:
+    """One line: `step 340/1000 (34%) | 120.5 steps/s | ETA 5s | 1 worker | chief:0 training, ps:0 serving`;
+    `rolled back from 4326` after the step while the global step went back and has not passed it again."""
     parts = ["step -/%d" % target if step is None else f"step {step}/{target} ({100 * step // target}%)"]
+    if rolled_back_from is not None:
+        parts.append(f"rolled back from {rolled_back_from}")
     if rate:
         parts.append(f"{rate:.1f} steps/s")
         if step is not None and step < target:
             parts.append(f"ETA {_duration((target - step) / rate)}")
+    if workers is not None:
+        parts.append(f"{workers} worker{'s' if workers != 1 else ''}")
     parts.append(", ".join(f"{name} {state}" for name, state in states))
     return " | ".join(parts)
 

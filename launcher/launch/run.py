@@ -21,12 +21,16 @@ from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
 from launcher.cluster.spec import ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch import backends, model_dir_lock, run_record
+from launcher.launch import backends, model_dir_lock, run_record, scale_requests
 from launcher.launch.backends.warm import WarmOptions
 from launcher.launch.console import Console
 from launcher.launch.run_end import Outcome
 from launcher.launch.supervisor import Supervisor
 from launcher.launch.task_output import TaskOutput, log_path
+
+# Where running tasks learn the live cluster: task.membership.MEMBERSHIP_FILE (that module imports
+# TensorFlow, which the launcher does not; tests/test_scale.py checks the two agree).
+MEMBERSHIP_FILE = ".cluster.json"
 
 
 def check_model_dir(model_dir: str) -> None:
@@ -50,8 +54,15 @@ def check_launcher_files(model_dir: str, spec: ClusterSpec) -> None:
     links as well, for a link planted during the run."""
     logs = os.path.dirname(log_path(model_dir, TaskId("chief", 0)))
     for path in (logs, os.path.join(model_dir, model_dir_lock.FILE_NAME), run_record.path(model_dir),
+                 os.path.join(model_dir, MEMBERSHIP_FILE),
                  *(log_path(model_dir, task) for task in spec.tasks())):
         safe_files.check_not_link(path)
+
+
+def publish_cluster(model_dir: str, cluster: dict) -> None:
+    """Where running tasks learn the live cluster (`task.membership`): written whole, then renamed."""
+    safe_files.write_replacing(os.path.join(model_dir, MEMBERSHIP_FILE),
+                               json.dumps({"cluster": cluster}, sort_keys=True))
 
 
 def prepare(config: RunConfig, backend: backends.Backend) -> RunConfig:
@@ -119,7 +130,9 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
         train_steps=config.train_steps, policy=config.restart_policy, max_restarts=config.max_restarts,
         grace_secs=config.grace_secs, worker_exit_secs=config.worker_exit_secs, stop=stop, launched=launched,
         eval_wait_secs=config.eval_wait_secs,
-        hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio)
+        hang_secs=config.hang_secs, on_hang=config.on_hang, straggler_ratio=config.straggler_ratio,
+        publish=lambda cluster: publish_cluster(config.model_dir, cluster),
+        requests=scale_requests.Channel(config.model_dir))
     outcome = None
     try:
         outcome = supervisor.run()
@@ -150,7 +163,8 @@ def _execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, co
             early_stop=run_record.EarlyStop(supervisor.early_stop.get("evaluated_step"),
                                             supervisor.early_stop.get("reason"),
                                             checkpoint_names.newest_step(config.model_dir))
-            if supervisor.early_stop else None))
+            if supervisor.early_stop else None,
+            membership=_typed(console, run_record.MembershipChange, supervisor.membership, "membership")))
     return outcome
 
 

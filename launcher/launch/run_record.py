@@ -110,6 +110,15 @@ class EarlyStop:
 
 
 @dataclasses.dataclass
+class MembershipChange:
+    """A worker joined (`launcher scale` added it), was asked to leave, or left (its process ended)."""
+    time: float          # Unix epoch seconds
+    task: str            # "worker:2"
+    change: str          # "join", "leave" (asked to), "left" (its process ended)
+    workers: int         # the run's workers after the change
+
+
+@dataclasses.dataclass
 class Spec:
     cluster: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     flags: dict[str, list[str]] = dataclasses.field(default_factory=dict)
@@ -136,6 +145,8 @@ class Run:
     global_step_series: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time, step)
     eval: Optional[Eval] = field(default=None, omit_default=True)
     early_stop: Optional[EarlyStop] = field(default=None, omit_default=True)
+    # Workers added and removed during the run (`launcher scale`), in order; empty when none was.
+    membership: list[MembershipChange] = dataclasses.field(default_factory=list)
 
 
 def path(model_dir: str) -> str:

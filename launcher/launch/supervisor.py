@@ -23,12 +23,12 @@ from launcher.cluster import exit_codes, settings, status, task_env
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.spec import CHIEF, PS, WORKER, ClusterSpec, TaskId
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch import events, node_moves, root_cause, stop_waves
-from launcher.launch.backends import Backend, Move, PlacementError
+from launcher.launch import events, node_moves, root_cause, scale_requests, stop_waves
+from launcher.launch.backends import Backend, Move, PlacementError, resolve_added
 from launcher.launch.clock import Clock, SystemClock
 from launcher.launch.console import Console
 from launcher.launch.hang_investigation import Investigate, investigate
-from launcher.launch.policies import early_stop, end_of_run, gate, hang
+from launcher.launch.policies import early_stop, end_of_run, gate, hang, scale
 from launcher.launch.policies.restart import Decision, Ended, RestartRules, Verdict, Why
 from launcher.launch.run_end import Failure, Outcome
 from launcher.launch.run_progress import RunProgress
@@ -50,7 +50,9 @@ class Supervisor:
                  eval_wait_secs: float = settings.default("eval_wait_secs"),
                  hang_secs: float = settings.default("hang_secs"), on_hang: str = settings.default("on_hang"),
                  straggler_ratio: float = settings.default("straggler_ratio"),
-                 clock: Optional[Clock] = None, investigate_hang: Investigate = investigate):
+                 clock: Optional[Clock] = None, investigate_hang: Investigate = investigate,
+                 publish: Callable[[dict], None] = lambda cluster: None,
+                 requests: Optional[scale_requests.Channel] = None):
         self._clock = clock or SystemClock()
         self.spec = spec  # changes when a task moves to another node
         self._backend = backend
@@ -65,6 +67,10 @@ class Supervisor:
         self._stop = stop
         self._on_hang = on_hang
         self._investigate = investigate_hang
+        self._make_output = make_output
+        # Where running tasks learn moved addresses (<model_dir>/.cluster.json, see task.membership).
+        self._publish = publish
+        self._requests = requests or scale_requests.NoChannel()
         # Written by output threads, read by the loop only: the one thing shared between threads.
         self._events: queue.Queue[events.Status] = queue.Queue()
         self.states = {t: TaskState(t, make_output(t, self._heard)) for t in spec.tasks()}
@@ -81,6 +87,7 @@ class Supervisor:
         self.hangs: list[dict] = []
         self.stragglers = self._progress.stragglers
         self.step_series = self._progress.step_series
+        self.membership: list[dict] = []  # for run.json: workers joining and leaving (`launcher scale`)
 
     # -- output threads: parse and queue, nothing else --
 
@@ -137,6 +144,8 @@ class Supervisor:
         if self._last_progress is not None and now - self._last_progress < PROGRESS_EVERY_SECS:
             return None
         self._last_progress = now
+        self._take_request()
+        self._hurry_leavers(now)
         self._show_progress()
         root_cause.watch_memory(self.states.values())
         alarm = self._watchdog.check(self.states.values(), now)
@@ -155,7 +164,7 @@ class Supervisor:
             return
         state.apply(event)
         if self._progress.apply(event):
-            self._watchdog.step(self._progress.global_step, event.mono)
+            self._watchdog.step(self._progress.global_step, event.mono)  # a rollback too: the run moves on
         if event.kind == status.EARLY_STOP:
             decision = early_stop.decide(self.states.values(), self.early_stop, event.step, event.reason)
             if decision is not None:
@@ -174,10 +183,10 @@ class Supervisor:
             self.states[task].attempts[-1].go_at = self._clock.monotonic()
             self.states[task].handle.signal(task_env.GO_SIGNAL)
 
-    def _start(self, state: TaskState) -> None:
+    def _start(self, state: TaskState, joined: bool = False) -> None:
         self.stragglers.restart(state.task)
         move = self._moved_ahead.pop(state.task, None)
-        if move is None and state.attempts:
+        if move is None and state.attempts and not joined:
             move = self._backend.relocate(state.task)
             if move is not None:
                 self._moved(state, move)
@@ -185,7 +194,8 @@ class Supervisor:
         state.attempts.append(Attempt(started=self._clock.time(), began_at=self._clock.monotonic(), argv=argv,
                                       host=self.spec.address(state.task).host,
                                       moved=None if move is None else
-                                      {"from": move.old_host, "to": move.address.host, "why": move.why}))
+                                      {"from": move.old_host, "to": move.address.host, "why": move.why},
+                                      joined=joined))
         state.output.begin(len(state.attempts), argv)
         state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write))
 
@@ -206,11 +216,90 @@ class Supervisor:
             self._console.line(f"[launcher] {task} moves from {m.old_host} to {m.address} ({m.why})")
         for task, m in plan.ahead(state.task).items():
             self._kill_to_restart(task, f"its node {m.old_host} was lost")
-        if plan.learners:
-            self._console.line(f"[launcher] restarting {', '.join(map(str, plan.learners))} to learn the new "
-                               "address" + ("es" if len(plan.moves) > 1 else ""))
-        for task in plan.learners:  # whatever it did since the last checkpoint is redone
-            self._kill_to_restart(task, f"{', '.join(map(str, plan.moves))} moved")
+        # Before the moved task starts: the others read it when they next create a session (no restart).
+        self._publish_cluster()
+
+    def _publish_cluster(self) -> None:
+        """The live training cluster, for running tasks: the members' addresses (see task.membership)."""
+        cluster = self.spec.cluster_dict(training_only=True)
+        if WORKER in cluster:
+            cluster[WORKER] = cluster[WORKER][:len(scale.members(self.states.values()))]
+            if not cluster[WORKER]:
+                del cluster[WORKER]
+        try:
+            self._publish(cluster)
+        except OSError as e:  # the moved task still gets its TF_CONFIG; the others keep the old address
+            self._console.line(f"[launcher] could not publish the new cluster: {e}")
+
+    # -- membership: `launcher scale` --
+
+    def _take_request(self) -> None:
+        request, refused = self._requests.poll()
+        if refused:
+            self._console.line(f"[launcher] scale request refused: {refused}")
+        if request is None:
+            return
+        decision = scale.decide(self.states.values(), request.workers)
+        if decision.add:
+            try:
+                self._add_workers(decision.add)
+            except PlacementError as e:
+                decision = scale.ScaleDecision(refused=f"cannot place {', '.join(map(str, decision.add))}: {e}")
+        for task in decision.remove:
+            self._ask_to_leave(self.states[task])
+        before = len(scale.members(self.states.values())) + len(decision.remove) - len(decision.add)
+        if decision.refused:
+            self._console.line(f"[launcher] scale to {request.workers} workers refused: {decision.refused}")
+        else:
+            self._console.line(f"[launcher] scale to {request.workers} workers: {decision.message}")
+            if decision.add or decision.remove:
+                self._publish_cluster()
+        self._requests.answer(request, decision.refused is None,
+                              decision.message if decision.refused else
+                              f"workers {before} -> {request.workers}: {decision.message}")
+
+    def _add_workers(self, tasks: tuple[TaskId, ...]) -> None:
+        """New workers get new addresses (the backend picks them) and start gated like any task: once the
+        gate is open, each gets GO as soon as it is READY."""
+        new = [t for t in tasks if t.index >= self.spec.count(WORKER)]
+        if new:
+            template = self.spec.address(TaskId(WORKER, 0) if self.spec.count(WORKER) else CHIEF_0)
+            self.spec = resolve_added(self._backend, self.spec.with_workers(
+                len(new) + self.spec.count(WORKER), template.host), new)
+        for task in tasks:
+            state = self.states.get(task)
+            if state is None:
+                state = self.states[task] = TaskState(task, self._make_output(task, self._heard))
+            state.member, state.restart_for = True, None
+            state.phase = Phase.PENDING
+            self._membership_change(task, "join")
+            self._start(state, joined=True)
+
+    def _ask_to_leave(self, state: TaskState) -> None:
+        """A worker past the gate finishes its step and exits 0 (the finish signal); one not yet past it has
+        not trained and is stopped (the finish signal's default action would end it just as well, with a
+        signal's exit status)."""
+        state.member, state.asked_to_leave_at = False, self._clock.monotonic()
+        self._membership_change(state.task, "leave")
+        self.stragglers.forget(state.task)
+        if state.running:
+            state.handle.signal(task_env.FINISH_SIGNAL if state.attempts[-1].go_at is not None else signal.SIGTERM)
+
+    def _hurry_leavers(self, now: float) -> None:
+        """A worker asked to leave is not watched for hangs; one still running `hang_secs` later is killed
+        (it is not needed, so its end is neither a failure nor a restart)."""
+        for state in self.states.values():
+            if state.running and not state.member and state.asked_to_leave_at is not None \
+                    and now - state.asked_to_leave_at >= self._watchdog.hang_secs \
+                    and state.attempts[-1].killed_for is None:
+                self._console.line(f"[launcher] {state.task} was asked to leave {self._watchdog.hang_secs:.0f} s ago "
+                                   "and is still running; killing it")
+                state.attempts[-1].killed_for = "did not leave when asked"
+                state.handle.signal(signal.SIGKILL)
+
+    def _membership_change(self, task: TaskId, change: str) -> None:
+        self.membership.append({"time": self._clock.time(), "task": str(task), "change": change,
+                                "workers": len(scale.members(self.states.values()))})
 
     def _kill_to_restart(self, task: TaskId, why: str) -> None:
         self.states[task].restart_for = why
@@ -226,8 +315,11 @@ class Supervisor:
         decision = self._rules.decide(Ended(state.task, code, state.restarts,
                                             training_over=self._chief_done_at is not None,
                                             killed_for=attempt.killed_for, killed_at_end=attempt.killed_at_end,
-                                            restart_for=state.restart_for))
+                                            restart_for=state.restart_for, leaving=not state.member))
         restart_for, state.restart_for = state.restart_for, None
+        if not state.member:  # asked to leave: done, or not needed (see the restart policy)
+            self._membership_change(state.task, "left")
+            self._console.line(f"[launcher] {state.task} left ({exit_codes.describe(code)})")
         if decision.verdict is Verdict.DONE:
             state.phase = Phase.DONE
             if state.task == CHIEF_0 and self._chief_done_at is None:

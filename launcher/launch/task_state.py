@@ -58,6 +58,7 @@ class Attempt:
     failure: Optional[dict] = None  # the process's own account of its failure (status.FAILURE), if it gave one
     argv: list[str] = dataclasses.field(default_factory=list)
     local_pid: Optional[int] = None  # its pid, once seen running on this machine
+    joined: bool = False  # started by `launcher scale` (a worker added), not a restart
 
     def record(self) -> run_record.Attempt:
         moved = self.moved and run_record.Move(self.moved.get("from"), self.moved.get("to"), self.moved.get("why"))
@@ -78,10 +79,13 @@ class TaskState:
     eval_step: Optional[int] = None
     eval_metrics: Optional[dict] = None
     restart_for: Optional[str] = None  # why the launcher ended it to start it again (a peer moved)
+    member: bool = True  # False once `launcher scale` asked it to leave (it finishes its step and exits 0)
+    asked_to_leave_at: Optional[float] = None  # when (monotonic)
 
     @property
     def restarts(self) -> int:
-        return max(len(self.attempts) - 1, 0)
+        """Processes started after its first that were not joins (`launcher scale` bringing it back)."""
+        return sum(1 for a in self.attempts[1:] if not a.joined)
 
     @property
     def running(self) -> bool:

@@ -50,7 +50,8 @@ class Watchdog:
         self._armed_at = now
 
     def step(self, step: int, now: float) -> None:
-        if self._step is None or step > self._step:
+        """The global step reached `step`: a new one, or a lower one (a rollback restarts the count)."""
+        if self._step is None or step != self._step:
             self._step, self._step_at = step, now
 
     def check(self, states: Iterable[TaskState], now: float) -> Optional[Alarm]:
@@ -63,8 +64,8 @@ class Watchdog:
         silent, quiet = [], []
         training = False
         for state in states:
-            if state.task.job not in (CHIEF, WORKER) or not state.running or not state.attempts:
-                continue
+            if state.task.job not in (CHIEF, WORKER) or not state.running or not state.attempts or not state.member:
+                continue  # (a worker asked to leave is the supervisor's to end, see Supervisor._hurry_leavers)
             attempt = state.attempts[-1]
             if attempt.go_at is None or attempt.loop_done or state.phase not in (Phase.STARTING, Phase.TRAINING):
                 continue  # not let go yet, or done with its loop (saving, waiting for others: not a hang)

@@ -2,7 +2,8 @@
 
 Per run: the summary, then a timeline with one lane per task (each process a bar from start to end,
 coloured by how it ended; its first step and session starts marked; why it ended in the bar's tooltip and
-below), the hangs as vertical lines with their verdicts, and the global step over time under the lanes.
+below), workers joining and leaving (`launcher scale`) as marks on their lanes, the hangs as vertical lines
+with their verdicts, and the global step over time under the lanes.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def _attempt_kind(attempt: Attempt) -> str:
     return "failed"
 
 
+# A change's mark on its task's lane: a path from the point of the change, its colour, and its words.
+_MEMBERSHIP_MARKS = {"join": ("l6,-8 l0,16 z", "#3a9d5d", "joined"),
+                     "leave": ("l-6,-8 l0,16 z", "#d9822b", "asked to leave"),
+                     "left": ("m-4,-4 l8,8 m0,-8 l-8,8", "none", "left")}
+
+
 def _timeline(run: Run) -> str:
     start = parse_time(run.started)
     times = _finite([t for task in run.tasks for a in task.attempts for t in (a.started, a.ended) if t]
-                    + [h.detected for h in run.hangs])
+                    + [h.detected for h in run.hangs] + [c.time for c in run.membership])
     if not times:
         return "<p>no task started</p>"
     t0 = min([start, *times]) if start else min(times)
@@ -97,6 +104,15 @@ def _timeline(run: Run) -> str:
                 sx = x(session.time)
                 out.append(f'<line x1="{sx}" x2="{sx}" y1="{y + 1}" y2="{y + 19}" stroke="#222"><title>session at '
                            f'step {_e(session.step)}</title></line>')
+    lane_of = {task.name: i for i, task in enumerate(run.tasks)}
+    for change in run.membership:
+        if change.task not in lane_of or change.change not in _MEMBERSHIP_MARKS:
+            continue  # a record edited by hand: nothing to place
+        y, cx = 10 + lane_of[change.task] * LANE, float(x(change.time))
+        shape, colour, words = _MEMBERSHIP_MARKS[change.change]
+        out.append(f'<path class="membership {_e(change.change)}" d="M{cx:.1f},{y + 10} {shape}" fill="{colour}" '
+                   f'stroke="#222"><title>{_e(change.task)} {_e(words)} ({_e(change.workers)} workers after)'
+                   f'</title></path>')
     for n, hang in enumerate(run.hangs, 1):
         hx = x(hang.detected)
         out.append(f'<line class="hang" x1="{hx}" x2="{hx}" y1="4" y2="{lanes_h + 14}" stroke="#c23b3b" '
@@ -134,6 +150,9 @@ def _run_section(number: int, run: Run) -> str:
              for t in run.tasks for a in t.attempts if a.moved]
     if moves:
         rows.append(("host moves", "<br>".join(moves)))
+    if run.membership:
+        rows.append(("workers", "<br>".join(f"{_e(c.task)} {_e(_MEMBERSHIP_MARKS.get(c.change, ('', '', c.change))[2])}"
+                                            f" &rarr; {_e(c.workers)} workers" for c in run.membership)))
     rows.append(("stragglers", ", ".join(f"{_e(s.task)} {_e(s.ratio)}&times; slower" for s in run.stragglers)
                  or "none"))
     if run.eval:

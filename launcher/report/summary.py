@@ -63,6 +63,11 @@ def render(runs: list[Run]) -> str:
         moves = [f"{t.name} {a.moved.from_host} -> {a.moved.to}" for t in run.tasks for a in t.attempts if a.moved]
         if moves:
             lines.append(f"  host moves: {'; '.join(moves)}")
+        if run.membership:
+            words = {"join": "joined", "leave": "asked to leave", "left": "left"}
+            lines.append("  workers: " + "; ".join(
+                f"+{_duration(c.time - start if start else None)} {c.task} {words.get(c.change, c.change)} "
+                f"({c.workers})" for c in run.membership))
         lines.append(f"  hangs: {len(run.hangs) if run.hangs else 'none'}")
         for hang in run.hangs:
             offset = hang.detected - start if start else None

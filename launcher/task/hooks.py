@@ -113,21 +113,24 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
 
 
 class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
-    """Workers report the end of their loop; the chief waits for them before its final save.
+    """The chief waits for the current workers' last steps before its final save.
 
     Without the wait, with ps an update applied after the chief's final save would be missing from it;
     without ps the variables live on the chief, and a chief that exited first would leave its workers
-    retrying forever. Reports travel through a queue where the variables live (`queue_device`: ps 0, or
-    the chief without ps), the only task besides itself that a worker's session sees, so a report made
-    while the chief restarts waits there for it. A worker that cannot report just exits; the chief stops
-    waiting for a worker whose server no longer accepts connections, since an exited worker has nothing
-    left to report.
+    retrying forever. Which workers there are is not fixed at boot (workers join and leave a running
+    job, see `membership`), so each worker registers itself, with its address, in a registry where the
+    variables live (`queue_device`: ps 0, or the chief without ps; the only task besides itself that a
+    worker's session sees) at each session it creates, and deregisters at the end of its loop (done,
+    finished early, or stopped). The chief waits for the registered workers only, and stops waiting for
+    one whose server has not accepted connections for UNREACHABLE_GRACE_SECS: a worker killed and not
+    restarted has nothing left to apply. A registry
+    lost with its ps is rebuilt as the workers re-create their sessions.
     """
 
-    def __init__(self, is_chief: bool, worker_addresses: list[str], worker_index: int, timeout_secs: float,
+    def __init__(self, is_chief: bool, own_address: Optional[str], worker_index: int, timeout_secs: float,
                  stop: StopRequest, queue_device: str):
         self._is_chief = is_chief
-        self._workers = worker_addresses
+        self._own_address = own_address
         self._worker_index = worker_index
         self._timeout_secs = timeout_secs
         self._stop = stop
@@ -135,33 +138,77 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
 
     def begin(self):
         with tf.compat.v1.device(self._queue_device):
-            queue = tf.queue.FIFOQueue(max(len(self._workers), 1), tf.int32, shapes=[],
-                                       shared_name="launcher_workers_done", name="workers_done")
-        self._op = queue.dequeue() if self._is_chief else queue.enqueue(self._worker_index)
+            registry = registry_table()
+            if self._is_chief:
+                self._export = tf.raw_ops.LookupTableExportV2(table_handle=registry, Tkeys=tf.int64,
+                                                              Tvalues=tf.string)
+            else:
+                index = tf.constant([self._worker_index], tf.int64)
+                self._register = tf.raw_ops.LookupTableInsertV2(
+                    table_handle=registry, keys=index, values=tf.constant([self._own_address or ""]))
+                self._deregister = tf.raw_ops.LookupTableRemoveV2(table_handle=registry, keys=index)
+
+    def after_create_session(self, session, coord):
+        if not self._is_chief:
+            session.run(self._register)
 
     def end(self, session):
         if self._is_chief:
             self._wait_for_workers(session)
             return
         try:
-            session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=int(self._timeout_secs * 1000)))
+            session.run(self._deregister,
+                        options=tf.compat.v1.RunOptions(timeout_in_ms=int(self._timeout_secs * 1000)))
         except tf.errors.OpError as e:
             logging.warning("could not report done (%s)", type(e).__name__)
 
+    def _registered(self, session) -> dict[int, str]:
+        keys, values = session.run(self._export, options=tf.compat.v1.RunOptions(timeout_in_ms=10000))
+        return {int(k): v.decode("utf-8", "replace") for k, v in zip(keys, values)}
+
     def _wait_for_workers(self, session) -> None:
-        pending = set(range(len(self._workers)))
         deadline = time.monotonic() + self._timeout_secs
+        pending: dict[int, str] = {}
+        unreachable_since: dict[int, float] = {}
         # Short waits, so that a stop request (preemption) is honoured while waiting.
-        while pending and not self._stop.requested and time.monotonic() < deadline:
+        while not self._stop.requested:
             try:
-                pending.discard(int(session.run(self._op, options=tf.compat.v1.RunOptions(timeout_in_ms=1000))))
-            except tf.errors.DeadlineExceededError:
-                pending = {i for i in pending if accepts_connections(self._workers[i], timeout_secs=1)}
+                registered = self._registered(session)
             except tf.errors.OpError as e:
                 logging.warning("stopped waiting for workers (%s)", type(e).__name__)
                 return
+            now = time.monotonic()
+            for index, address in registered.items():
+                if accepts_connections(address, timeout_secs=1):
+                    unreachable_since.pop(index, None)
+                else:
+                    unreachable_since.setdefault(index, now)
+            # A registered worker whose port is closed was killed: being restarted, it comes back within
+            # UNREACHABLE_GRACE_SECS (a worker that leaves on purpose deregisters first).
+            pending = {i: a for i, a in registered.items()
+                       if now - unreachable_since.get(i, now) < UNREACHABLE_GRACE_SECS}
+            if not pending or now >= deadline:
+                break
+            time.sleep(WAIT_POLL_SECS)
         if pending:
             logging.warning("workers %s did not report done; saving anyway", sorted(pending))
+        else:
+            logging.info("every current worker is done")
+
+
+WAIT_POLL_SECS = 0.2
+UNREACHABLE_GRACE_SECS = 30.0
+REGISTRY_NAME = "launcher_workers"
+
+
+def registry_table() -> tf.Tensor:
+    """The handle of the cluster's worker registry (index -> address), one per variables' task by its name.
+
+    A lookup table, created on first use and never initialised or saved: it is not part of the model, and
+    a checkpoint's variables stay the model's own.
+    """
+    return tf.raw_ops.MutableHashTableV2(shared_name=REGISTRY_NAME, use_node_name_sharing=False,
+                                         key_dtype=tf.int64, value_dtype=tf.string, name="workers_registry")
 
 
 def model_hooks(model: Model, is_chief: bool) -> list[tf.compat.v1.train.SessionRunHook]:
@@ -181,7 +228,7 @@ def checked(model: Model, field: str) -> list[tf.compat.v1.train.SessionRunHook]
 
 
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
-          stop: StopRequest, worker_addresses: list[str], worker_index: int,
+          stop: StopRequest, own_address: Optional[str], worker_index: int,
           variables_task: str, num_ps: int = 0, own_hooks: Sequence[tf.compat.v1.train.SessionRunHook] = (),
           sync_hook: Optional[tf.compat.v1.train.SessionRunHook] = None) -> list[tf.compat.v1.train.SessionRunHook]:
     """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`).
@@ -201,7 +248,7 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
         StatusHook(recovery),
         *([sync_hook] if sync_hook is not None else []),
         *own_hooks,
-        WorkersDoneHook(config.is_chief, worker_addresses, worker_index, config.wait_for_workers_secs, stop,
+        WorkersDoneHook(config.is_chief, own_address, worker_index, config.wait_for_workers_secs, stop,
                         variables_task),
     ]
     if config.is_chief:

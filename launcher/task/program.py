@@ -25,7 +25,9 @@ from launcher.task import evaluation, failure_report, flag_check, hooks, launch_
 from launcher.task import serving_export, training
 from launcher.task import sync_replicas
 from launcher.task import flags as task_flags
-from launcher.task import parent_watch
+from launcher.task import parent_watch, session_creators
+from launcher.task import membership as membership_lib
+from launcher.task.membership import Membership
 from launcher.task.recovery import RecoveryDeadlineExceeded
 
 FLAGS = flags.FLAGS
@@ -83,18 +85,19 @@ def _main(stop: StopRequest) -> Optional[int]:
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()
         server = None
+        membership = Membership(task, cluster, task_flags.MODEL_DIR.value)
         if task.job != EVALUATOR:
-            server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task.job,
-                                          task_index=task.index, start=True)
+            # Under a private identity: the cluster is each session's (see `membership`), so it can change.
+            server = membership_lib.boot_server(membership.own_address)
             logging.info("%s serving at %s", task, server.target)
         launch_gate.pass_gate()
         if task.job == EVALUATOR:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)
         if task.job == PS:
-            return ps_release.serve_until_released(server, task, cluster, task_flags.PS_ORPHAN_SECS.value, stop)
+            return ps_release.serve_until_released(server, task, membership, task_flags.PS_ORPHAN_SECS.value, stop)
         serving = serving_export.serving_graph(build) if task_flags.EXPORT_SERVING.value else None
         training.train(
-            task, cluster, server.target, build,
+            task, membership, server.target, build,
             hooks.HookConfig(
                 is_chief=task.job == CHIEF, model_dir=task_flags.MODEL_DIR.value,
                 last_step=task_flags.TRAIN_STEPS.value,
@@ -119,9 +122,20 @@ def _main(stop: StopRequest) -> Optional[int]:
     return stop.exit_code if stop.requested else exit_codes.OK
 
 
+def _exit_now_if_a_close_hangs(code: Optional[int]) -> Optional[int]:
+    """The exit code; but a process that left a session's close running (see `session_creators`) ends here,
+    with os._exit: Python's exit would delete that session and wait for its close, for ever."""
+    if session_creators.closes_abandoned.is_set():
+        logging.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or exit_codes.OK)
+    return code
+
+
 def run(stop: StopRequest) -> None:
     try:
         model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
     except UserError as e:
         _fail(str(e))
-    app.run(lambda argv: main(argv, stop), flags_parser=_parse_flags)
+    app.run(lambda argv: _exit_now_if_a_close_hangs(main(argv, stop)), flags_parser=_parse_flags)

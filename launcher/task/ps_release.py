@@ -22,8 +22,9 @@ from absl import logging
 
 from launcher.cluster import exit_codes
 from launcher.cluster.peers import accepts_connections
-from launcher.cluster.spec import CHIEF, TaskId
+from launcher.cluster.spec import TaskId
 from launcher.cluster.stop_signals import STOP_SIGNALS, StopRequest
+from launcher.task.membership import Membership
 
 QUEUE_NAME = "launcher_ps_release"
 # Both ends declare the queue, and a shared queue must be declared alike; room for a token per chief run
@@ -75,23 +76,21 @@ class ReleasePsHook(tf.compat.v1.train.SessionRunHook):
         logging.info("told %d ps task(s) that training is over at step %d", self._num_ps, step)
 
 
-def serve_until_released(server: tf.distribute.Server, task: TaskId, cluster: dict, orphan_secs: float,
-                         stop: StopRequest) -> int:
+def serve_until_released(server: tf.distribute.Server, task: TaskId, membership: Membership,
+                         orphan_secs: float, stop: StopRequest) -> int:
     """The ps's side: serve until the chief's token arrives (exit 0), the chief has been unreachable for
     `orphan_secs` (exit 1), or a stop signal (its exit code).
 
     The dequeue blocks in a thread of its own: a dequeue that timed out every second, so that the main
     thread could handle signals, would log TensorFlow's cancellation warnings every second. The main thread
     waits in short steps (signal handlers run between them) and closes the queue on its way out, which ends
-    the blocked dequeue.
+    the blocked dequeue. The chief is looked for at its current address (`membership`): it may move.
     """
-    chief = cluster[CHIEF][0]
     with tf.Graph().as_default():
         queue = _queue(task.index)
         dequeue, close = queue.dequeue(), queue.close(cancel_pending_enqueues=True)
-        # Only this ps: a session must not wait for other tasks to be up.
-        config = tf.compat.v1.ConfigProto(device_filters=[f"/job:ps/task:{task.index}"])
-        with tf.compat.v1.Session(server.target, config=config) as session:
+        # Only this ps (see `membership`): a session must not wait for other tasks to be up.
+        with tf.compat.v1.Session(server.target, config=membership.session_config()) as session:
             released = threading.Event()
 
             def wait_for_token() -> None:
@@ -104,14 +103,15 @@ def serve_until_released(server: tf.distribute.Server, task: TaskId, cluster: di
             waiter = threading.Thread(target=wait_for_token, name="ps-release", daemon=True)
             waiter.start()
             try:
-                return _wait(released, chief, orphan_secs, task, stop)
+                return _wait(released, membership, orphan_secs, task, stop)
             finally:
                 if not released.is_set():
                     session.run(close)
                 waiter.join(timeout=POLL_SECS)
 
 
-def _wait(released: threading.Event, chief: str, orphan_secs: float, task: TaskId, stop: StopRequest) -> int:
+def _wait(released: threading.Event, membership: Membership, orphan_secs: float, task: TaskId,
+          stop: StopRequest) -> int:
     chief_seen = time.monotonic()
     while not stop.requested:
         if released.wait(POLL_SECS):
@@ -121,7 +121,8 @@ def _wait(released: threading.Event, chief: str, orphan_secs: float, task: TaskI
             for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
             return exit_codes.OK
-        if accepts_connections(chief, timeout_secs=POLL_SECS):
+        chief = membership.chief_address()
+        if chief is not None and accepts_connections(chief, timeout_secs=POLL_SECS):
             chief_seen = time.monotonic()
         elif time.monotonic() - chief_seen > orphan_secs:
             logging.error("the chief (%s) has not accepted connections for %.0f s: %s gives up",

@@ -12,7 +12,10 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Callable, Sequence
+
 
 import tensorflow as tf
 from absl import logging
@@ -20,6 +23,10 @@ from absl import logging
 from launcher.task import checkpoints
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import Recovery
+
+# Called at each session creation: the live cluster (see `membership`) may have changed since the last one.
+ConfigSource = Callable[[], tf.compat.v1.ConfigProto]
+PeersSource = Callable[[], Sequence[str]]
 
 _RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
 
@@ -32,18 +39,18 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
     are probed first, and one that is down counts as a failed attempt.
     """
 
-    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery, peers: Sequence[str]):
+    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery, peers: PeersSource):
         self._make = make
         self._recovery = recovery
         self._peers = peers
 
     def create_session(self) -> tf.compat.v1.Session:
         # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
-        while (down := next((p for p in self._peers if not accepts_connections(p)), None)) is not None:
+        while (down := next((p for p in self._peers() if not accepts_connections(p)), None)) is not None:
             self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"),
                                   peer_down=True)
         try:
-            return self._make()
+            return _bounded_close(self._make())
         except _RECONNECT_ERRORS as e:
             self._recovery.failed(e)
             raise  # MonitoredSession tries again
@@ -54,6 +61,38 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
             raise self._recovery.retry(f"session creation interrupted ({type(e).__name__})") from e
 
 
+CLOSE_SECS = 10.0
+# Set once a close was left running: such a process ends with os._exit (see `program`), since Python's own
+# exit would wait for that close when it deletes the session.
+closes_abandoned = threading.Event()
+
+
+def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
+    """`session`, whose close() gives up waiting after CLOSE_SECS.
+
+    A session that carries its cluster (see `membership`) is closed on every task it touched, and closing
+    it after a ps died has been seen to block for good (in TF_CloseSession, as MonitoredSession closed it
+    to make a new one): the task would never reach the ps's successor. The close goes on in a thread of
+    its own; the task makes its next session meanwhile.
+    """
+    close = session.close
+
+    def bounded() -> None:
+        if getattr(session, "_closed", False) or sys.is_finalizing():
+            # Closed already (Session.__del__ closes again), or Python is exiting, where a new thread
+            # would never start: nothing to wait for, or no way to.
+            return close()
+        closer = threading.Thread(target=close, name="session-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_SECS)
+        if closer.is_alive():
+            closes_abandoned.set()
+            logging.warning("closing the old session takes longer than %.0fs; going on without waiting", CLOSE_SECS)
+
+    session.close = bounded
+    return session
+
+
 class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
     """TensorFlow's `wait_for_session`, as `WorkerSessionCreator` calls it, polling every `recovery_wait_secs`.
 
@@ -61,7 +100,7 @@ class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
     worker that starts before the chief has initialised would idle for 30 s.
     """
 
-    def __init__(self, scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+    def __init__(self, scaffold: tf.compat.v1.train.Scaffold, master: str, config: ConfigSource,
                  max_wait_secs: float, recovery_wait_secs: float):
         self._scaffold = scaffold
         self._master = master
@@ -75,7 +114,7 @@ class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
             local_init_op=self._scaffold.local_init_op, local_init_feed_dict=self._scaffold.local_init_feed_dict,
             ready_op=self._scaffold.ready_op, ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
             graph=tf.compat.v1.get_default_graph(), recovery_wait_secs=self._recovery_wait_secs)
-        return manager.wait_for_session(self._master, config=self._config, max_wait_secs=self._max_wait_secs)
+        return manager.wait_for_session(self._master, config=self._config(), max_wait_secs=self._max_wait_secs)
 
 
 def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
@@ -91,20 +130,22 @@ def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.com
         return session.run(scaffold.ready_for_local_init_op).size == 0
 
 
-def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config_source: ConfigSource,
           model_dir: str, recovery: Recovery, first_choice: checkpoints.Choice,
-          peers: Sequence[str], variables_on_ps: bool) -> tf.compat.v1.train.SessionCreator:
+          peers: PeersSource, variables_on_ps: bool) -> tf.compat.v1.train.SessionCreator:
     """Restore the newest good checkpoint in `model_dir` or, when there is none, initialise: never both.
 
     `first_choice` is the choice made before the session's hooks touched the directory; later sessions
     (after a ps restart) choose again, since newer checkpoints have been written since. A chief that
     restarts while its ps tasks live on joins their variables (see `make`): restoring the checkpoint
-    would roll back what the workers trained meanwhile.
+    would roll back what the workers trained meanwhile; so does a chief started anew at another address,
+    since its sessions bring their own cluster to the ps (see `membership`).
     """
     choices = [first_choice]
 
     def make() -> tf.compat.v1.Session:
         scaffold.finalize()
+        config = config_source()
         choice = choices.pop() if choices else choose_checkpoint(model_dir)
         if variables_on_ps and _model_ready(master, config, scaffold):
             # A restarted chief whose ps tasks lived on: their variables are newer than any checkpoint
@@ -126,9 +167,9 @@ def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.
     return _BoundedCreator(make, recovery, peers)
 
 
-def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: tf.compat.v1.ConfigProto,
+def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: ConfigSource,
            max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery,
-           peers: Sequence[str]) -> tf.compat.v1.train.SessionCreator:
+           peers: PeersSource) -> tf.compat.v1.train.SessionCreator:
     """Wait (polling quickly) until the chief has made the model ready."""
     creator = _WaitForChiefCreator(scaffold, master, config, max_wait_secs, recovery_wait_secs)
     return _BoundedCreator(creator.create_session, recovery, peers)

@@ -11,6 +11,7 @@ from absl import logging
 from launcher.task import hooks as hooks_lib
 from launcher.task import session_creators, sync_replicas, train_op
 from launcher.model_api import TRAIN, Model
+from launcher.task.membership import Membership
 from launcher.task.recovery import Recovery
 from launcher.task.step_deadline import StepDeadline
 from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
@@ -31,20 +32,7 @@ def variables_task(cluster: dict) -> str:
     return "/job:ps/task:0" if cluster.get(PS) else "/job:chief/task:0"
 
 
-def session_config(task: TaskId, cluster: dict) -> tf.compat.v1.ConfigProto:
-    """Each task sees only where the variables live and itself (Estimator's filters).
-
-    So a dead or restarting worker never blocks another's session, and with ps neither does the chief: a
-    worker keeps training, and a restarted worker gets its session, while the chief is down.
-    """
-    filters = ["/job:ps"] if cluster.get(PS) else ["/job:chief"]
-    own = f"/job:{task.job}" if task.job == CHIEF else f"/job:{task.job}/task:{task.index}"
-    if own not in filters:
-        filters.append(own)
-    return tf.compat.v1.ConfigProto(device_filters=filters)
-
-
-def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model],
+def train(task: TaskId, membership: Membership, master: str, build: Callable[[str], Model],
           hook_config: hooks_lib.HookConfig, *, max_to_keep: int, max_wait_secs: float,
           recovery_wait_secs: float, recovery_deadline_secs: float, stop: StopRequest,
           step_timeout_secs: float = 0, sync_options: sync_replicas.SyncOptions = sync_replicas.SyncOptions()) -> None:
@@ -54,7 +42,11 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
     as after a peer's restart; steps that keep stalling end the task within `recovery_deadline_secs`.
     A model whose optimizer is a SyncReplicasOptimizer, or any with `sync_options.sync_replicas`, trains
     synchronously (see `sync_replicas`).
+    Each session is made with the live cluster (`membership`): each task sees only where the variables
+    live and itself, so a dead or restarting worker never blocks another's session, and with ps neither
+    does the chief; a ps that moved is found at its new address when the session is re-created.
     """
+    cluster = membership.cluster()
     replicas = len(cluster.get(CHIEF, [])) + len(cluster.get(WORKER, []))
     with tf.Graph().as_default():
         with tf.compat.v1.device(device_setter(task, cluster)):
@@ -71,8 +63,7 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         scaffold = tf.compat.v1.train.Scaffold(
             saver=tf.compat.v1.train.Saver(max_to_keep=max_to_keep, sharded=True, save_relative_paths=True))
         recovery = Recovery(recovery_deadline_secs)
-        config = session_config(task, cluster)
-        peers = cluster.get(PS) or cluster.get(CHIEF, [])  # where the variables are, as device_filters say
+        config, peers = membership.session_config, membership.variables_peers
         if hook_config.is_chief:
             # Before any hook writes to the model directory: a mismatch must leave it untouched.
             choice = session_creators.choose_checkpoint(hook_config.model_dir)
@@ -84,7 +75,7 @@ def train(task: TaskId, cluster: dict, master: str, build: Callable[[str], Model
         sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
                                                                              replicas, stop)
         task_hooks = hooks_lib.build(
-            hook_config, model.loss, scaffold, recovery, stop, list(cluster.get(WORKER, [])), task.index,
+            hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
             variables_task(cluster), num_ps=len(cluster.get(PS, [])),
             own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
             sync_hook=sync_hook)

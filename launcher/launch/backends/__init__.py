@@ -51,8 +51,20 @@ class Backend(Protocol):
               on_line: Callable[[str], None]) -> TaskHandle:
         """Start one process of `task`; every output line goes to `on_line`."""
 
+    def resolve_added(self, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+        """During a run (`launcher scale`): the spec with the addresses of `tasks`, new to it, made real.
+        Raises PlacementError when they cannot be placed."""
+
     def close(self) -> None:
         """Release what the backend holds; called once, after every task has ended."""
+
+
+def resolve_added(backend: Backend, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+    """`backend.resolve_added`, or PlacementError for a backend that cannot add tasks to a running run."""
+    method = getattr(backend, "resolve_added", None)
+    if method is None:
+        raise PlacementError(f"the {type(backend).__name__} cannot add tasks to a running run")
+    return method(spec, tasks)
 
 
 def get(engine: settings.Engine, ray: Optional[settings.Ray] = None, gpus: Optional[settings.Gpus] = None,

@@ -82,6 +82,9 @@ class LocalBackend:
     def _wrap(self, argv: list[str]) -> list[str]:
         return argv if self._namespace is None else self._namespace.wrap(argv)
 
+    def resolve_added(self, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+        return ports.pick_added(spec, tasks)
+
     def relocate(self, task: TaskId) -> None:
         return None  # one machine: a task never moves
 

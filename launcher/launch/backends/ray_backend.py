@@ -358,6 +358,14 @@ class RayBackend:
         self._warn(security.note_for_run(spec))  # as `export` says it: these ports are open to the network
         return spec
 
+    def resolve_added(self, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
+        """Workers added during the run (`launcher scale`): placed like the first tasks, on a live node."""
+        try:
+            self._reserve(placement_lib.plan(tasks, self._demand, self._alive_nodes(), self._placement))
+            return spec.replace_addresses(self._place(tasks, {}))
+        except placement_lib.Unplaceable as e:
+            raise PlacementError(str(e)) from None
+
     def relocate(self, task: TaskId) -> Optional[Move]:
         node_id, old_host = self._nodes[task], self._hosts[task]
         handle = self._handles.get(task)

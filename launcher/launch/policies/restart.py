@@ -2,6 +2,8 @@
 way a process ends: by itself, killed by the watchdog, or killed by the launcher because a peer moved.
 
 - Exit 0 is done (a ps too: it exits 0 only once the chief released it after the final checkpoint).
+- A worker that `launcher scale` asked to leave is not needed, however it ended: it neither fails the run
+  nor counts as a restart.
 - Killed by the launcher so that it learns a moved peer's address: restarted, outside the budget (it did
   nothing wrong).
 - Killed by the watchdog: not needed when that was after the chief's final save, else restarted like any
@@ -49,6 +51,7 @@ class Ended:
     killed_for: Optional[str] = None    # the watchdog's verdict, when it killed the process
     killed_at_end: bool = False         # ... after the chief's final save
     restart_for: Optional[str] = None   # the launcher killed it to restart it (a peer moved)
+    leaving: bool = False               # `launcher scale` asked it to leave
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,8 @@ class RestartRules:
         code, task = ended.code, ended.task
         if code == exit_codes.OK:
             return Decision(Verdict.DONE)
+        if ended.leaving:
+            return Decision(Verdict.NOT_NEEDED)  # asked to leave: however it ended, not a failure
         if ended.restart_for is not None:
             return Decision(Verdict.RESTART, Why.PEER_MOVED)
         if ended.killed_for is not None:
