@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from launcher.cluster import free_ports
 from launcher.launch import ports
 from launcher.cluster.errors import SpecError
 from launcher.cluster.spec import Address, TaskId, from_json
@@ -49,3 +50,29 @@ def test_port_in_use_is_refused(host):
         with pytest.raises(SpecError) as raised:
             ports.resolve_local(spec)
     assert str(raised.value) == f"s.json: cluster.ps[0]: port {port} on {host} is already in use"
+
+
+def test_picked_ports_are_free_distinct_and_below_the_ephemeral_range():
+    start = free_ports.ephemeral_start()
+    picked = free_ports.pick_many(20)
+    assert len(set(picked)) == 20
+    assert all(free_ports.LOW <= p < start for p in picked), (picked, start)
+    for port in picked:  # each one can be bound now, as the task's server will
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_taken_meanwhile_or_listed_is_never_picked(monkeypatch):
+    with socket.socket() as holder:
+        holder.bind(("", free_ports.LOW))
+        holder.listen(1)
+        monkeypatch.setattr(free_ports.random, "randrange", lambda low, high: low)  # always the held port
+        port = free_ports.pick({free_ports.LOW + 1})
+    assert port != free_ports.LOW and port != free_ports.LOW + 1  # portpicker's own pick, after the tries
+
+
+def test_without_room_below_the_ephemeral_range_portpicker_picks(monkeypatch):
+    monkeypatch.setattr(free_ports, "ephemeral_start", lambda: free_ports.LOW + 10)
+    port = free_ports.pick()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))

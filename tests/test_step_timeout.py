@@ -1,5 +1,6 @@
 """--step_timeout_secs on a real task: a step that gets no answer in time is cancelled, the log says so in
-the words the docs quote, and training goes on in a new session to its target."""
+the words the docs quote, and training goes on in a new session to its target; a session creation cut short
+in a hook is retried the same way."""
 
 import re
 
@@ -19,3 +20,17 @@ def test_a_stalled_step_is_cancelled_and_training_goes_on(runner, tmp_path):
     chief = last_run(model_dir)["tasks"][0]
     assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
     assert checkpoint_steps(model_dir)[-1] == 100
+
+
+def test_a_session_creation_cut_short_in_a_hook_is_retried(runner, tmp_path):
+    """A moved worker was seen ending with exit 1: a peer's restart cancelled a hook's `run` while its
+    session was made, and MonitoredSession retries only Aborted and Unavailable errors."""
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--model",
+                        "models.interrupted_session", "--train_steps", "50")
+    assert launch.proc.returncode == 0, launch.stderr[-3000:]
+    log = (model_dir / "logs" / "chief-0.log").read_text()
+    assert "session creation interrupted in _CutShortOnce (CancelledError)" in log, log[-3000:]
+    chief = last_run(model_dir)["tasks"][0]
+    assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
+    assert checkpoint_steps(model_dir)[-1] == 50

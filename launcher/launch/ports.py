@@ -2,7 +2,8 @@
 
 Port 0 in a spec means "pick a free one". Ports are picked once, by the launcher, before any task starts,
 so every task is handed the same resolved spec; a picked port could in principle be taken before its task
-binds it, which is why picking happens as late as possible and in one place.
+binds it, which is why picking happens as late as possible and in one place, below the kernel's ephemeral
+range (`cluster.free_ports`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-import portpicker
-
+from launcher.cluster import free_ports
 from launcher.cluster.errors import SpecError
 from launcher.cluster.spec import Address, ClusterSpec, TaskId
 
@@ -53,9 +53,7 @@ def resolve_local(spec: ClusterSpec) -> ClusterSpec:
             raise SpecError(spec.source, field,
                             f"host {address.host!r} is not loopback; a local run uses localhost only")
         if address.port == 0:
-            port = portpicker.pick_unused_port()
-            while port in taken:
-                port = portpicker.pick_unused_port()
+            port = free_ports.pick(taken)
             taken.add(port)
             picked[task] = Address(address.host, port)
         elif in_use(address):
@@ -69,9 +67,7 @@ def pick_added(spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
     taken = {spec.address(t).port for t in spec.tasks()}
     picked = {}
     for task in tasks:
-        port = portpicker.pick_unused_port()
-        while port in taken:
-            port = portpicker.pick_unused_port()
+        port = free_ports.pick(taken)
         taken.add(port)
         picked[task] = Address(spec.address(task).host, port)
     return spec.replace_addresses(picked)

@@ -201,6 +201,41 @@ UNREACHABLE_GRACE_SECS = 30.0
 REGISTRY_NAME = "launcher_workers"
 
 
+class InterruptibleHook(tf.compat.v1.train.SessionRunHook):
+    """`hook`, whose work at a session's creation makes MonitoredSession create the session again when a
+    peer's restart interrupts it.
+
+    A hook's `after_create_session` runs inside the session's creation, after the session creator, and
+    MonitoredSession retries a creation only for Aborted and Unavailable errors. A peer (a ps, or a moved
+    task whose predecessor the ps still remembered) restarting just then cancels the hook's `run`
+    (CancelledError, or its error handed over garbled as a UnicodeDecodeError): seen ending a moved worker
+    with exit 1 as its first session was made. As in the session creator, both mean "try again".
+    """
+
+    def __init__(self, hook: tf.compat.v1.train.SessionRunHook, recovery: Recovery):
+        self.hook = hook
+        self._recovery = recovery
+
+    def begin(self):
+        self.hook.begin()
+
+    def after_create_session(self, session, coord):
+        try:
+            self.hook.after_create_session(session, coord)
+        except (tf.errors.CancelledError, UnicodeDecodeError) as e:
+            raise self._recovery.retry(f"session creation interrupted in {type(self.hook).__name__} "
+                                       f"({type(e).__name__})") from e
+
+    def before_run(self, run_context):
+        return self.hook.before_run(run_context)
+
+    def after_run(self, run_context, run_values):
+        self.hook.after_run(run_context, run_values)
+
+    def end(self, session):
+        self.hook.end(session)
+
+
 def registry_table() -> tf.Tensor:
     """The handle of the cluster's worker registry (index -> address), one per variables' task by its name.
 
@@ -265,4 +300,4 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
             # After the CheckpointSaverHook: the ps tasks end only once the final checkpoint is written.
             ps_release.ReleasePsHook(num_ps, config.last_step, stop),
         ]
-    return hooks
+    return [InterruptibleHook(hook, recovery) for hook in hooks]

@@ -29,6 +29,11 @@ What the launcher keeps, and how:
   on it (the chief's own step included) finish their step and see the stop or the target. The stop is
   seen from a thread (`signal_wakeup`): a main thread waiting for a token cannot run its signal handler.
   The threads are joined once the session is closed, before the task exits.
+- a final checkpoint that holds every update it counts: the aggregation runs beside the chief's loop, so
+  after a stop it could apply one more update while the chief saves (a checkpoint whose global step counts
+  an update its variables lack was seen). At its end the chief first fences the accumulators (their step
+  set beyond any replica's, so every later gradient is dropped and no aggregation completes), then waits
+  for an aggregation in flight to return, and only then releases the replicas; the save comes after.
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ from launcher.task import signal_wakeup, train_op
 SyncReplicasOptimizer = tf.compat.v1.train.SyncReplicasOptimizer
 _STOP_POLL_SECS = 0.25
 _RELEASE_TIMEOUT_MS = 10_000
+# Beyond any step a replica will stamp its gradients with: an accumulator set to it drops them all.
+_FENCE_STEP = 2 ** 62
+# An aggregation that has its gradients applies them in milliseconds; one still running after this is
+# waiting for gradients that the fence now drops.
+_IN_FLIGHT_WAIT_SECS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +164,9 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._signals: Optional[signal_wakeup.StopSignals] = None
+        self._ending = False
+        self._idle = threading.Event()  # no aggregation in flight
+        self._idle.set()
 
     def begin(self):
         if not self._is_chief:
@@ -165,6 +178,11 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
         self._init = tf.group(self._sync.chief_init_op,
                               self._sync.get_init_tokens_op(initial_tokens(self._sync, self._replicas)))
         self._aggregate = runner.enqueue_ops[0]
+        fences = []
+        for accumulator, device in self._sync._accumulator_list:  # pylint: disable=protected-access
+            with tf.compat.v1.device(device):
+                fences.append(accumulator.set_global_step(tf.constant(_FENCE_STEP, tf.int64)))
+        self._fence = tf.group(*fences, name="sync_fence_accumulators")
         global_step = tf.compat.v1.train.get_global_step()
         with tf.compat.v1.device(global_step.device), tf.compat.v1.name_scope(None):
             self._release = runner.queue.enqueue_many(
@@ -184,6 +202,14 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
 
     def end(self, session):
         if self._is_chief:
+            self._ending = True
+            try:
+                session.run(self._fence, options=tf.compat.v1.RunOptions(timeout_in_ms=_RELEASE_TIMEOUT_MS))
+            except Exception as e:  # the ps gone: no aggregation can apply anything there either
+                logging.info("could not fence the accumulators (%s)", type(e).__name__)
+            # Only a stop can leave an update in flight: at the target, the ticket lets none apply.
+            if self._stop.should_stop and not self._idle.wait(_IN_FLIGHT_WAIT_SECS):
+                logging.info("the aggregation in flight waits for gradients that are now dropped")
             self._release_replicas(session)
 
     def close(self, timeout_secs: float = 10.0) -> None:
@@ -210,7 +236,8 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
         Not registered with the coordinator: at the end the last aggregation waits for gradients that no
         replica will push, and a join would wait for it; the session's close cancels it.
         """
-        while self._current(generation) and not coord.should_stop():
+        while self._current(generation) and not coord.should_stop() and not self._ending:
+            self._idle.clear()
             try:
                 session.run(self._aggregate)
             except Exception as e:  # a closed or re-created session, a peer gone: the session's own concern
@@ -220,6 +247,8 @@ class SyncReplicasHook(tf.compat.v1.train.SessionRunHook):
                     coord.request_stop(e)
                     self._release_replicas(session)  # the chief's own step is waiting for a token
                 return
+            finally:
+                self._idle.set()
 
     def _release_on_stop(self, session, coord, generation: int) -> None:
         """Release the replicas once this task is asked to stop: its own step may be one of those waiting,

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Mapping, Optional
 
 from launcher.export import security
-from launcher.cluster import gpus as gpus_lib
+from launcher.cluster import free_ports, gpus as gpus_lib
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
@@ -53,12 +53,11 @@ class _TaskRunner:
 
     def place(self, port: int) -> tuple[str, int, str]:
         """(node address, port, node id): a free port when `port` is 0."""
-        import portpicker
         import ray
 
         host = ray.util.get_node_ip_address()
         if port == 0:
-            port = portpicker.pick_unused_port()
+            port = free_ports.pick()
         return host, port, ray.get_runtime_context().get_node_id()
 
     def start(self, argv: list[str], env_delta: Mapping[str, str], port: int,

@@ -4,8 +4,9 @@ Each task process is one step pinned to one node of the allocation (`srun --node
 --exact`: the step takes only its own CPUs, so the steps of all tasks share the allocation side by side);
 a restart is a new step. Where tasks go is planned before anything starts, as on Ray (`placement`): the
 chief and workers on as many nodes as there are, the ps apart, within the CPUs Slurm gave the job on each
-node. Each task's port is picked on its own node by a tiny step (`portpicker` there), never counted from a
-fixed base, and TF_CONFIG is built from the nodes' addresses as Slurm knows them (NodeAddr).
+node. Each task's port is picked on its own node by a tiny step (`cluster.free_ports` there: below the
+ephemeral range, where the node's own `srun`s cannot take it first), never counted from a fixed base, and
+TF_CONFIG is built from the nodes' addresses as Slurm knows them (NodeAddr).
 
 The launcher's handle on a task is its `srun`: its output is the task's (labelled, so that srun's own
 lines, such as a node failure, are told apart from anything the task prints), its exit code the task's
@@ -39,11 +40,6 @@ STEP_LOOKUP_SECS = 5.0  # a step appears in squeue within moments of its srun's 
 # The task's parent watch (task.parent_watch) follows the process that started it on its node: slurmstepd.
 # The launcher's pid means nothing on another node.
 _STEP_WRAPPER = ["/bin/sh", "-c", f'{PARENT_PID}=$PPID; export {PARENT_PID}; exec "$@"', "launcher-task"]
-_PICK_PORTS = ("import sys, portpicker\n"
-               "ports = set()\n"
-               "while len(ports) < int(sys.argv[1]):\n"
-               "    ports.add(portpicker.pick_unused_port())\n"
-               "print(*sorted(ports))\n")
 _LOST_STATES = ("DOWN", "FAIL", "NOT_RESPONDING", "POWER", "REBOOT")
 # srun's line for a task that ended badly ("srun: error: h2: task 0: Exited with exit code 1", "... Killed"):
 # without one, a failed srun never heard from its task (its node gone, or the step never created).
@@ -233,7 +229,7 @@ class SlurmBackend:
         """`counts[node]` free ports on each node, each picked there by a tiny step; all nodes at once."""
         procs = {node: subprocess.Popen(
             ["srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node}", "--quiet",
-             "--job-name=launcher-ports", sys.executable, "-c", _PICK_PORTS, str(count)],
+             "--job-name=launcher-ports", sys.executable, "-m", "launcher.cluster.free_ports", str(count)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
             for node, count in counts.items() if count}
         picked = {}
