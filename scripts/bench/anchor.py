@@ -26,9 +26,9 @@ import time
 
 from bench.launcher_process import launcher_argv, running_launcher, trial_dir
 from bench.processes import kill_all, start
-from bench.trials import BenchmarkError
+from bench.trials import BenchmarkError, read_runs
 from launcher.cluster import spec as spec_lib
-from launcher.launch import ports, run_record
+from launcher.launch import ports
 
 DONE_LINE = re.compile(r"^chief done local steps (\d+) gs (\d+) secs ([\d.]+)")
 READY_LINE = re.compile(r"^chief ready after ([\d.]+) gs (\d+)")
@@ -57,7 +57,7 @@ def run_launcher_anchor(anchors: str, train_steps: int, timeout_secs: float) -> 
             wall = time.monotonic() - started
         if code != 0:
             raise BenchmarkError(f"launcher on the anchor model exited {code}")
-        run = run_record.read(trial.model_dir)[-1]
+        run = read_runs(trial.model_dir)[-1]
         chief = next(t for t in run["tasks"] if t["job"] == "chief")["attempts"][-1]
         first = chief["sessions"][0]
         # The end of training, as the baseline's "done" line: the target reached, before the final save.

@@ -15,8 +15,7 @@ from bench.launcher_process import launcher_argv, log_tail, running_launcher, tr
 from bench.netns import ray_argv, ray_env
 from bench.processes import is_task, wait_for_strays
 from bench.rss import RssSampler
-from bench.trials import BenchmarkError
-from launcher.launch import run_record
+from bench.trials import BenchmarkError, read_runs
 from launcher.cluster.spec import CHIEF, WORKER
 
 STEP_RATE_TAG = "global_step/sec"  # what tf.compat.v1.train.StepCounterHook writes
@@ -130,7 +129,7 @@ def _worker_wait_secs(tasks: list[dict]) -> Optional[float]:
 
 def _launcher_result(spec: str, model: str, train_steps: int, exit_code: int, wall_secs: float,
                      model_dir: str, sampler: RssSampler, backend: str) -> LauncherResult:
-    run = run_record.read(model_dir)[-1]
+    run = read_runs(model_dir)[-1]
     trainers = [t for t in run["tasks"] if t["job"] in (CHIEF, WORKER)]
     first_steps = [t["first_step_secs"] for t in trainers if t["first_step_secs"] is not None]
     start_step, end_step = run.get("global_step_start") or 0, run.get("global_step_end")

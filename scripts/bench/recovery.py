@@ -24,7 +24,7 @@ from bench.processes import stop_launcher
 from bench.task_processes import task_name
 from bench.recovery_figures import RecoveryResult, recovery_result
 from bench.task_logs import RESTORE_LINE, absl_time, first_step_line, log_steps, read_log, timed_steps
-from bench.trials import BenchmarkError, announce, attempt
+from bench.trials import BenchmarkError, announce, attempt, read_runs
 from launcher.cluster import checkpoint_names
 from launcher.launch import run_record, task_output
 from launcher.cluster.spec import CHIEF, PS, TaskId
@@ -146,7 +146,7 @@ def _kill_and_recover(victim: str, proc: subprocess.Popen, trial: TrialDir, time
     if proc.returncode != 143 and waited != "exited":
         notes.append(f"launcher exit code {proc.returncode} after SIGTERM, not 143; its log ends:\n"
                      f"{log_tail(log_path, 8)}")
-    runs = run_record.read(model_dir)
+    runs = read_runs(model_dir)
     if not runs:
         raise BenchmarkError(f"recovery {victim}: no run.json after the launcher exited {proc.returncode}; "
                              f"log:\n{log_tail(log_path)}")

@@ -25,3 +25,12 @@ def attempt(trial: Callable[[], T], errors: list[str]) -> Optional[T]:
         print(f"FAILED: {e}", file=sys.stderr, flush=True)
         errors.append(str(e))
         return None
+
+
+def read_runs(model_dir: str) -> list[dict]:
+    """The runs of a model directory's run.json, as the plain JSON objects the file holds (the launcher's
+    typed record, validated as `launcher report` reads it)."""
+    from launcher.cluster import typed_json
+    from launcher.launch import run_record
+
+    return [typed_json.encode(run) for run in run_record.read(model_dir)]

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 import subprocess
 import sys
@@ -27,9 +26,9 @@ from bench.processes import child_env
 from bench.recovery import run_recovery
 from bench.task_logs import read_log
 from bench.task_processes import task_name
-from bench.trials import BenchmarkError, announce, attempt
+from bench.trials import BenchmarkError, announce, attempt, read_runs
 from launcher.cluster import warm_protocol
-from launcher.launch import run_record, task_output
+from launcher.launch import task_output
 from launcher.cluster.spec import CHIEF, WORKER, TaskId
 
 MODES = {"cold": ["--nowarm_starts"], "warm": ["--warm_starts"]}
@@ -118,7 +117,7 @@ def startup_trial(mode: str, timeout_secs: float) -> Startup:
             code = proc.wait(timeout_secs)
         if code != 0:
             raise BenchmarkError(f"{mode} {STARTUP_SPEC}: exit code {code}; log:\n{log_tail(trial.log_path)}")
-        run = run_record.read(trial.model_dir)[-1]
+        run = read_runs(trial.model_dir)[-1]
         firsts = [t["first_step_secs"] for t in run["tasks"] if t["job"] in (CHIEF, WORKER)]
         rates = read_step_rates(trial.model_dir)
         rates = rates[1:] if len(rates) >= 3 else rates
