@@ -20,7 +20,7 @@ from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
 from launcher.model_api import Model
 from launcher.task import ps_release
-from launcher.task.recovery import Recovery
+from launcher.task.recovery import INTERRUPTIONS, Recovery
 from launcher.cluster.stop_signals import StopRequest
 
 
@@ -207,9 +207,9 @@ class InterruptibleHook(tf.compat.v1.train.SessionRunHook):
 
     A hook's `after_create_session` runs inside the session's creation, after the session creator, and
     MonitoredSession retries a creation only for Aborted and Unavailable errors. A peer (a ps, or a moved
-    task whose predecessor the ps still remembered) restarting just then cancels the hook's `run`
-    (CancelledError, or its error handed over garbled as a UnicodeDecodeError): seen ending a moved worker
-    with exit 1 as its first session was made. As in the session creator, both mean "try again".
+    task whose predecessor the ps still remembered) restarting just then interrupts the hook's `run`
+    (`recovery.INTERRUPTIONS`): seen ending a moved worker with exit 1 as its first session was made. As in
+    the session creator, that means "try again".
     """
 
     def __init__(self, hook: tf.compat.v1.train.SessionRunHook, recovery: Recovery):
@@ -222,7 +222,7 @@ class InterruptibleHook(tf.compat.v1.train.SessionRunHook):
     def after_create_session(self, session, coord):
         try:
             self.hook.after_create_session(session, coord)
-        except (tf.errors.CancelledError, UnicodeDecodeError) as e:
+        except INTERRUPTIONS as e:
             raise self._recovery.retry(f"session creation interrupted in {type(self.hook).__name__} "
                                        f"({type(e).__name__})") from e
 

@@ -27,6 +27,12 @@ class RecoveryDeadlineExceeded(tf.errors.DeadlineExceededError):
         super().__init__(None, None, message)
 
 
+# What a peer's restart does to a `run` in flight (a step, or a session's creation): TensorFlow cancels
+# its receives ("RecvFromRemoteAsync is cancelled"), or hands the peer's error over garbled
+# (UnicodeDecodeError in TF_SessionRun_wrapper, seen as a ps restarted). Both mean "try again", as the
+# Aborted that MonitoredSession recovers from does; `Recovery.retry` turns them into one.
+INTERRUPTIONS = (tf.errors.CancelledError, UnicodeDecodeError)
+
 QUIET_SECS = 10.0
 # How often a peer that does not accept connections is probed again: a refused connect costs nothing, and
 # a restarted peer (forked warm, up within a second) must be found at once, not after a back-off.

@@ -22,7 +22,7 @@ from absl import logging
 
 from launcher.task import checkpoints
 from launcher.cluster.peers import accepts_connections
-from launcher.task.recovery import Recovery
+from launcher.task.recovery import INTERRUPTIONS, Recovery
 
 # Called at each session creation: the live cluster (see `membership`) may have changed since the last one.
 ConfigSource = Callable[[], tf.compat.v1.ConfigProto]
@@ -54,10 +54,9 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
         except _RECONNECT_ERRORS as e:
             self._recovery.failed(e)
             raise  # MonitoredSession tries again
-        except (tf.errors.CancelledError, UnicodeDecodeError) as e:
-            # A peer restarting while this session is made cancels its receives, and TensorFlow has been
-            # seen handing over that peer's error garbled (UnicodeDecodeError in TF_SessionRun_wrapper, as
-            # a ps restarted). Both mean "try again", which MonitoredSession does only for these two.
+        except INTERRUPTIONS as e:
+            # A peer restarting while this session is made: MonitoredSession tries again only for the two
+            # errors above.
             raise self._recovery.retry(f"session creation interrupted ({type(e).__name__})") from e
 
 

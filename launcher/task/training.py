@@ -12,7 +12,7 @@ from launcher.task import hooks as hooks_lib
 from launcher.task import session_creators, sync_replicas, train_op
 from launcher.model_api import TRAIN, Model
 from launcher.task.membership import Membership
-from launcher.task.recovery import Recovery
+from launcher.task.recovery import INTERRUPTIONS, Recovery
 from launcher.task.step_deadline import StepDeadline
 from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
 from launcher.cluster.stop_signals import StopRequest
@@ -93,12 +93,10 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                           "re-creating the session"
                 logging.warning("%s", message)
                 raise recovery.retry(message) from e  # back-off, and an end to a stall that keeps coming back
-            except (tf.errors.CancelledError, UnicodeDecodeError) as e:
+            except INTERRUPTIONS as e:
                 if stop.requested:
                     raise  # ours: the session closes on a stop
-                # A peer that restarts cancels the receives of a step in flight ("RecvFromRemoteAsync is
-                # cancelled"), or its error arrives garbled (see session_creators): the same event as the
-                # Aborted that MonitoredSession recovers from.
+                # A peer that restarts interrupts a step in flight (see recovery.INTERRUPTIONS).
                 message = f"a step was interrupted by a peer ({type(e).__name__}); re-creating the session"
                 logging.warning("%s", message)
                 raise recovery.retry(message) from e

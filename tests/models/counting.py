@@ -40,11 +40,16 @@ def _optimizer():
     return tf.compat.v1.train.GradientDescentOptimizer(0.05)
 
 
-def build(mode):
+def regression():
+    """The model's graph: (w, b, loss) of y = 3x + 2 fitted on random batches."""
     x = tf.random.normal([32, 1])
     w = tf.compat.v1.get_variable("w", [1, 1], initializer=tf.compat.v1.zeros_initializer())
     b = tf.compat.v1.get_variable("b", [1], initializer=tf.compat.v1.zeros_initializer())
-    loss = tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
+    return w, b, tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
+
+
+def build(mode):
+    _, _, loss = regression()
     if mode == launcher.EVAL:
         return launcher.Model(loss=loss)
     counter = tf.compat.v1.get_variable("applied_updates", [], tf.int64, trainable=False,

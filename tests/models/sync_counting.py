@@ -18,7 +18,7 @@ import tensorflow as tf
 from absl import flags
 
 import launcher
-from models.counting import CountingOptimizer
+from models.counting import CountingOptimizer, regression
 
 
 STEP_SLEEP_SECS = flags.DEFINE_float("step_sleep_secs", 0.0, "Sleep in every step.")
@@ -40,10 +40,7 @@ class _SayHook(tf.compat.v1.train.SessionRunHook):
 
 
 def build(mode):
-    x = tf.random.normal([32, 1])
-    w = tf.compat.v1.get_variable("w", [1, 1], initializer=tf.compat.v1.zeros_initializer())
-    b = tf.compat.v1.get_variable("b", [1], initializer=tf.compat.v1.zeros_initializer())
-    loss = tf.compat.v1.losses.mean_squared_error(3.0 * x + 2.0, tf.matmul(x, w) + b)
+    w, b, loss = regression()
     if mode == launcher.PREDICT:
         features = tf.compat.v1.placeholder(tf.float32, [None, 1], name="x")
         return launcher.Model(serving=launcher.Serving(inputs={"x": features},
