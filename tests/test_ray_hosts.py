@@ -188,14 +188,15 @@ def test_a_worker_whose_host_is_cut_off_is_named_unreachable(runner, fresh_ray3,
 
 # Ray may or may not declare the cut host dead within the 20 s (its health check gives up after ~8-16 s): if
 # it does, the host's tasks move (nobody else restarts); if not, they rejoin without a restart.
-# In the second case a step whose RPC was in flight to or from the cut host may wait on a connection that
-# the other side closed during the cut (seen: a worker's socket to a ps ESTABLISHED, the ps's end gone, no
-# byte in flight either way): --step_timeout_secs cancels that step and the worker goes on in a new session,
-# so the chief never has to give up on a silent worker at the end of the run. The run ends seconds after the
+# In the second case a step whose RPC was in flight to or from the cut host waits on a connection that the
+# other side closed during the cut (seen: a worker's socket to a ps ESTABLISHED, the ps's end gone, no byte in
+# flight either way): --step_timeout_secs cancels that step, and the kernel's keepalive (every task sets it)
+# finds the dead connection, so the worker's new session is not stuck on it. The run ends seconds after the
 # cut heals, and a worker's silence counts from its last word before the cut: the test gives the workers'
-# recovery the time it takes, a step timeout (5 s here) and then the cancelled step's close, which waits
-# until TCP's next retransmission (backed off during the cut: seen 25 s after the heal) meets the peer's
-# reset. With the defaults (60 s, and --worker_exit_secs 30) the chief may rightly give up on such a worker.
+# recovery the time it takes (a step timeout, 5 s here, then the keepalive's first probe). With the defaults
+# (60 s, and --worker_exit_secs 30) the chief may rightly give up on such a worker.
+# Ray may also declare the host dead just as training ends: a worker moved then finds its ps released, and
+# the launcher dismisses it at once instead of waiting for it.
 def test_a_host_cut_off_for_20_seconds_is_survived(runner, fresh_ray3, tmp_path):
     model_dir = tmp_path / "model"
     bed = fresh_ray3.bed

@@ -34,3 +34,20 @@ def test_a_session_creation_cut_short_in_a_hook_is_retried(runner, tmp_path):
     chief = last_run(model_dir)["tasks"][0]
     assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
     assert checkpoint_steps(model_dir)[-1] == 50
+
+
+def test_the_end_of_a_session_cut_short_by_a_peer_is_finished_in_a_new_session(runner, tmp_path):
+    """A chief whose ps was lost as it saved its final checkpoint was seen ending with exit 1 (the hooks'
+    end() is the one place MonitoredSession does not recover from a lost peer)."""
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local2", "--model_dir", str(model_dir), "--model",
+                        "models.interrupted_end", "--train_steps", "50")
+    assert launch.proc.returncode == 0, launch.stderr[-3000:]
+    log = (model_dir / "logs" / "chief-0.log").read_text()
+    assert "the end of training was interrupted by a peer (UnavailableError); a new session finishes it" in log, \
+        log[-3000:]
+    assert log.count("Saving checkpoints for 50 ") == 1, log[-3000:]  # the final save, once, in the new session
+    chief = last_run(model_dir)["tasks"][0]
+    assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
+    assert len(chief["attempts"][0]["sessions"]) == 2
+    assert checkpoint_steps(model_dir)[-1] == 50

@@ -282,6 +282,27 @@ def test_a_worker_that_outlives_the_chief_is_stopped_after_worker_exit_secs(tmp_
     assert 6.0 <= run.ended_at < 8.0
 
 
+@pytest.mark.parametrize("ignores_sigterm", [False, True])
+def test_a_worker_that_had_not_joined_when_the_chief_exited_is_dismissed_at_once(tmp_path, ignores_sigterm):
+    # Its first process dies; the next one never gets a session (its ps were released as it started).
+    late = {"ready": 0.1, "ignore_term": ignores_sigterm}
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 3}], "worker:0": [{"die": 1.0}, late]}, worker_exit_secs=30)
+    assert run.run().exit_code == exit_codes.OK
+    assert "worker:0 is not needed: training ended before it joined; stopping it" in run.console
+    assert "gave up waiting" not in run.console and "hang" not in run.console
+    dismissed = run.backend.got("worker:0", signal.SIGTERM)
+    assert len(dismissed) == 1 and 3.0 <= dismissed[0] < 4.0  # when the chief exited, not 30 s later
+    killed = run.backend.got("worker:0", signal.SIGKILL)
+    if ignores_sigterm:  # DISMISS_GRACE_SECS later, at the loop's next look
+        assert len(killed) == 1 and 5.0 <= killed[0] - dismissed[0] < 5.5, (killed, dismissed)
+    else:
+        assert killed == []
+    record = run.record("worker:0")
+    assert record["restarts"] == 1 and record["exit_code"] == (-9 if ignores_sigterm else 143)
+    assert run.supervisor.states[TaskId("worker", 0)].phase is Phase.STOPPED
+    assert run.ended_at < 10
+
+
 def test_the_run_waits_for_the_evaluators_last_score_at_most_eval_wait_secs(tmp_path):
     run = LoopRun(tmp_path, {"chief:0": [{"train": 2}], "evaluator:0": [{}]},
                   {"chief": ["localhost:1"], "evaluator": ["localhost:2"]}, eval_wait_secs=20)

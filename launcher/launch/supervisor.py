@@ -373,6 +373,14 @@ class Supervisor:
         now = self._clock.monotonic()
         decision = end_of_run.decide(self.states.values(), now, self._chief_done_at,
                                      worker_exit_secs=self._worker_exit_secs, eval_wait_secs=self._eval_wait_secs)
+        for task in decision.dismiss:
+            state = self.states[task]
+            state.attempts[-1].dismissed_at = now
+            self._console.line(f"[launcher] {task} is not needed: training ended before it joined; stopping it")
+            state.handle.signal(signal.SIGTERM)
+        for task in end_of_run.unwilling(self.states.values(), now):
+            self.states[task].attempts[-1].dismiss_killed = True
+            self.states[task].handle.signal(signal.SIGKILL)
         if decision.give_up:
             silent = tuple(Silence(t, end_of_run.silent_secs(self.states[t], now), False) for t in decision.give_up)
             self._on_alarm(Alarm(silent, silent, None, self._progress.global_step, end_of_run=True))

@@ -54,6 +54,10 @@ class Attempt:
     # Why the launcher killed it, when it did (a hang): such an end is restarted whatever the policy says.
     killed_for: Optional[str] = None
     killed_at_end: bool = False  # ... after the chief's final save, so it is not restarted
+    # When the launcher asked it to stop because training ended before it joined (monotonic), and whether it
+    # then had to be killed (see policies.end_of_run).
+    dismissed_at: Optional[float] = None
+    dismiss_killed: bool = False
     memory: object = None  # root_cause.MemoryWatch: where the kernel counts its OOM kills
     failure: Optional[dict] = None  # the process's own account of its failure (status.FAILURE), if it gave one
     argv: list[str] = dataclasses.field(default_factory=list)

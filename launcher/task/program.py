@@ -22,7 +22,7 @@ from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
 from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
-from launcher.task import serving_export, training
+from launcher.task import serving_export, tcp_keepalive, training
 from launcher.task import sync_replicas
 from launcher.task import flags as task_flags
 from launcher.task import parent_watch, session_creators
@@ -90,6 +90,7 @@ def _main(stop: StopRequest) -> Optional[int]:
             # Under a private identity: the cluster is each session's (see `membership`), so it can change.
             server = membership_lib.boot_server(membership.own_address)
             logging.info("%s serving at %s", task, server.target)
+            tcp_keepalive.start()  # its connections to its peers, and theirs to it (see `tcp_keepalive`)
         launch_gate.pass_gate()
         if task.job == EVALUATOR:
             return evaluation.run(task_flags.MODEL_DIR.value, build, task_flags.TRAIN_STEPS.value, stop)

@@ -6,6 +6,9 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 - the chief picks its checkpoint with `checkpoints.choose` each time a session is made (after a ps
   restart too), so a garbled state file or a truncated newest checkpoint never sends it back to step 0;
 - a worker polls for the chief's model every `--recovery_wait_secs` instead of every 30 s;
+- every poll of the cluster's state is a session of its own with a deadline (`bounded_probe`): TensorFlow
+  gives a session's creation none, and one has been seen to wait for good on a peer that went away or a
+  connection a cut-off host left behind;
 - `MonitoredSession` re-creates sessions on Unavailable/Aborted forever and without pause: `recovery`
   adds back-off and a deadline, so a task that never comes back ends the run instead of hanging it.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Callable, Sequence
 
 
@@ -92,11 +96,54 @@ def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
     return session
 
 
+PROBE_SECS = 20.0
+
+
+def bounded_probe(master: str, config: tf.compat.v1.ConfigProto, fetch: tf.Tensor):
+    """`fetch`, run in a session of its own that is made, run and closed within PROBE_SECS.
+
+    TensorFlow's CreateSession asks every task the session's devices live on for its devices, and waits for
+    each answer without a deadline (a timeout in the ConfigProto only stops its caller waiting once the call
+    has ended anyway). Seen on the host bed: a worker whose peer's host had been cut off for 20 s, and a
+    worker that polled a ps the chief had just released, each waited for good in a poll's CreateSession, and
+    the run waited for that worker. So each poll runs in a thread of its own; one with no answer in time is
+    left behind (it reads only: nothing it may still do changes the cluster) and counts as a peer that is
+    unavailable: the caller's back-off and deadline apply, and the next poll makes a new session.
+    """
+    result: list = []
+
+    def probe() -> None:
+        try:
+            # The graph by name: a thread has its own default graph.
+            with tf.compat.v1.Session(master, graph=fetch.graph, config=config) as session:
+                result.append(session.run(fetch))
+        except BaseException as e:  # handed to the caller's thread
+            result.append(e)
+
+    prober = threading.Thread(target=probe, name="session-probe", daemon=True)
+    prober.start()
+    prober.join(PROBE_SECS)
+    if prober.is_alive():
+        closes_abandoned.set()  # the process must not wait for it at exit either
+        raise tf.errors.UnavailableError(None, None, f"a new session had no answer from the cluster within "
+                                                     f"{PROBE_SECS:.0f}s; trying another")
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
+
+
+def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.compat.v1.train.Scaffold) -> bool:
+    """Whether every variable of the model is initialised on the cluster already."""
+    # The global variables only: local ones (a SyncReplicasOptimizer's local step) are per session.
+    return bounded_probe(master, config, scaffold.ready_for_local_init_op).size == 0
+
+
 class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
     """TensorFlow's `wait_for_session`, as `WorkerSessionCreator` calls it, polling every `recovery_wait_secs`.
 
     The stock creator builds its SessionManager with recovery_wait_secs=30 and no way to change it: a
-    worker that starts before the chief has initialised would idle for 30 s.
+    worker that starts before the chief has initialised would idle for 30 s. The polls are bounded probes
+    (see `bounded_probe`); `wait_for_session` then finds the model ready at its first look.
     """
 
     def __init__(self, scaffold: tf.compat.v1.train.Scaffold, master: str, config: ConfigSource,
@@ -109,24 +156,27 @@ class _WaitForChiefCreator(tf.compat.v1.train.SessionCreator):
 
     def create_session(self) -> tf.compat.v1.Session:
         self._scaffold.finalize()
+        config = self._config()
+        deadline = time.monotonic() + self._max_wait_secs
+        while not _model_ready(self._master, config, self._scaffold):
+            if time.monotonic() >= deadline:
+                raise tf.errors.DeadlineExceededError(
+                    None, None, f"the chief had not made the model ready after {self._max_wait_secs:.0f}s "
+                                "(--max_wait_secs)")
+            logging.log_every_n_seconds(logging.INFO, "waiting for the chief to make the model ready", 5)
+            time.sleep(self._recovery_wait_secs)
         manager = tf.compat.v1.train.SessionManager(
             local_init_op=self._scaffold.local_init_op, local_init_feed_dict=self._scaffold.local_init_feed_dict,
             ready_op=self._scaffold.ready_op, ready_for_local_init_op=self._scaffold.ready_for_local_init_op,
             graph=tf.compat.v1.get_default_graph(), recovery_wait_secs=self._recovery_wait_secs)
-        return manager.wait_for_session(self._master, config=self._config(), max_wait_secs=self._max_wait_secs)
+        return manager.wait_for_session(self._master, config=config,
+                                        max_wait_secs=max(1.0, deadline - time.monotonic()))
 
 
 def choose_checkpoint(model_dir: str) -> checkpoints.Choice:
     """The checkpoint the chief would restore into the current graph's variables (see `checkpoints`)."""
     shapes = {v.op.name: v.shape.as_list() for v in tf.compat.v1.global_variables()}
     return checkpoints.choose(model_dir, shapes)
-
-
-def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.compat.v1.train.Scaffold) -> bool:
-    """Whether every variable of the model is initialised on the cluster already."""
-    with tf.compat.v1.Session(master, config=config) as session:
-        # The global variables only: local ones (a SyncReplicasOptimizer's local step) are per session.
-        return session.run(scaffold.ready_for_local_init_op).size == 0
 
 
 def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config_source: ConfigSource,

@@ -13,6 +13,9 @@ from launcher.task import session_creators, sync_replicas, train_op
 from launcher.model_api import TRAIN, Model
 from launcher.task.membership import Membership
 from launcher.task.recovery import INTERRUPTIONS, Recovery
+
+# What a peer's restart or loss does to the end of a session (see `train`).
+END_INTERRUPTIONS = (tf.errors.UnavailableError, tf.errors.AbortedError, *INTERRUPTIONS)
 from launcher.task.step_deadline import StepDeadline
 from launcher.cluster.spec import CHIEF, PS, WORKER, TaskId
 from launcher.cluster.stop_signals import StopRequest
@@ -74,11 +77,14 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                                               recovery, peers)
         sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
                                                                              replicas, stop)
-        task_hooks = hooks_lib.build(
-            hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
-            variables_task(cluster), num_ps=len(cluster.get(PS, [])),
-            own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
-            sync_hook=sync_hook)
+
+        def task_hooks() -> list[tf.compat.v1.train.SessionRunHook]:
+            return hooks_lib.build(
+                hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
+                variables_task(cluster), num_ps=len(cluster.get(PS, [])),
+                own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
+                sync_hook=sync_hook)
+
         deadline = StepDeadline(step_timeout_secs)
 
         def step_fn(step_context):
@@ -103,9 +109,26 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
             deadline.took(time.monotonic() - started)
 
         try:
-            with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
-                while not session.should_stop():
-                    session.run_step_fn(step_fn)
+            while True:
+                try:
+                    with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks()) as session:
+                        while not session.should_stop():
+                            session.run_step_fn(step_fn)
+                    return
+                except END_INTERRUPTIONS as e:
+                    if stop.requested:
+                        raise  # ours: the session closes on a stop
+                    # MonitoredSession recovers from these in a step or a session's creation, never in the
+                    # hooks' end(): that is where the chief waits for its workers and saves the final
+                    # checkpoint, and a ps lost just then (its host's death declared as training ended) would
+                    # end the chief with exit 1 and no final checkpoint. A new session finishes the run: the
+                    # chief restores the newest checkpoint into a ps that lost its variables, trains again up
+                    # to the target, and saves. MonitoredSession's close has unfinalised the graph, so the
+                    # hooks are made anew.
+                    message = f"the end of training was interrupted by a peer ({type(e).__name__}); " \
+                              "a new session finishes it"
+                    logging.warning("%s", message)
+                    recovery.failed(e)  # back-off, and an end to a cluster that never comes back
         finally:
             if sync_hook is not None:
                 sync_hook.close()

@@ -5,6 +5,10 @@
   frozen process whose port still accepts connections included) is given up on at once: it is stopped,
   not restarted, and the chief saves without it. (Counting from its last status, not from the chief's
   end: a worker frozen early in the run must not hold up the end for another `hang_secs`.)
+- A worker whose current process has not joined training (no session yet) when the chief exits 0 has
+  nothing left to do: the global step is at the target, and the ps it would wait for are released. It is
+  dismissed at once (asked to stop, killed if it does not within DISMISS_GRACE_SECS), never waited for:
+  seen, a worker restarted on another node as Ray declared its old one dead just when training ended.
 - The run is over once the chief has exited 0, the workers have ended (each gets `worker_exit_secs` after
   the chief's exit) and the evaluator has scored the final checkpoint (or `eval_wait_secs` passed).
 """
@@ -22,6 +26,10 @@ from launcher.launch.task_state import Phase, TaskState
 class EndDecision:
     give_up: tuple[TaskId, ...] = ()  # workers to stop now: silent too long after the chief reached the target
     over: bool = False
+    dismiss: tuple[TaskId, ...] = ()  # workers to stop now: not needed, the chief exited before they joined
+
+
+DISMISS_GRACE_SECS = 5.0
 
 
 def chief_reached_target(states: Iterable[TaskState]) -> bool:
@@ -37,12 +45,20 @@ def decide(states: Iterable[TaskState], now: float, chief_done_at: Optional[floa
     if chief_done_at is None:
         return EndDecision(give_up)
     since = now - chief_done_at
+    dismiss = tuple(s.task for s in states if s.task.job == WORKER and s.running and not s.attempts[-1].sessions
+                    and s.attempts[-1].dismissed_at is None)
     workers_running = any(s.task.job == WORKER and s.running for s in states)
     if workers_running and since < worker_exit_secs:
-        return EndDecision(give_up)
+        return EndDecision(give_up, dismiss=dismiss)
     # The evaluator exits by itself once it has scored the final checkpoint.
     evaluator_running = any(s.task.job == EVALUATOR and s.running for s in states)
-    return EndDecision(give_up, over=not evaluator_running or since >= eval_wait_secs)
+    return EndDecision(give_up, over=not evaluator_running or since >= eval_wait_secs, dismiss=dismiss)
+
+
+def unwilling(states: Iterable[TaskState], now: float) -> tuple[TaskId, ...]:
+    """Dismissed workers still running DISMISS_GRACE_SECS after they were asked to stop (to be killed)."""
+    return tuple(s.task for s in states if s.running and s.attempts[-1].dismissed_at is not None
+                 and now - s.attempts[-1].dismissed_at >= DISMISS_GRACE_SECS and not s.attempts[-1].dismiss_killed)
 
 
 def given_up(states: list[TaskState], now: float, worker_exit_secs: float) -> tuple[TaskId, ...]:
