@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -128,8 +128,10 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
     """
 
     def __init__(self, is_chief: bool, own_address: Optional[str], worker_index: int, timeout_secs: float,
-                 stop: StopRequest, queue_device: str):
+                 stop: StopRequest, queue_device: str,
+                 current_workers: Callable[[], Sequence[str]] = lambda: ()):
         self._is_chief = is_chief
+        self._current_workers = current_workers
         self._own_address = own_address
         self._worker_index = worker_index
         self._timeout_secs = timeout_secs
@@ -177,6 +179,11 @@ class WorkersDoneHook(tf.compat.v1.train.SessionRunHook):
             except tf.errors.OpError as e:
                 logging.warning("stopped waiting for workers (%s)", type(e).__name__)
                 return
+            # A worker that moved (its node was lost) registered its old address: that process is not the
+            # worker any more (an orphan on a host declared dead may serve on for a while), and the moved
+            # one registers anew once it has a session.
+            current = list(self._current_workers())
+            registered = {i: a for i, a in registered.items() if not current or (i < len(current) and current[i] == a)}
             now = time.monotonic()
             for index, address in registered.items():
                 if accepts_connections(address, timeout_secs=1):
@@ -265,7 +272,8 @@ def checked(model: Model, field: str) -> list[tf.compat.v1.train.SessionRunHook]
 def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaffold, recovery: Recovery,
           stop: StopRequest, own_address: Optional[str], worker_index: int,
           variables_task: str, num_ps: int = 0, own_hooks: Sequence[tf.compat.v1.train.SessionRunHook] = (),
-          sync_hook: Optional[tf.compat.v1.train.SessionRunHook] = None) -> list[tf.compat.v1.train.SessionRunHook]:
+          sync_hook: Optional[tf.compat.v1.train.SessionRunHook] = None,
+          current_workers: Callable[[], Sequence[str]] = lambda: ()) -> list[tf.compat.v1.train.SessionRunHook]:
     """The hooks of one task; `variables_task` is where the variables live (see `WorkersDoneHook`).
 
     `own_hooks` are the model's (see `model_hooks`); `sync_hook` runs a SyncReplicasOptimizer (see
@@ -284,7 +292,7 @@ def build(config: HookConfig, loss: tf.Tensor, scaffold: tf.compat.v1.train.Scaf
         *([sync_hook] if sync_hook is not None else []),
         *own_hooks,
         WorkersDoneHook(config.is_chief, own_address, worker_index, config.wait_for_workers_secs, stop,
-                        variables_task),
+                        variables_task, current_workers),
     ]
     if config.is_chief:
         save_steps = config.save_checkpoint_steps

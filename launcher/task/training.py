@@ -83,7 +83,7 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                 hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
                 variables_task(cluster), num_ps=len(cluster.get(PS, [])),
                 own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
-                sync_hook=sync_hook)
+                sync_hook=sync_hook, current_workers=lambda: membership.cluster().get(WORKER, []))
 
         deadline = StepDeadline(step_timeout_secs)
 
