@@ -77,13 +77,11 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                                               recovery, peers)
         sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
                                                                              replicas, stop)
-
-        def task_hooks() -> list[tf.compat.v1.train.SessionRunHook]:
-            return hooks_lib.build(
-                hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
-                variables_task(cluster), num_ps=len(cluster.get(PS, [])),
-                own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
-                sync_hook=sync_hook, current_workers=lambda: membership.cluster().get(WORKER, []))
+        task_hooks = hooks_lib.build(
+            hook_config, model.loss, scaffold, recovery, stop, membership.own_address, task.index,
+            variables_task(cluster), num_ps=len(cluster.get(PS, [])),
+            own_hooks=hooks_lib.model_hooks(model, hook_config.is_chief),
+            sync_hook=sync_hook, current_workers=lambda: membership.cluster().get(WORKER, []))
 
         deadline = StepDeadline(step_timeout_secs)
 
@@ -111,7 +109,7 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
         try:
             while True:
                 try:
-                    with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks()) as session:
+                    with tf.compat.v1.train.MonitoredSession(session_creator=creator, hooks=task_hooks) as session:
                         while not session.should_stop():
                             session.run_step_fn(step_fn)
                     return
@@ -123,8 +121,8 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                     # checkpoint, and a ps lost just then (its host's death declared as training ended) would
                     # end the chief with exit 1 and no final checkpoint. A new session finishes the run: the
                     # chief restores the newest checkpoint into a ps that lost its variables, trains again up
-                    # to the target, and saves. MonitoredSession's close has unfinalised the graph, so the
-                    # hooks are made anew.
+                    # to the target, and saves. The same hooks go on (their counts and timers with them):
+                    # MonitoredSession's close has unfinalised the graph, so their begin() may add ops again.
                     message = f"the end of training was interrupted by a peer ({type(e).__name__}); " \
                               "a new session finishes it"
                     logging.warning("%s", message)

@@ -14,7 +14,7 @@ from launcher.models import linear
 
 
 class _EndCutShortOnce(tf.compat.v1.train.SessionRunHook):
-    ends = 0  # over every instance: the task makes its hooks anew for the new session, not the model's
+    ends = 0
 
     def end(self, session):
         _EndCutShortOnce.ends += 1
