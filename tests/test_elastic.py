@@ -230,3 +230,35 @@ def test_a_membership_file_older_than_the_task_is_ignored(tmp_path):
     (tmp_path / ".cluster.json").write_text(json.dumps({"cluster": {"chief": ["c:2"], "ps": ["p:2"]}}))
     seen = run_with_tf(_READ, str(tmp_path), str(time.time() + 60))  # the task started after the file
     assert seen["peers"] == ["p:1"]
+
+
+_MOVES = """
+import os, pathlib, time
+from launcher.cluster.spec import TaskId
+from launcher.task import membership
+membership.LOOK_SECS = 0.0
+path = pathlib.Path(sys.argv[1]) / ".cluster.json"
+m = membership.Membership(TaskId("worker", 1), {"chief": ["c:1"], "ps": ["p:1", "q:1"], "worker": ["w:0", "w:1"]},
+                          sys.argv[1], started=0)
+seen = {"before any session": m.variables_moved()}
+m.session_config()
+seen["no change"] = m.variables_moved()
+path.write_text(json.dumps({"cluster": {"chief": ["c:2"], "ps": ["p:1", "q:1"], "worker": ["w:0", "w:1", "x:9"]}}))
+seen["the chief and a worker moved"] = m.variables_moved()  # neither is in a worker's session with ps
+path.write_text(json.dumps({"cluster": {"chief": ["c:2"], "ps": ["p:1", "q:2"], "worker": ["w:0", "w:1"]}}))
+os.utime(path, (time.time() + 1, time.time() + 1))  # a newer file, whatever the file system's clock tick
+seen["a ps moved"] = m.variables_moved()
+m.session_config()
+seen["after a new session"] = m.variables_moved()
+print(json.dumps(seen))
+"""
+
+
+def test_a_task_notices_when_the_variables_it_trains_on_moved(tmp_path):
+    """A moved ps's old process may serve on (a host cut off, declared dead, back again): a task whose session
+    still uses it must leave that session by itself (Membership.variables_moved, checked before each step)."""
+    from conftest import run_with_tf
+
+    seen = run_with_tf(_MOVES, str(tmp_path))
+    assert seen == {"before any session": False, "no change": False, "the chief and a worker moved": False,
+                    "a ps moved": True, "after a new session": False}

@@ -38,6 +38,7 @@ from absl import logging
 from launcher.cluster.spec import CHIEF, PS, TRAINING_JOBS, TaskId
 
 MEMBERSHIP_FILE = ".cluster.json"
+LOOK_SECS = 1.0  # how often a training task looks whether the variables' tasks moved (a stat of the file)
 # The job name every server boots under: never a job of a propagated cluster.
 PRIVATE_JOB = "local"
 
@@ -93,6 +94,8 @@ class Membership:
         self._started = process_started() if started is None else started
         self._seen_mtime: Optional[float] = None
         self._cluster = self._boot
+        self._session_peers: Optional[dict] = None  # what the newest session was made with, but for itself
+        self._looked_at: Optional[float] = None
         self._own = self._boot[task.job][task.index] if task.job in self._boot and \
             task.index < len(self._boot[task.job]) else None
 
@@ -145,9 +148,33 @@ class Membership:
             jobs.setdefault(self.task.job, {})[self.task.index] = self._own
         return jobs
 
+    def _peers(self, jobs: dict) -> dict:
+        """`jobs` (a session's cluster) without this task itself."""
+        return {job: {i: a for i, a in tasks.items() if (job, i) != (self.task.job, self.task.index)}
+                for job, tasks in jobs.items()}
+
+    def variables_moved(self) -> bool:
+        """Whether the tasks that hold the variables (the ps, or the chief without ps) have new addresses since
+        this task's newest session was made: that session still talks to the old ones. Looks at the
+        membership file at most every LOOK_SECS.
+
+        A moved ps is usually gone from its old address, and every session that used it fails and is made
+        anew. But not always: seen on the Ray bed, a host cut off long enough for Ray to declare it dead came
+        back, and its old ps served on (an orphan, until its parent watch stopped it). The chief and some
+        workers went on training on it while another worker, whose session was newer, waited for the chief
+        to make the model ready on the new ps. So a task leaves such a session itself: the chief then
+        restores the newest checkpoint into the new ps, and the workers wait for it there.
+        """
+        now = time.monotonic()
+        if self._session_peers is None or (self._looked_at is not None and now - self._looked_at < LOOK_SECS):
+            return False
+        self._looked_at = now
+        return self._peers(self.session_cluster()) != self._session_peers
+
     def session_config(self) -> tf.compat.v1.ConfigProto:
         """A ConfigProto that carries this task's view of the cluster (see the module's docstring)."""
         jobs = self.session_cluster()
+        self._session_peers = self._peers(jobs)
         filters = [f"/job:{job}/task:{index}" for job, tasks in sorted(jobs.items()) for index in sorted(tasks)]
         config = tf.compat.v1.ConfigProto(device_filters=filters)
         config.cluster_def.CopyFrom(tf.train.ClusterSpec(jobs).as_cluster_def())

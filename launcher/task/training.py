@@ -86,6 +86,11 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
         deadline = StepDeadline(step_timeout_secs)
 
         def step_fn(step_context):
+            if membership.variables_moved():
+                # Its old address may still answer (see Membership.variables_moved): leave that session.
+                message = "the tasks that hold the variables moved; re-creating the session at their new addresses"
+                logging.warning("%s", message)
+                raise recovery.retry(message)
             timeout = deadline.secs()
             started = time.monotonic()
             try:
