@@ -114,14 +114,28 @@ def _saving(model_dir) -> bool:
     return any("_temp" in entry.name for entry in os.scandir(model_dir))
 
 
+def _stopped(process) -> bool:
+    """Whether every thread of `process` is stopped. SIGSTOP takes effect as each thread next runs: until
+    then a thread may go on, and finish the write under way."""
+    try:
+        return all(open(f"/proc/{process.pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+                   for tid in os.listdir(f"/proc/{process.pid}/task"))
+    except OSError:
+        return False
+
+
 def _freeze_mid_write(chief, model_dir, timeout: float = 60) -> None:
-    """Stop `chief` (SIGSTOP) while a save's `_temp` directory exists, seen again once it is stopped: a kill
-    then lands in the middle of that write for certain. The directory lives for milliseconds: look often."""
+    """Stop `chief` (SIGSTOP) while a save's `_temp` directory exists, seen again once every thread of it is
+    stopped: a kill then lands in the middle of that write for certain. The directory lives for
+    milliseconds: look often."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _saving(model_dir):
             chief.suspend()
-            if _saving(model_dir):
+            stop_by = time.monotonic() + 5
+            while not _stopped(chief) and time.monotonic() < stop_by:
+                time.sleep(0.001)
+            if _stopped(chief) and _saving(model_dir):
                 return
             chief.resume()
         time.sleep(0.001)
