@@ -16,7 +16,6 @@ itself (`prepare_session` versus `wait_for_session`). Both are TensorFlow's own 
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from typing import Callable, Sequence
 
@@ -24,7 +23,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 from absl import logging
 
-from launcher.task import checkpoints
+from launcher.task import bounded_call, checkpoints
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import INTERRUPTIONS, Recovery
 
@@ -65,9 +64,6 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
 
 
 CLOSE_SECS = 10.0
-# Set once a close was left running: such a process ends with os._exit (see `program`), since Python's own
-# exit would wait for that close when it deletes the session.
-closes_abandoned = threading.Event()
 
 
 def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
@@ -85,12 +81,12 @@ def _bounded_close(session: tf.compat.v1.Session) -> tf.compat.v1.Session:
             # Closed already (Session.__del__ closes again), or Python is exiting, where a new thread
             # would never start: nothing to wait for, or no way to.
             return close()
-        closer = threading.Thread(target=close, name="session-close", daemon=True)
-        closer.start()
-        closer.join(CLOSE_SECS)
-        if closer.is_alive():
-            closes_abandoned.set()
+        try:
+            bounded_call.within(CLOSE_SECS, close, "session-close")
+        except bounded_call.Abandoned:
             logging.warning("closing the old session takes longer than %.0fs; going on without waiting", CLOSE_SECS)
+        except Exception as e:  # an old session's close failing (its peer gone) must not stop the next one
+            logging.warning("closing the old session failed (%s: %s); going on", type(e).__name__, e)
 
     session.close = bounded
     return session
@@ -110,26 +106,16 @@ def bounded_probe(master: str, config: tf.compat.v1.ConfigProto, fetch: tf.Tenso
     left behind (it reads only: nothing it may still do changes the cluster) and counts as a peer that is
     unavailable: the caller's back-off and deadline apply, and the next poll makes a new session.
     """
-    result: list = []
+    def probe():
+        # The graph by name: a thread has its own default graph.
+        with tf.compat.v1.Session(master, graph=fetch.graph, config=config) as session:
+            return session.run(fetch)
 
-    def probe() -> None:
-        try:
-            # The graph by name: a thread has its own default graph.
-            with tf.compat.v1.Session(master, graph=fetch.graph, config=config) as session:
-                result.append(session.run(fetch))
-        except BaseException as e:  # handed to the caller's thread
-            result.append(e)
-
-    prober = threading.Thread(target=probe, name="session-probe", daemon=True)
-    prober.start()
-    prober.join(PROBE_SECS)
-    if prober.is_alive():
-        closes_abandoned.set()  # the process must not wait for it at exit either
+    try:
+        return bounded_call.within(PROBE_SECS, probe, "session-probe")
+    except bounded_call.Abandoned:
         raise tf.errors.UnavailableError(None, None, f"a new session had no answer from the cluster within "
-                                                     f"{PROBE_SECS:.0f}s; trying another")
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0]
+                                                     f"{PROBE_SECS:.0f}s; trying another") from None
 
 
 def _model_ready(master: str, config: tf.compat.v1.ConfigProto, scaffold: tf.compat.v1.train.Scaffold) -> bool:
