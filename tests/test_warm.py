@@ -3,6 +3,7 @@
 import os
 import pathlib
 import signal
+import subprocess
 import sys
 import time
 
@@ -20,9 +21,21 @@ def _chief_argv(model_dir, train_steps):
             f"--train_steps={train_steps}", "--save_summaries_steps=1000", "--log_step_count_steps=1000"]
 
 
+# Objects frozen by a task's imports (TensorFlow's alone make about 280 000): a collection never walks them.
+IMPORTS_FROZEN = 100_000
+
+
+def _gc_state(lines):
+    """(enabled, frozen objects) as the task printed them when its model was built (models.draws)."""
+    said = [line.split() for line in lines if line.startswith("gc: ")]
+    assert len(said) == 1, lines[-30:]
+    return said[0][1] == "enabled=True", int(said[0][2].split("=")[1])
+
+
 def test_fifty_tasks_forked_in_a_row_each_train_and_exit_0(runner, tmp_path):
     """One warm process, one import: 50 chiefs one after the other, each training 4 more steps from the
-    checkpoint of the one before, each with its own pid, session, TF_CONFIG, output and random state."""
+    checkpoint of the one before, each with its own pid, session, TF_CONFIG, output and random state, and
+    the warm process's objects frozen (its collections never write to the pages the tasks share)."""
     model_dir = tmp_path / "model"
     env = {**runner.env(), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}
     warm = WarmProcess(WarmOptions("models.draws", env))
@@ -40,6 +53,8 @@ def test_fifty_tasks_forked_in_a_row_each_train_and_exit_0(runner, tmp_path):
             assert checkpoint_steps(model_dir)[-1] == 4 * i
             pids.append(task.pid)
             draws += [line for line in lines if line.startswith("numpy draw: ")]
+            enabled, frozen = _gc_state(lines)
+            assert enabled and frozen > IMPORTS_FROZEN, (enabled, frozen)
         assert len(set(pids)) == 50
         assert len(draws) == 50 and len(set(draws)) == 50, draws
         assert psutil.Process(warm.pid).is_running()  # the same warm process all along: one import
@@ -105,6 +120,16 @@ def test_no_fork_from_a_process_with_threads_of_its_model(runner, tmp_path):
     cold = [line for line in launch.stderr.splitlines() if "starts cold" in line]
     assert len(cold) == 1 and "threads" in cold[0], launch.stderr
     assert checkpoint_steps(model_dir)[-1] == 20
+
+
+def test_a_cold_task_freezes_what_its_imports_made(runner, tmp_path):
+    port = portpicker.pick_unused_port()
+    env = {**runner.env(), tf_config.ENV_VAR: tf_config.build({"chief": [f"localhost:{port}"]}, TaskId("chief", 0))}
+    done = subprocess.run(_chief_argv(tmp_path / "model", 4), env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    enabled, frozen = _gc_state(done.stdout.splitlines())
+    assert enabled and frozen > IMPORTS_FROZEN, (enabled, frozen)
 
 
 def test_cold_starts_on_request(runner, tmp_path):

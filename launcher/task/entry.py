@@ -7,6 +7,8 @@ from __future__ import annotations
 import faulthandler
 import signal
 
+from launcher.task import import_heap
+
 from launcher.cluster import task_env
 from launcher.cluster.stop_signals import StopRequest
 
@@ -21,6 +23,7 @@ def handle_signals() -> StopRequest:
 
 def run(stop: StopRequest) -> None:
     """The task program, to its exit (SystemExit with the exit code)."""
+    import_heap.pause()  # resumed by the program once the model module is imported (see `import_heap`)
     from launcher.task import program  # after the handlers: a stop while importing ends the task
 
     program.run(stop)

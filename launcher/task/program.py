@@ -21,11 +21,11 @@ from launcher.cluster.peers import accepts_connections
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
-from launcher.task import evaluation, failure_report, flag_check, hooks, launch_gate, ps_release
+from launcher.task import evaluation, failure_report, flag_check, hooks, import_heap, launch_gate, ps_release
 from launcher.task import serving_export, tcp_keepalive, training
 from launcher.task import sync_replicas
 from launcher.task import flags as task_flags
-from launcher.task import parent_watch, session_creators
+from launcher.task import bounded_call, parent_watch
 from launcher.task import membership as membership_lib
 from launcher.task.membership import Membership
 from launcher.task.recovery import RecoveryDeadlineExceeded
@@ -124,9 +124,10 @@ def _main(stop: StopRequest) -> Optional[int]:
 
 
 def _exit_now_if_a_close_hangs(code: Optional[int]) -> Optional[int]:
-    """The exit code; but a process that left a session's close running (see `session_creators`) ends here,
-    with os._exit: Python's exit would delete that session and wait for its close, for ever."""
-    if session_creators.closes_abandoned.is_set():
+    """The exit code; but a process that left a call running (a session's close or probe: see
+    `bounded_call`) ends here, with os._exit: Python's exit would delete that session and wait for its
+    close, for ever."""
+    if bounded_call.abandoned.is_set():
         logging.flush()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -139,4 +140,6 @@ def run(stop: StopRequest) -> None:
         model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
     except UserError as e:
         _fail(str(e))
+    import_heap.freeze()  # every import is done (see `import_heap`)
+    import_heap.resume()
     app.run(lambda argv: _exit_now_if_a_close_hangs(main(argv, stop)), flags_parser=_parse_flags)

@@ -14,6 +14,9 @@ parser.add_argument("--socket", required=True)
 parser.add_argument("--model", required=True)
 args = parser.parse_args()
 
+from launcher.task import import_heap  # noqa: E402
+
+import_heap.pause()  # until every import is done (see `import_heap`)
 import tensorflow  # noqa: E402,F401
 
 from launcher.task.warm import child, fork_safety, server  # noqa: E402
@@ -30,5 +33,7 @@ try:
 except UserError as e:
     model_error = str(e)  # said by every task, as a cold one would: a re-import could say something else
 
+import_heap.freeze()  # what the tasks share with this process: their collections never touch it
+import_heap.resume()
 request = server.Server(args.socket, baseline_threads, model_error, program.PARENT_GRACE_SECS).serve()
 child.become(request)  # only a forked child gets here

@@ -12,6 +12,7 @@ import time
 from typing import Optional
 
 from launcher.cluster import warm_protocol
+from launcher.task import import_heap
 from launcher.task.warm import child, fork_safety
 
 POLL_SECS = 0.02
@@ -72,6 +73,7 @@ class Server:
 
     def _fork(self, connection: socket.socket, message: dict, output_fd: int) -> Optional[child.Request]:
         sys.stdout.flush()
+        import_heap.freeze()  # what this loop made since the last fork, too (see `import_heap`)
         signal.pthread_sigmask(signal.SIG_BLOCK, child.HELD)
         in_session, said = os.pipe()
         pid = os.fork()
