@@ -106,6 +106,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help=f"after the table, the recovery benchmark: a task killed mid-training ({RECOVERY_SPEC}, "
                              f"{RECOVERY_MODEL})")
     parser.add_argument("--recovery_only", action="store_true", help="the recovery benchmark alone")
+    parser.add_argument("--recovery_model", default=RECOVERY_MODEL,
+                        help="the model of the recovery trials (here and in --warm's kills)")
     parser.add_argument("--victims", default=",".join(RECOVERY_VICTIMS),
                         help="comma-separated tasks to kill in the recovery benchmark")
     parser.add_argument("--keep_logs", default=None,
@@ -156,10 +158,10 @@ def main(argv: Sequence[str]) -> int:
     if args.recovery or args.recovery_only:
         victims = [v for v in args.victims.split(",") if v]
         results["recovery"] = run_recoveries(victims, args.repeat, args.timeout_secs, results["errors"],
-                                             args.keep_logs)
-        print(("\n" if not args.recovery_only else "") + recovery_report(results["recovery"]))
+                                             args.keep_logs, model=args.recovery_model)
+        print(("\n" if not args.recovery_only else "") + recovery_report(results["recovery"], args.recovery_model))
     if args.warm or args.warm_only:
-        results["warm"] = run_warm_comparison(args.repeat, args.timeout_secs, results["errors"])
+        results["warm"] = run_warm_comparison(args.repeat, args.timeout_secs, results["errors"], args.recovery_model)
         print("\n" + warm_report(results["warm"]), flush=True)
     if args.anchor or args.anchor_only:
         results["anchor"] = run_anchor_comparison(args.anchors, args.anchor_steps, max(args.repeat, 3),

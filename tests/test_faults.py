@@ -66,9 +66,10 @@ def test_task_that_keeps_dying_exhausts_its_restarts(runner, tmp_path):
     _wait_for_checkpoint(model_dir)
     first = launch.tasks()["worker:0"]
     first.kill()
-    wait_for(lambda: launch.tasks().get("worker:0") and launch.tasks()["worker:0"].pid != first.pid,
-             what="the worker's restart")
-    launch.tasks()["worker:0"].kill()
+    # The process found is the one killed: a second lookup could miss it (it failed once under load).
+    second = wait_for(lambda: (w := launch.tasks().get("worker:0")) is not None and w.pid != first.pid and w,
+                      what="the worker's restart")
+    second.kill()
     assert launch.wait() == 1, launch.stderr
     assert "worker:0 killed by SIGKILL" in launch.stderr
     run = last_run(model_dir)

@@ -92,12 +92,12 @@ def _keep_logs(trial: TrialDir, keep_dir: str) -> None:
 
 
 def run_recovery(victim: str, timeout_secs: float, keep_dir: Optional[str] = None,
-                 extra: Sequence[str] = ()) -> RecoveryResult:
-    """One local2 run of the MLP whose task `victim` is SIGKILLed mid-training; the model directory is
-    deleted afterwards (its logs and run.json copied to `keep_dir` first, when given). `extra`: further
-    launcher options (--nowarm_starts)."""
+                 extra: Sequence[str] = (), model: str = RECOVERY_MODEL) -> RecoveryResult:
+    """One local2 run of `model` (the MLP by default) whose task `victim` is SIGKILLed mid-training; the
+    model directory is deleted afterwards (its logs and run.json copied to `keep_dir` first, when given).
+    `extra`: further launcher options (--nowarm_starts)."""
     with trial_dir("launcher-benchmark-recovery-") as trial:
-        argv = launcher_argv(RECOVERY_SPEC, RECOVERY_MODEL, trial.model_dir, RECOVERY_TRAIN_STEPS,
+        argv = launcher_argv(RECOVERY_SPEC, model, trial.model_dir, RECOVERY_TRAIN_STEPS,
                              f"--chief_flags=--save_checkpoint_steps={RECOVERY_SAVE_STEPS} "
                              f"--log_step_count_steps={RECOVERY_LOG_STEPS}",
                              f"--worker_flags=--log_step_count_steps={RECOVERY_LOG_STEPS}", *extra)
@@ -162,15 +162,15 @@ def _kill_and_recover(victim: str, proc: subprocess.Popen, trial: TrialDir, time
 
 
 def run_recoveries(victims: Sequence[str], repeat: int, timeout_secs: float, errors: list[str],
-                   keep_logs: Optional[str] = None) -> list[RecoveryResult]:
+                   keep_logs: Optional[str] = None, model: str = RECOVERY_MODEL) -> list[RecoveryResult]:
     """`repeat` trials of each victim, each followed by a floor trial; failed trials go to `errors`."""
     results = []
     for trial_number in range(1, repeat + 1):
         for victim in victims:
-            announce(f"[{trial_number}/{repeat}] recovery {RECOVERY_SPEC} {RECOVERY_MODEL}, kill {victim}")
+            announce(f"[{trial_number}/{repeat}] recovery {RECOVERY_SPEC} {model}, kill {victim}")
             keep_dir = (os.path.join(keep_logs, f"{victim.replace(':', '-')}-{trial_number}") if keep_logs
                         else None)
-            result = attempt(lambda: run_recovery(victim, timeout_secs, keep_dir), errors)
+            result = attempt(lambda: run_recovery(victim, timeout_secs, keep_dir, model=model), errors)
             if result is None:
                 continue
             # The floor beside it, under the same load, with the trial's processes gone.

@@ -11,7 +11,7 @@ RECOVERY_COLUMNS = ("victim", "recovery s", "log step s", "respawn s", "floor s"
                     "ckpt restored", "restored from", "steps lost", "rolled back", "restarts c/w/p", "exit")
 
 RECOVERY_LEGEND = f"""\
-{RECOVERY_SPEC}, {RECOVERY_MODEL.rsplit('.', 1)[-1]}; victim SIGKILLed once a checkpoint at step >= \
+{RECOVERY_SPEC}, {{model}}; victim SIGKILLed once a checkpoint at step >= \
 {RECOVERY_KILL_AFTER_SAVED} exists (checkpoints every {RECOVERY_SAVE_STEPS} steps)
 recovery s: kill to the next global step: the restarted victim's first step (run.json); ps: the chief's
   first session created after the kill (* = not recovered within {RECOVERY_WAIT_SECS:.0f} s)
@@ -37,10 +37,10 @@ def recovery_row(r: RecoveryResult) -> list[str]:
             restarts, fmt_int(r.exit_code)]
 
 
-def recovery_report(results: list[RecoveryResult]) -> str:
+def recovery_report(results: list[RecoveryResult], model: str = RECOVERY_MODEL) -> str:
     """The table, the legend and the trials' notes."""
     if not results:
         return "recovery: no trial produced figures"
     notes = [f"{r.victim}: {note}" for r in results for note in r.notes]
     return with_notes([format_table([recovery_row(r) for r in results], RECOVERY_COLUMNS, left=1), "",
-                       RECOVERY_LEGEND], notes)
+                       RECOVERY_LEGEND.format(model=model.rsplit('.', 1)[-1])], notes)

@@ -132,7 +132,7 @@ def _is_warm(proc: psutil.Process) -> bool:
         return False
 
 
-def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str]) -> dict:
+def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], recovery_model: str) -> dict:
     results: dict = {"one_process": [], "startup": [], "recovery": []}
     for i in range(repeat):
         order = ("cold", "warm") if i % 2 == 0 else ("warm", "cold")
@@ -149,7 +149,7 @@ def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str]) -> 
         for victim in VICTIMS:
             for mode in order:
                 announce(f"[{i + 1}/{repeat}] kill {victim}, {mode}")
-                found = attempt(lambda: run_recovery(victim, timeout_secs, extra=MODES[mode]), errors)
+                found = attempt(lambda: run_recovery(victim, timeout_secs, extra=MODES[mode], model=recovery_model), errors)
                 if found is not None:
                     results["recovery"].append((mode, found))
     return results
