@@ -10,8 +10,10 @@ pages it could have shared with its warm process.
 So the collector is paused while the imports run, and once they are done every object made so far is
 frozen (`gc.freeze`: moved to a generation that is never collected) and the collector resumes for what
 the task makes from then on. What the imports leave as cyclic garbage is little (about 1 500 objects,
-measured) and is kept for the process's life. This is the sequence Python's documentation of `gc.freeze`
-gives for processes that fork without exec.
+measured) and is kept for the process's life. Python's documentation of `gc.freeze` gives this sequence
+for processes that fork without exec (the collector off in the parent, a freeze right before each fork,
+the collector on in the child); the warm process also turns it back on for what its loop makes, which
+never touches the frozen objects.
 """
 
 import gc
