@@ -7,10 +7,9 @@ from __future__ import annotations
 import faulthandler
 import signal
 
-from launcher.task import import_heap
-
 from launcher.cluster import task_env
 from launcher.cluster.stop_signals import StopRequest
+from launcher.task import import_heap
 
 
 def handle_signals() -> StopRequest:

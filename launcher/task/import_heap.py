@@ -25,10 +25,11 @@ def pause() -> None:
 
 
 def freeze() -> None:
-    """After the imports (and in the warm process, before each fork): what exists now is never collected."""
+    """What exists now is never collected (the warm process also calls it right before each fork)."""
     gc.freeze()
 
 
-def resume() -> None:
-    """The collector runs again, over what is made from now on."""
+def imports_done() -> None:
+    """After the imports: what they made is frozen, and the collector runs again over what comes next."""
+    freeze()
     gc.enable()

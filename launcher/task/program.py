@@ -140,6 +140,5 @@ def run(stop: StopRequest) -> None:
         model_api.load(_peek_model(sys.argv))  # defines the model's flags before they are parsed
     except UserError as e:
         _fail(str(e))
-    import_heap.freeze()  # every import is done (see `import_heap`)
-    import_heap.resume()
+    import_heap.imports_done()
     app.run(lambda argv: _exit_now_if_a_close_hangs(main(argv, stop)), flags_parser=_parse_flags)

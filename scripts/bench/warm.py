@@ -149,7 +149,8 @@ def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], rec
         for victim in VICTIMS:
             for mode in order:
                 announce(f"[{i + 1}/{repeat}] kill {victim}, {mode}")
-                found = attempt(lambda: run_recovery(victim, timeout_secs, extra=MODES[mode], model=recovery_model), errors)
+                found = attempt(lambda: run_recovery(victim, timeout_secs, extra=MODES[mode], model=recovery_model),
+                                errors)
                 if found is not None:
                     results["recovery"].append((mode, found))
     return results

@@ -33,7 +33,6 @@ try:
 except UserError as e:
     model_error = str(e)  # said by every task, as a cold one would: a re-import could say something else
 
-import_heap.freeze()  # what the tasks share with this process: their collections never touch it
-import_heap.resume()
+import_heap.imports_done()  # what the tasks share with this process: their collections never touch it
 request = server.Server(args.socket, baseline_threads, model_error, program.PARENT_GRACE_SECS).serve()
 child.become(request)  # only a forked child gets here
