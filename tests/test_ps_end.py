@@ -3,7 +3,21 @@ and neither does any other scheduler (the TF_CONFIG commands, a TFJob)."""
 
 from __future__ import annotations
 
-from conftest import checkpoint_steps, last_run
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import portpicker
+import pytest
+
+from conftest import REPO, checkpoint_steps, last_run
 
 
 def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
@@ -24,32 +38,116 @@ def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
     assert min(t["attempts"][0]["ended"] for t in ps) >= final_save, (final_save, ps)
 
 
-def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(tmp_path):
-    """Run by hand (TF_CONFIG, no launcher): nothing listens at the chief's address, so the ps ends, exit 1."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    import portpicker
-
-    from conftest import REPO
-
-    ps_port, chief_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
-    tf_config = {"cluster": {"chief": [f"localhost:{chief_port}"], "ps": [f"localhost:{ps_port}"]},
+def _ps_by_hand(tmp_path, chief_port: int, *flags: str) -> subprocess.Popen:
+    """A ps run by hand (TF_CONFIG, no launcher), its chief at `chief_port`; output merged, as text."""
+    tf_config = {"cluster": {"chief": [f"localhost:{chief_port}"], "ps": [f"localhost:{portpicker.pick_unused_port()}"]},
                  "task": {"type": "ps", "index": 0}}
     env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "launcher.task", f"--model_dir={tmp_path}", "--ps_orphan_secs=3"],
+    return subprocess.Popen([sys.executable, "-m", "launcher.task", f"--model_dir={tmp_path}", *flags],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+
+def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(tmp_path):
+    """Nothing listens at the chief's address, so the ps ends, exit 1."""
+    proc = _ps_by_hand(tmp_path, portpicker.pick_unused_port(), "--ps_orphan_secs=3")
+    out = _Output(proc).rest(proc, timeout=180)
     assert proc.returncode == 1, out[-2000:]
     assert "has not accepted connections for 3 s" in out
+
+
+@contextlib.contextmanager
+def _listening_chief():
+    """Something that accepts connections where the chief would be: to a ps, a chief that is up."""
+    with socket.create_server(("localhost", 0)) as server:
+        yield server.getsockname()[1]
+
+
+class _Output:
+    """A process's output lines, read as they come (a thread), so that a wait for one is bounded."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def until(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {timeout:.0f} s:\n" + self.text[-2000:]) from None
+            if line is None:
+                raise AssertionError(f"the process ended before a line with {text!r}:\n" + self.text[-2000:])
+            self.lines.append(line)
+            if text in line:
+                return
+
+    def rest(self, proc: subprocess.Popen, timeout: float) -> str:
+        """Everything, once `proc` has ended (killed if it has not within `timeout`)."""
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass  # killed below; the caller's check of the exit code says so
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+# The ps's own line once it waits for the chief's release: from then on a first stop signal is an orderly one.
+SERVING = "serving until the chief releases it"
+
+
+def test_a_stopped_ps_serves_on_while_its_chief_may_save(tmp_path):
+    """Slurm's scancel signals every step at once: the chief saves at the step it reached, through the ps,
+    which got its SIGTERM in the same instant. The ps serves on until the chief is gone, then exits 143."""
+    with _listening_chief() as chief_port:
+        proc = _ps_by_hand(tmp_path, chief_port, "--ps_orphan_secs=300")
+        output = _Output(proc)
+        try:
+            output.until(SERVING)
+            proc.send_signal(signal.SIGTERM)
+            output.until("serving while the chief")
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=3)  # still serving: the chief is up
+        except BaseException:
+            output.rest(proc, timeout=0)
+            raise
+    # The chief is gone: the ps stops within a few polls.
+    out = output.rest(proc, timeout=30)
+    assert proc.returncode == 143, out[-2000:]
+    assert "received SIGTERM: serving while the chief" in out and "the chief has ended: ps:0 stops" in out
+
+
+def test_a_second_stop_signal_ends_a_serving_ps_at_once(tmp_path):
+    with _listening_chief() as chief_port:
+        proc = _ps_by_hand(tmp_path, chief_port, "--ps_orphan_secs=300")
+        output = _Output(proc)
+        try:
+            output.until(SERVING)
+            proc.send_signal(signal.SIGTERM)
+            output.until("serving while the chief")
+        except BaseException:
+            output.rest(proc, timeout=0)
+            raise
+        proc.send_signal(signal.SIGTERM)
+        out = output.rest(proc, timeout=30)
+        assert proc.returncode == 143, out[-2000:]
+        assert "the chief has ended" not in out  # it did not wait for the chief, which is still up
 
 
 # --- the supervisor's side, on the stand-in task program (tests/bin/task_stub.py) -----------------------------

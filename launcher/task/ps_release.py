@@ -7,6 +7,13 @@ lives on that ps, and the ps, which waits on that queue, ends. The chief does so
 variables. A ps whose chief stays unreachable for `--ps_orphan_secs` gives up with exit code 1, so that a
 lost message never leaves a ps running forever.
 
+A stop signal does not end a ps while its chief may still be saving through it: a scheduler that signals
+every task at once (Slurm's `scancel`, a deleted TFJob) reaches the ps and the chief in the same instant, and
+the chief's save at the step it reached reads the variables the ps holds. So the ps serves on until the
+chief no longer accepts connections, for at most `STOP_GRACE_SECS` (the scheduler's own kill wait: Slurm's
+`KillWait` and Kubernetes' termination grace are 30 s by default), then exits with the signal's code. The
+launcher's own stop waves signal the ps only once the chief has ended, so there the ps ends at once.
+
 Kept apart from the workers' done reports (`hooks.WorkersDoneHook`): those travel the other way, to the
 chief, before its final save; this message follows that save.
 """
@@ -32,6 +39,8 @@ QUEUE_NAME = "launcher_ps_release"
 CAPACITY = 16
 ENQUEUE_TIMEOUT_SECS = 10.0
 POLL_SECS = 1.0
+STOP_GRACE_SECS = 30.0
+STOP_POLL_SECS = 0.2
 
 
 def _queue(ps_index: int) -> tf.queue.FIFOQueue:
@@ -102,6 +111,8 @@ def serve_until_released(server: tf.distribute.Server, task: TaskId, membership:
 
             waiter = threading.Thread(target=wait_for_token, name="ps-release", daemon=True)
             waiter.start()
+            stop.armed = True  # serving: a first stop signal ends the wait below in order; a second, at once
+            logging.info("%s serving until the chief releases it", task)
             try:
                 return _wait(released, membership, orphan_secs, task, stop)
             finally:
@@ -128,4 +139,25 @@ def _wait(released: threading.Event, membership: Membership, orphan_secs: float,
             logging.error("the chief (%s) has not accepted connections for %.0f s: %s gives up",
                           chief, orphan_secs, task)
             return exit_codes.TRAINING_FAILED
+    _serve_while_the_chief_saves(membership, task, stop)
     return stop.exit_code
+
+
+def _serve_while_the_chief_saves(membership: Membership, task: TaskId, stop: StopRequest,
+                                 grace_secs: float = STOP_GRACE_SECS) -> None:
+    """After a first stop signal: return once the chief no longer accepts connections (it has saved and
+    ended, or was never up), or after `grace_secs`. A second stop signal ends the process from its handler."""
+    deadline = time.monotonic() + grace_secs
+    chief = membership.chief_address()
+    if chief is None or not accepts_connections(chief, timeout_secs=STOP_POLL_SECS * 5):
+        return
+    logging.info("%s received %s: serving while the chief (%s) may save, up to %.0f s", task, stop.name, chief,
+                 grace_secs)
+    while time.monotonic() < deadline:
+        time.sleep(STOP_POLL_SECS)
+        chief = membership.chief_address()
+        if chief is None or not accepts_connections(chief, timeout_secs=STOP_POLL_SECS * 5):
+            logging.info("the chief has ended: %s stops", task)
+            return
+    logging.warning("the chief still accepts connections %.0f s after %s was asked to stop: it stops anyway",
+                    grace_secs, task)
