@@ -6,7 +6,7 @@ Once the launcher (named in the environment) is gone, the task:
   until then (opened without following symlinks, see `safe_files`), starting with a line that says why it
   stops: stdout and stderr were a pipe to the launcher, whose reading end is closed now;
 - stops as on SIGTERM: the chief saves a checkpoint at the step it reached, every hook's end() runs. A ps
-  keeps serving until the chief has ended (the chief's save needs the variables it holds);
+  keeps serving until the chief has ended, as on any stop signal (see `ps_release`);
 - dies after a grace, whatever it is doing then.
 
 A write to the dead pipe before the output is moved (a `print`, a status line) must not abort the task
@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 from absl import logging
 
@@ -108,10 +108,9 @@ def guard_stdout() -> None:
 
 
 def watch_parent(grace_secs: float, own_log: Optional[str] = None, task: str = "this task",
-                 needed: Optional[Callable[[], bool]] = None, poll_secs: float = 0.5) -> None:
+                 poll_secs: float = 0.5) -> None:
     """If the launcher that started us (named in the environment) dies, log why to `own_log` and stop as on
-    SIGTERM, once `needed()` (a ps: the chief still accepts connections, and may be saving through it) is
-    False or `grace_secs` have passed; `grace_secs` later still, die."""
+    SIGTERM; `grace_secs` later, die."""
     global _log_path
     expected = os.environ.get(task_env.PARENT_PID)
     if not expected:
@@ -125,13 +124,9 @@ def watch_parent(grace_secs: float, own_log: Optional[str] = None, task: str = "
             time.sleep(poll_secs)
         launcher = os.environ.get(task_env.LAUNCHER_PID, expected)  # a forked task's parent is its warm process
         why = (f"{task}: the launcher (pid {launcher}) is gone: stopping as if preempted "
-               f"({'serving while the chief saves' if needed else 'a checkpoint is saved at the step reached'}"
-               f"; killed after {grace_secs:.0f} s)")
+               f"(as on SIGTERM; killed after {grace_secs:.0f} s)")
         move_output(why)
         logging.error("%s", why)
-        deadline = time.monotonic() + grace_secs
-        while needed is not None and time.monotonic() < deadline and needed():
-            time.sleep(poll_secs)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace_secs)
         logging.error("%s: still running %.0f s after its launcher died: exiting", task, grace_secs)

@@ -17,7 +17,6 @@ from absl import app, flags, logging
 from launcher import model_api
 from launcher.cluster import exit_codes, tf_config
 from launcher.cluster.model_dir import url_scheme
-from launcher.cluster.peers import accepts_connections
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import CHIEF, EVALUATOR, PS
 from launcher.cluster.stop_signals import StopRequest
@@ -78,9 +77,7 @@ def _main(stop: StopRequest) -> Optional[int]:
             raise UserError("--model_dir is required")
         model_dir = task_flags.MODEL_DIR.value
         own_log = None if url_scheme(model_dir) else parent_watch.log_path(model_dir, task.job, task.index)
-        # A ps holds the variables that an orphaned chief saves: it stops once the chief has ended.
-        chief_up = (lambda: accepts_connections(cluster[CHIEF][0], timeout_secs=1)) if task.job == PS else None
-        parent_watch.watch_parent(PARENT_GRACE_SECS, own_log, str(task), needed=chief_up)
+        parent_watch.watch_parent(PARENT_GRACE_SECS, own_log, str(task))
         build = model_api.load(task_flags.MODEL.value)
         # TensorFlow's logger has a handler of its own besides absl's: every line would show twice.
         tf.get_logger().handlers.clear()
