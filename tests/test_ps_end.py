@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import queue
+import pathlib
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 
 import portpicker
 import pytest
 
-from conftest import REPO, checkpoint_steps, last_run
+from conftest import checkpoint_steps, last_run, wait_for
 
 
 def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
@@ -38,22 +35,24 @@ def test_ps_exits_0_by_itself_under_the_launcher(runner, tmp_path):
     assert min(t["attempts"][0]["ended"] for t in ps) >= final_save, (final_save, ps)
 
 
-def _ps_by_hand(tmp_path, chief_port: int, *flags: str) -> subprocess.Popen:
-    """A ps run by hand (TF_CONFIG, no launcher), its chief at `chief_port`; output merged, as text."""
+def _ps_by_hand(runner, tmp_path: pathlib.Path, chief_port: int, *flags: str) -> tuple[subprocess.Popen, pathlib.Path]:
+    """A ps run by hand (TF_CONFIG, no launcher), its chief at `chief_port`, its output in a file. Started with
+    the runner's environment, so that the runner's cleanup finds it if a test fails."""
     tf_config = {"cluster": {"chief": [f"localhost:{chief_port}"], "ps": [f"localhost:{portpicker.pick_unused_port()}"]},
                  "task": {"type": "ps", "index": 0}}
-    env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "launcher.task", f"--model_dir={tmp_path}", *flags],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    env = {**runner.env(), "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    log = tmp_path / "ps.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "launcher.task", f"--model_dir={tmp_path}", *flags],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
 
 
-def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(tmp_path):
+def test_a_ps_whose_chief_never_comes_gives_up_in_bounded_time(runner, tmp_path):
     """Nothing listens at the chief's address, so the ps ends, exit 1."""
-    proc = _ps_by_hand(tmp_path, portpicker.pick_unused_port(), "--ps_orphan_secs=3")
-    out = _Output(proc).rest(proc, timeout=180)
-    assert proc.returncode == 1, out[-2000:]
-    assert "has not accepted connections for 3 s" in out
+    proc, log = _ps_by_hand(runner, tmp_path, portpicker.pick_unused_port(), "--ps_orphan_secs=3")
+    assert proc.wait(timeout=180) == 1, log.read_text()[-2000:]
+    assert "has not accepted connections for 3 s" in log.read_text()
 
 
 @contextlib.contextmanager
@@ -63,91 +62,39 @@ def _listening_chief():
         yield server.getsockname()[1]
 
 
-class _Output:
-    """A process's output lines, read as they come (a thread), so that a wait for one is bounded."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.lines: list[str] = []
-        self._queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self._queue.put(line)
-        self._queue.put(None)
-
-    def until(self, text: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no line with {text!r} in {timeout:.0f} s:\n" + self.text[-2000:]) from None
-            if line is None:
-                raise AssertionError(f"the process ended before a line with {text!r}:\n" + self.text[-2000:])
-            self.lines.append(line)
-            if text in line:
-                return
-
-    def rest(self, proc: subprocess.Popen, timeout: float) -> str:
-        """Everything, once `proc` has ended (killed if it has not within `timeout`)."""
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass  # killed below; the caller's check of the exit code says so
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        while (line := self._queue.get(timeout=10)) is not None:
-            self.lines.append(line)
-        return self.text
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
+def _logged(proc: subprocess.Popen, log: pathlib.Path, text: str) -> None:
+    wait_for(lambda: text in log.read_text() or proc.poll() is not None, what=repr(text))
+    assert text in log.read_text(), log.read_text()[-2000:]
 
 
-# The ps's own line once it waits for the chief's release: from then on a first stop signal is an orderly one.
-SERVING = "serving until the chief releases it"
+def _signalled_while_serving(runner, tmp_path: pathlib.Path, chief_port: int) -> tuple[subprocess.Popen, pathlib.Path]:
+    """A ps that serves (its own line says so from the moment a first stop signal is an orderly one), then a
+    SIGTERM, which it takes while its chief is up."""
+    proc, log = _ps_by_hand(runner, tmp_path, chief_port, "--ps_orphan_secs=300")
+    _logged(proc, log, "serving until the chief releases it")
+    proc.send_signal(signal.SIGTERM)
+    _logged(proc, log, "received SIGTERM: serving while the chief")
+    return proc, log
 
 
-def test_a_stopped_ps_serves_on_while_its_chief_may_save(tmp_path):
+def test_a_stopped_ps_serves_on_while_its_chief_may_save(runner, tmp_path):
     """Slurm's scancel signals every step at once: the chief saves at the step it reached, through the ps,
     which got its SIGTERM in the same instant. The ps serves on until the chief is gone, then exits 143."""
     with _listening_chief() as chief_port:
-        proc = _ps_by_hand(tmp_path, chief_port, "--ps_orphan_secs=300")
-        output = _Output(proc)
-        try:
-            output.until(SERVING)
-            proc.send_signal(signal.SIGTERM)
-            output.until("serving while the chief")
-            with pytest.raises(subprocess.TimeoutExpired):
-                proc.wait(timeout=3)  # still serving: the chief is up
-        except BaseException:
-            output.rest(proc, timeout=0)
-            raise
+        proc, log = _signalled_while_serving(runner, tmp_path, chief_port)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)  # still serving: the chief is up
     # The chief is gone: the ps stops within a few polls.
-    out = output.rest(proc, timeout=30)
-    assert proc.returncode == 143, out[-2000:]
-    assert "received SIGTERM: serving while the chief" in out and "the chief has ended: ps:0 stops" in out
+    assert proc.wait(timeout=30) == 143, log.read_text()[-2000:]
+    assert "the chief has ended: ps:0 stops" in log.read_text()
 
 
-def test_a_second_stop_signal_ends_a_serving_ps_at_once(tmp_path):
+def test_a_second_stop_signal_ends_a_serving_ps_at_once(runner, tmp_path):
     with _listening_chief() as chief_port:
-        proc = _ps_by_hand(tmp_path, chief_port, "--ps_orphan_secs=300")
-        output = _Output(proc)
-        try:
-            output.until(SERVING)
-            proc.send_signal(signal.SIGTERM)
-            output.until("serving while the chief")
-        except BaseException:
-            output.rest(proc, timeout=0)
-            raise
+        proc, log = _signalled_while_serving(runner, tmp_path, chief_port)
         proc.send_signal(signal.SIGTERM)
-        out = output.rest(proc, timeout=30)
-        assert proc.returncode == 143, out[-2000:]
-        assert "the chief has ended" not in out  # it did not wait for the chief, which is still up
+        assert proc.wait(timeout=30) == 143, log.read_text()[-2000:]
+        assert "the chief has ended" not in log.read_text()  # it did not wait for the chief, which is still up
 
 
 # --- the supervisor's side, on the stand-in task program (tests/bin/task_stub.py) -----------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from typing import Optional
 
 import tensorflow as tf
 from absl import logging
@@ -132,15 +133,20 @@ def _wait(released: threading.Event, membership: Membership, orphan_secs: float,
             for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
             return exit_codes.OK
-        chief = membership.chief_address()
-        if chief is not None and accepts_connections(chief, timeout_secs=POLL_SECS):
+        if _reachable_chief(membership, POLL_SECS) is not None:
             chief_seen = time.monotonic()
         elif time.monotonic() - chief_seen > orphan_secs:
             logging.error("the chief (%s) has not accepted connections for %.0f s: %s gives up",
-                          chief, orphan_secs, task)
+                          membership.chief_address(), orphan_secs, task)
             return exit_codes.TRAINING_FAILED
     _serve_while_the_chief_saves(membership, task, stop)
     return stop.exit_code
+
+
+def _reachable_chief(membership: Membership, timeout_secs: float) -> Optional[str]:
+    """The chief's current address (it may move, see `membership`) if it accepts connections, else None."""
+    chief = membership.chief_address()
+    return chief if chief is not None and accepts_connections(chief, timeout_secs=timeout_secs) else None
 
 
 def _serve_while_the_chief_saves(membership: Membership, task: TaskId, stop: StopRequest,
@@ -148,15 +154,14 @@ def _serve_while_the_chief_saves(membership: Membership, task: TaskId, stop: Sto
     """After a first stop signal: return once the chief no longer accepts connections (it has saved and
     ended, or was never up), or after `grace_secs`. A second stop signal ends the process from its handler."""
     deadline = time.monotonic() + grace_secs
-    chief = membership.chief_address()
-    if chief is None or not accepts_connections(chief, timeout_secs=STOP_POLL_SECS * 5):
+    chief = _reachable_chief(membership, STOP_POLL_SECS * 5)
+    if chief is None:
         return
     logging.info("%s received %s: serving while the chief (%s) may save, up to %.0f s", task, stop.name, chief,
                  grace_secs)
     while time.monotonic() < deadline:
         time.sleep(STOP_POLL_SECS)
-        chief = membership.chief_address()
-        if chief is None or not accepts_connections(chief, timeout_secs=STOP_POLL_SECS * 5):
+        if _reachable_chief(membership, STOP_POLL_SECS * 5) is None:
             logging.info("the chief has ended: %s stops", task)
             return
     logging.warning("the chief still accepts connections %.0f s after %s was asked to stop: it stops anyway",
