@@ -91,7 +91,7 @@ class FakeProcess:
         self.code: Optional[int] = None
         self.signals: list[int] = []
         self.frozen = self.stopped_term = False
-        self.went = False
+        self.went = self.lost = False
         self.went_at: Optional[float] = None
         clock = cluster.clock
         if "error" in behaviour:
@@ -136,13 +136,22 @@ class FakeProcess:
         if "early_stop" in b:
             clock.at(b["early_stop"], lambda: self._status(status.EARLY_STOP, step=self.cluster.step,
                                                           reason="no better score in 5 evaluations"))
+        if "lose_session" in b:  # its session fails and is never made again (it re-creates it for ever)
+            clock.at(b["lose_session"], self._lose_session)
         if "train" in b:
+            self._status(status.NO_SESSION)
             self._status(status.SESSION, step=self.cluster.step)
             for second in range(1, int(b["train"]) + 1):
                 clock.at(second, self._progress)
             clock.at(b["train"], self._done)
 
+    def _lose_session(self) -> None:
+        self._status(status.NO_SESSION)
+        self.lost = True
+
     def _progress(self) -> None:
+        if self.lost:
+            return
         since_go = self.cluster.clock.now - self.went_at
         if "pause" in self.b and self.b["pause"][0] <= since_go < self.b["pause"][1]:
             return
@@ -150,6 +159,8 @@ class FakeProcess:
         self._status(status.PROGRESS, step=self.cluster.step, local_steps=self.cluster.step)
 
     def _done(self) -> None:
+        if self.lost:
+            return
         self._status(status.DONE, step=self.cluster.step, local_steps=self.cluster.step)
         if self.b.get("wait_workers"):
             self._exit_after_workers()

@@ -16,7 +16,7 @@ from launcher.launch.backends import Move, PlacementError
 from launcher.launch.diagnosis import Diagnosis, Probe
 from launcher.launch.policies import hang
 from launcher.launch.policies.restart import Ended, RestartRules, Verdict, Why
-from launcher.launch.task_state import Phase
+from launcher.launch.task_state import Attempt, Phase, TaskState
 from launcher.launch.watchdog import Alarm, Silence
 from loop_fakes import LoopRun
 
@@ -301,6 +301,36 @@ def test_a_worker_that_had_not_joined_when_the_chief_exited_is_dismissed_at_once
     assert record["restarts"] == 1 and record["exit_code"] == (-9 if ignores_sigterm else 143)
     assert run.supervisor.states[TaskId("worker", 0)].phase is Phase.STOPPED
     assert run.ended_at < 10
+
+
+@pytest.mark.parametrize("lost", [True, False])
+def test_a_worker_re_creating_a_lost_session_when_the_chief_exited_is_dismissed_at_once(tmp_path, lost):
+    # Its session fails at 1 s and is never made again (a moved ps, the chief's final save at 3 s); the
+    # other worker keeps its session and ends its loop by itself at 4 s.
+    worker = {"train": 4, "lose_session": 1.0} if lost else {"train": 4}
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 3}], "worker:0": [worker]}, worker_exit_secs=30)
+    assert run.run().exit_code == exit_codes.OK
+    dismissed = run.backend.got("worker:0", signal.SIGTERM)
+    assert "gave up waiting" not in run.console and "hang" not in run.console
+    if lost:
+        assert "worker:0 is not needed: training ended while it was re-creating its session; stopping it" in run.console
+        assert len(dismissed) == 1 and 3.0 <= dismissed[0] < 4.0  # when the chief exited, not 30 s later
+        assert run.record("worker:0")["exit_code"] == 143
+    else:
+        assert "not needed" not in run.console and dismissed == []
+        assert run.record("worker:0")["exit_code"] == 0
+
+
+def test_a_task_that_only_re_creates_its_session_is_not_heard_from(tmp_path):
+    # "no_session" lines are not signs of life: a worker whose sessions keep failing is still silent.
+    task = TaskId("worker", 0)
+    state = TaskState(task, output=None, attempts=[Attempt(started=0.0)])
+    state.apply(events.from_status(task, {"event": "session", "step": 5}, 1.0, 1.0))
+    state.apply(events.from_status(task, {"event": "no_session"}, 7.0, 7.0))
+    attempt = state.attempts[-1]
+    assert attempt.heard_at == 1.0 and not attempt.in_session and attempt.sessions == [(1.0, 5)]
+    state.apply(events.from_status(task, {"event": "session", "step": 9}, 8.0, 8.0))
+    assert attempt.heard_at == 8.0 and attempt.in_session
 
 
 def test_the_run_waits_for_the_evaluators_last_score_at_most_eval_wait_secs(tmp_path):

@@ -22,6 +22,7 @@ MAX_LINE = 64 * 1024
 # Events, in the order a task sends them.
 READY = "ready"            # flags checked and model imported; a gated task now waits for GO
 SESSION = "session"        # session ready; "step" is the global step it starts from
+NO_SESSION = "no_session"  # creating a session (its first, or again after one failed): none until SESSION
 FIRST_STEP = "first_step"  # the first training step of this process ran
 PROGRESS = "progress"      # periodic: "step" (global) and "local_steps" (this process)
 DONE = "done"              # training loop ended normally
@@ -60,6 +61,7 @@ def _metrics(value: object) -> bool:
 SCHEMA: dict[str, dict[str, Callable[[object], bool]]] = {
     READY: {},
     SESSION: {"step": _count},
+    NO_SESSION: {},
     FIRST_STEP: {"step": _count},
     PROGRESS: {"step": _count, "local_steps": _count},
     DONE: {"step": _count, "local_steps": _count},

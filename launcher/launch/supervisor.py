@@ -376,7 +376,8 @@ class Supervisor:
         for task in decision.dismiss:
             state = self.states[task]
             state.attempts[-1].dismissed_at = now
-            self._console.line(f"[launcher] {task} is not needed: training ended before it joined; stopping it")
+            when = "while it was re-creating its session" if state.attempts[-1].sessions else "before it joined"
+            self._console.line(f"[launcher] {task} is not needed: training ended {when}; stopping it")
             state.handle.signal(signal.SIGTERM)
         for task in end_of_run.unwilling(self.states.values(), now):
             self.states[task].attempts[-1].dismiss_killed = True

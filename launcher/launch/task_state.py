@@ -38,6 +38,7 @@ class Attempt:
     ready: bool = False  # flags checked, model imported (status READY)
     first_step: Optional[float] = None
     sessions: list[tuple[float, int]] = dataclasses.field(default_factory=list)  # (time, global step)
+    in_session: bool = False  # it has a session now (not creating its first, nor re-creating a lost one)
     local_steps: int = 0
     ended: Optional[float] = None
     exit_code: Optional[int] = None
@@ -121,6 +122,10 @@ class TaskState:
         """Book one status line of the current process (see `status`)."""
         attempt = self.attempts[-1]
         kind, step = event.kind, event.step
+        if kind == status.NO_SESSION:
+            # Not a sign of life for the watchdog: a task that only ever re-creates its session is stuck.
+            attempt.in_session = False
+            return
         attempt.heard_at = event.mono
         if event.global_step is not None:
             attempt.step = step
@@ -128,6 +133,7 @@ class TaskState:
             attempt.ready = True
         elif kind == status.SESSION:
             self.phase = Phase.TRAINING
+            attempt.in_session = True
             attempt.sessions.append((event.wall, step))
         elif kind == status.FIRST_STEP:
             attempt.first_step = event.wall

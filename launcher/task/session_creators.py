@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import tensorflow as tf
 from absl import logging
 
+from launcher.cluster import status
 from launcher.task import bounded_call, checkpoints
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import INTERRUPTIONS, Recovery
@@ -48,6 +49,9 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
         self._peers = peers
 
     def create_session(self) -> tf.compat.v1.Session:
+        # The launcher dismisses a worker that has no session when the chief ends the run: the ps it
+        # would need are released then, so it could only wait for them until it is given up on.
+        status.emit(status.NO_SESSION)
         # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
         while (down := next((p for p in self._peers() if not accepts_connections(p)), None)) is not None:
             self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"),

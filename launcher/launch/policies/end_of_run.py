@@ -5,10 +5,12 @@
   frozen process whose port still accepts connections included) is given up on at once: it is stopped,
   not restarted, and the chief saves without it. (Counting from its last status, not from the chief's
   end: a worker frozen early in the run must not hold up the end for another `hang_secs`.)
-- A worker whose current process has not joined training (no session yet) when the chief exits 0 has
-  nothing left to do: the global step is at the target, and the ps it would wait for are released. It is
-  dismissed at once (asked to stop, killed if it does not within DISMISS_GRACE_SECS), never waited for:
-  seen, a worker restarted on another node as Ray declared its old one dead just when training ended.
+- A worker whose current process has no session when the chief exits 0 (it has not joined training, or
+  it is re-creating a session it lost) has nothing left to do: the global step is at the target, and the
+  ps it would wait for are released. It is dismissed at once (asked to stop, killed if it does not within
+  DISMISS_GRACE_SECS), never waited for. Both seen: a worker restarted on another node as Ray declared its
+  old one dead just when training ended; a worker whose sessions kept failing after a cut-off host's ps
+  moved, until the chief's final save (the chief waits only for workers registered by a live session).
 - The run is over once the chief has exited 0, the workers have ended (each gets `worker_exit_secs` after
   the chief's exit) and the evaluator has scored the final checkpoint (or `eval_wait_secs` passed).
 """
@@ -26,7 +28,7 @@ from launcher.launch.task_state import Phase, TaskState
 class EndDecision:
     give_up: tuple[TaskId, ...] = ()  # workers to stop now: silent too long after the chief reached the target
     over: bool = False
-    dismiss: tuple[TaskId, ...] = ()  # workers to stop now: not needed, the chief exited before they joined
+    dismiss: tuple[TaskId, ...] = ()  # workers to stop now: not needed, the chief exited while they had no session
 
 
 DISMISS_GRACE_SECS = 5.0
@@ -45,8 +47,8 @@ def decide(states: Iterable[TaskState], now: float, chief_done_at: Optional[floa
     if chief_done_at is None:
         return EndDecision(give_up)
     since = now - chief_done_at
-    dismiss = tuple(s.task for s in states if s.task.job == WORKER and s.running and not s.attempts[-1].sessions
-                    and s.attempts[-1].dismissed_at is None)
+    dismiss = tuple(s.task for s in states if s.task.job == WORKER and s.running and not s.attempts[-1].in_session
+                    and not s.attempts[-1].loop_done and s.attempts[-1].dismissed_at is None)
     workers_running = any(s.task.job == WORKER and s.running for s in states)
     if workers_running and since < worker_exit_secs:
         return EndDecision(give_up, dismiss=dismiss)
