@@ -51,3 +51,23 @@ def test_the_end_of_a_session_cut_short_by_a_peer_is_finished_in_a_new_session(r
     assert chief["exit_codes"] == [0] and chief["restarts"] == 0  # the same process: a new session only
     assert len(chief["attempts"][0]["sessions"]) == 2
     assert checkpoint_steps(model_dir)[-1] == 50
+
+
+def test_a_worker_re_creating_its_session_when_the_chief_ends_the_run_is_dismissed(runner, tmp_path):
+    """Seen on Ray after a host was cut off: a worker whose new sessions kept failing until the chief's
+    final save was waited for until --worker_exit_secs, then given up on, though it had nothing to do."""
+    model_dir = tmp_path / "model"
+    launch = runner.run("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.lost_session",
+                        "--train_steps", "300", "--worker_exit_secs", "120",
+                        # The worker registered with its first session: the chief waits for it 5 s, not 300.
+                        "--chief_flags=--wait_for_workers_secs=5")
+    assert launch.proc.returncode == 0, launch.stderr[-3000:]
+    output = launch.stdout + launch.stderr
+    assert "worker:0 is not needed: training ended while it was re-creating its session; stopping it" in output, \
+        output[-3000:]
+    assert "gave up waiting" not in output and "[launcher] hang:" not in output, output[-3000:]
+    log = (model_dir / "logs" / "worker-0.log").read_text()
+    assert "session creation interrupted in _LoseTheSessionForGood (CancelledError)" in log, log[-3000:]
+    worker = [t for t in last_run(model_dir)["tasks"] if t["job"] == "worker"][0]
+    assert worker["exit_codes"] == [143] and len(worker["attempts"][0]["sessions"]) == 1
+    assert checkpoint_steps(model_dir)[-1] == 300

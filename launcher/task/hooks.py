@@ -81,15 +81,21 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
         self._local_steps = 0
         self._reporting = False
         self._step = None
+        self._announce = False
 
     def begin(self):
         self._global_step = tf.compat.v1.train.get_global_step()
 
     def after_create_session(self, session, coord):
         self._step = int(session.run(self._global_step))
-        status.emit(status.SESSION, step=self._step)
+        self._announce = True
 
     def before_run(self, run_context):
+        if self._announce:
+            # Said at the session's first step, not here: a later hook's work at the session's creation may
+            # still fail it, and the launcher counts a worker with no session as not needed at the end.
+            self._announce = False
+            status.emit(status.SESSION, step=self._step)
         self._reporting = self._timer.should_trigger_for_step(self._local_steps + 1)
         return tf.compat.v1.train.SessionRunArgs(self._global_step) if self._reporting else None
 
@@ -105,6 +111,9 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
         status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
 
     def end(self, session):
+        if self._announce:  # a session with no step to take (the target was reached before it)
+            self._announce = False
+            status.emit(status.SESSION, step=self._step)
         try:  # the step fetched with the last train op may predate its increment
             self._step = int(session.run(self._global_step))
         except tf.errors.OpError:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 
 import tensorflow as tf
 from absl import logging
 
 from launcher.cluster import status
+from launcher.cluster.stop_signals import StopNow, StopRequest
 from launcher.task import bounded_call, checkpoints
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import INTERRUPTIONS, Recovery
@@ -43,15 +44,23 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
     are probed first, and one that is down counts as a failed attempt.
     """
 
-    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery, peers: PeersSource):
+    def __init__(self, make: Callable[[], tf.compat.v1.Session], recovery: Recovery, peers: PeersSource,
+                 stop_without_session: Optional[StopRequest] = None):
         self._make = make
         self._recovery = recovery
         self._peers = peers
+        self._stop = stop_without_session
 
     def create_session(self) -> tf.compat.v1.Session:
         # The launcher dismisses a worker that has no session when the chief ends the run: the ps it
         # would need are released then, so it could only wait for them until it is given up on.
         status.emit(status.NO_SESSION)
+        if self._stop is not None:
+            # A worker saves nothing: without a session, a stop signal (a dismissal, a preemption) has
+            # nothing to wait for and ends it at once. Its session's StopRequestHook arms the stop again.
+            self._stop.armed = False
+            if self._stop.requested:
+                raise StopNow(self._stop.exit_code)
         # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
         while (down := next((p for p in self._peers() if not accepts_connections(p)), None)) is not None:
             self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"),
@@ -208,7 +217,8 @@ def chief(scaffold: tf.compat.v1.train.Scaffold, master: str, config_source: Con
 
 def worker(scaffold: tf.compat.v1.train.Scaffold, master: str, config: ConfigSource,
            max_wait_secs: float, recovery_wait_secs: float, recovery: Recovery,
-           peers: PeersSource) -> tf.compat.v1.train.SessionCreator:
-    """Wait (polling quickly) until the chief has made the model ready."""
+           peers: PeersSource, stop: Optional[StopRequest] = None) -> tf.compat.v1.train.SessionCreator:
+    """Wait (polling quickly) until the chief has made the model ready; a stop signal meanwhile ends the
+    worker at once (`stop`)."""
     creator = _WaitForChiefCreator(scaffold, master, config, max_wait_secs, recovery_wait_secs)
-    return _BoundedCreator(creator.create_session, recovery, peers)
+    return _BoundedCreator(creator.create_session, recovery, peers, stop_without_session=stop)

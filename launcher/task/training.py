@@ -74,7 +74,7 @@ def train(task: TaskId, membership: Membership, master: str, build: Callable[[st
                                              peers, variables_on_ps=bool(cluster.get(PS)))
         else:
             creator = session_creators.worker(scaffold, master, config, max_wait_secs, recovery_wait_secs,
-                                              recovery, peers)
+                                              recovery, peers, stop)
         sync_hook = None if sync is None else sync_replicas.SyncReplicasHook(sync, hook_config.is_chief,
                                                                              replicas, stop)
         task_hooks = hooks_lib.build(
