@@ -266,11 +266,16 @@ def read_variables(model_dir: pathlib.Path, step: Optional[int] = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_with_tf(code: str, *args: str):
+def run_with_tf_process(code: str, *args: str) -> subprocess.CompletedProcess:
     """Run `code` (with `json`, `sys` and `tf` imported) in a fresh process, so that the test process stays
-    free of TensorFlow; the code prints one JSON line, which is returned."""
-    out = subprocess.run([sys.executable, "-c", "import json, sys\nimport tensorflow as tf\n" + code, *args],
-                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                         timeout=120)
+    free of TensorFlow; its exit code and output."""
+    return subprocess.run([sys.executable, "-c", "import json, sys\nimport tensorflow as tf\n" + code, *args],
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          timeout=120)
+
+
+def run_with_tf(code: str, *args: str):
+    """`run_with_tf_process`, for code that prints one JSON line: that line, read."""
+    out = run_with_tf_process(code, *args)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

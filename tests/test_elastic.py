@@ -206,7 +206,7 @@ print(json.dumps({"cluster": m.cluster(), "session": m.session_cluster(), "peers
 
 
 @pytest.mark.parametrize("content, believed", [
-    ({"cluster": {"chief": ["c:2"], "ps": ["p:2"], "worker": ["w:0", "x:9"]}}, True),
+    ({"cluster": {"chief": ["c:2"], "ps": ["p:2"], "worker": ["x:9", "w:1"]}}, True),
     ({"cluster": {"chief": ["c:2"], "ps": ["p:2", "p:3"]}}, False),   # the number of ps is fixed for a run
     ({"cluster": {"chief": ["c:2"], "ps": ["p:2"], "evil": ["e:1"]}}, False),
     ({"cluster": {"ps": ["p:2"]}}, False),                             # the chief is gone
@@ -222,6 +222,19 @@ def test_a_task_believes_a_newer_valid_membership_file_only(tmp_path, content, b
     # Its own address is its own TF_CONFIG's, whatever the file says; it sees the ps and itself only.
     assert seen["session"] == {"ps": {"0": seen["peers"][0]}, "worker": {"1": "w:1"}}
     assert seen["filters"] == ["/job:ps/task:0", "/job:worker/task:1"] and seen["shared"] is True
+
+
+def test_a_task_started_anew_elsewhere_stops_before_its_next_session(tmp_path):
+    """The orphan of a moved worker (its host declared lost, then back) must make no session: the ps would drop
+    the sessions of the worker that replaced it (see Membership.replaced_by)."""
+    from conftest import run_with_tf_process
+
+    (tmp_path / ".cluster.json").write_text(json.dumps({"cluster": {"chief": ["c:1"], "ps": ["p:1"],
+                                                                    "worker": ["w:0", "x:9"]}}))
+    proc = run_with_tf_process(_READ, str(tmp_path), "0")
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    assert "worker:1 was started anew at x:9 (.cluster.json): this process stops without saving" in proc.stderr
+    assert proc.stdout == ""  # no session config was made
 
 
 def test_a_membership_file_older_than_the_task_is_ignored(tmp_path):

@@ -1,6 +1,8 @@
 """Faults: killed tasks are restarted and training goes on from what was saved; nothing saved is lost."""
 
+import json
 import os
+import re
 import signal
 import time
 
@@ -164,3 +166,27 @@ def test_chief_killed_while_saving_every_step_always_restores(runner, tmp_path):
     assert chief["restarts"] == 3 and run["global_step_end"] == 400
     # Each restart resumed from a checkpoint: the global step never went back to 0.
     assert all(step > 0 for step in chief["session_steps"][1:]), chief["session_steps"]
+
+
+def test_a_worker_told_it_was_started_anew_elsewhere_stops_at_once(runner, tmp_path):
+    """The orphan of a moved worker (its host declared lost, then back) learns from the membership file that
+    another process is the worker now, and stops within a second, mid-training (see Membership.replaced_by);
+    here the file names an address no process has, so the launcher restarts the worker in place."""
+    model_dir = tmp_path / "model"
+    launch = _start_slow(runner, model_dir, 300)
+    _wait_for_checkpoint(model_dir)
+
+    def serving(task):
+        return re.search(r"serving at grpc://(\S+)", (model_dir / "logs" / f"{task}.log").read_text()).group(1)
+
+    membership = model_dir / ".cluster.json"
+    (model_dir / "cluster.tmp").write_text(json.dumps(
+        {"cluster": {"chief": [serving("chief-0")], "ps": [serving("ps-0")], "worker": ["localhost:1"]}}))
+    os.rename(model_dir / "cluster.tmp", membership)
+    assert launch.wait() == 0, launch.stderr[-3000:]
+    log = (model_dir / "logs" / "worker-0.log").read_text()
+    assert "worker:0 was started anew at localhost:1 (.cluster.json): this process stops without saving" in log, \
+        log[-3000:]
+    worker = _tasks(last_run(model_dir))["worker:0"]
+    assert worker["exit_codes"] == [143, 0] and worker["restarts"] == 1, worker
+    assert checkpoint_steps(model_dir)[-1] == 300

@@ -35,7 +35,9 @@ from typing import Mapping, Optional
 import tensorflow as tf
 from absl import logging
 
-from launcher.cluster.spec import CHIEF, PS, TRAINING_JOBS, TaskId
+from launcher.cluster import exit_codes
+from launcher.cluster.spec import CHIEF, PS, TRAINING_JOBS, WORKER, TaskId
+from launcher.cluster.stop_signals import StopNow
 
 MEMBERSHIP_FILE = ".cluster.json"
 LOOK_SECS = 1.0  # how often a training task looks whether the variables' tasks moved (a stat of the file)
@@ -134,8 +136,31 @@ class Membership:
             logging.info("membership changed: %s", json.dumps(cluster, sort_keys=True))
         self._cluster = cluster
 
+    def replaced_by(self) -> Optional[str]:
+        """The address the live cluster gives this chief or worker when it is not this process's own: the
+        launcher started the task anew elsewhere (its node was declared lost), and this process is an orphan.
+
+        Such an orphan must not make sessions: TensorFlow's ps drops every worker session of a master task
+        (`/job:worker/replica:0/task:1`) when that name comes back from another process (session_mgr.cc:
+        "found old WorkerSessions created by the same master task with a different incarnation"). Seen on
+        the Ray bed after a host cut off for 20 s came back: the orphan and the worker that replaced it
+        each killed the other's sessions with every new one, until the orphan's parent watch stopped it."""
+        if self.task.job not in (CHIEF, WORKER) or self._own is None:
+            return None
+        addresses = self.cluster().get(self.task.job, [])
+        if self.task.index < len(addresses) and addresses[self.task.index] != self._own:
+            return addresses[self.task.index]
+        return None
+
     def session_cluster(self) -> dict:
-        """What a session of this task sees: where the variables live, and itself at its own address."""
+        """What a session of this task sees: where the variables live, and itself at its own address.
+
+        An orphan (see `replaced_by`) stops here, at once and without saving: exit 143, as if preempted."""
+        replacement = self.replaced_by()
+        if replacement is not None:
+            logging.error("%s was started anew at %s (%s): this process stops without saving", self.task,
+                          replacement, MEMBERSHIP_FILE)
+            raise StopNow(exit_codes.PREEMPTED)
         live = self.cluster()
         jobs: dict = {}
         if self.task.job == PS:
