@@ -24,6 +24,7 @@ import pytest
 
 from conftest import REPO, TESTS, checkpoint_steps, read_variables, wait_for
 from launcher.cluster import status
+from launcher.launch.run import publish_cluster
 
 TRAIN_STEPS = 400
 SLOW_SECS = "0.25"  # per step while the test changes the cluster: the run stays short of its target
@@ -105,13 +106,6 @@ def _finish(start, tasks: list[Task], timeout: float = 240) -> None:
         assert task.proc.returncode == 0, f"{task.name} exit {task.proc.returncode}:\n{task.text()[-3000:]}"
 
 
-def _publish(model_dir: pathlib.Path, cluster: dict) -> None:
-    """What the launcher does when an address changes (docs/elastic.md): the membership file, renamed into place."""
-    temporary = model_dir / ".cluster.json.tmp"
-    temporary.write_text(json.dumps({"cluster": cluster}))
-    os.replace(temporary, model_dir / ".cluster.json")
-
-
 def _exact_updates(model_dir: pathlib.Path, ps: Task, lost: int = 0) -> None:
     """`lost`: updates a restored checkpoint lacks (see the moved ps)."""
     assert checkpoint_steps(model_dir)[-1] == TRAIN_STEPS
@@ -174,7 +168,7 @@ def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cl
     wait_for(lambda: checkpoint_steps(cluster_run.model_dir)[-1] >= 50, timeout=180, what="a checkpoint")
     ps_task.stop()
     final = {**moved, "ps": [ps2]}
-    _publish(cluster_run.model_dir, final)
+    publish_cluster(str(cluster_run.model_dir), final)  # what the launcher does when an address changes
     new_ps = cluster_run("ps-0-moved", final, "ps", 0)
     wait_for(lambda: len(worker.events(status.SESSION)) >= 2 and len(new_chief.events(status.SESSION)) >= 2,
              timeout=240, what="sessions re-created with the moved ps")

@@ -1,6 +1,5 @@
 """Faults: killed tasks are restarted and training goes on from what was saved; nothing saved is lost."""
 
-import json
 import os
 import re
 import signal
@@ -9,6 +8,7 @@ import time
 import pytest
 
 from conftest import checkpoint_steps, last_run, logged_step, read_variables, wait_for
+from launcher.launch.run import publish_cluster
 
 # Slow steps give the test time to act mid-training; checkpoints every 20 steps.
 SLOW = "--step_sleep_secs=0.01"
@@ -179,10 +179,7 @@ def test_a_worker_told_it_was_started_anew_elsewhere_stops_at_once(runner, tmp_p
     def serving(task):
         return re.search(r"serving at grpc://(\S+)", (model_dir / "logs" / f"{task}.log").read_text()).group(1)
 
-    membership = model_dir / ".cluster.json"
-    (model_dir / "cluster.tmp").write_text(json.dumps(
-        {"cluster": {"chief": [serving("chief-0")], "ps": [serving("ps-0")], "worker": ["localhost:1"]}}))
-    os.rename(model_dir / "cluster.tmp", membership)
+    publish_cluster(str(model_dir), {"chief": [serving("chief-0")], "ps": [serving("ps-0")], "worker": ["localhost:1"]})
     assert launch.wait() == 0, launch.stderr[-3000:]
     log = (model_dir / "logs" / "worker-0.log").read_text()
     assert "worker:0 was started anew at localhost:1 (.cluster.json): this process stops without saving" in log, \

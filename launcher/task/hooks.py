@@ -90,12 +90,16 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
         self._step = int(session.run(self._global_step))
         self._announce = True
 
-    def before_run(self, run_context):
+    def _say_session(self) -> None:
+        """The `session` line, once per session, at its first step (or its end): not at its creation, where
+        a later hook's work may still fail it (the launcher counts a worker with no session as not needed at
+        the end)."""
         if self._announce:
-            # Said at the session's first step, not here: a later hook's work at the session's creation may
-            # still fail it, and the launcher counts a worker with no session as not needed at the end.
             self._announce = False
             status.emit(status.SESSION, step=self._step)
+
+    def before_run(self, run_context):
+        self._say_session()
         self._reporting = self._timer.should_trigger_for_step(self._local_steps + 1)
         return tf.compat.v1.train.SessionRunArgs(self._global_step) if self._reporting else None
 
@@ -111,9 +115,7 @@ class StatusHook(tf.compat.v1.train.SessionRunHook):
         status.emit(status.PROGRESS, step=self._step, local_steps=self._local_steps)
 
     def end(self, session):
-        if self._announce:  # a session with no step to take (the target was reached before it)
-            self._announce = False
-            status.emit(status.SESSION, step=self._step)
+        self._say_session()  # a session with no step to take (the target was reached before it)
         try:  # the step fetched with the last train op may predate its increment
             self._step = int(session.run(self._global_step))
         except tf.errors.OpError:

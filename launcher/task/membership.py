@@ -136,8 +136,8 @@ class Membership:
             logging.info("membership changed: %s", json.dumps(cluster, sort_keys=True))
         self._cluster = cluster
 
-    def replaced_by(self) -> Optional[str]:
-        """The address the live cluster gives this chief or worker when it is not this process's own: the
+    def replaced_by(self, live: Mapping[str, list]) -> Optional[str]:
+        """The address `live` (the live cluster) gives this chief or worker when it is not this process's own: the
         launcher started the task anew elsewhere (its node was declared lost), and this process is an orphan.
 
         Such an orphan must not make sessions: TensorFlow's ps drops every worker session of a master task
@@ -147,7 +147,7 @@ class Membership:
         each killed the other's sessions with every new one, until the orphan's parent watch stopped it."""
         if self.task.job not in (CHIEF, WORKER) or self._own is None:
             return None
-        addresses = self.cluster().get(self.task.job, [])
+        addresses = live.get(self.task.job, [])
         if self.task.index < len(addresses) and addresses[self.task.index] != self._own:
             return addresses[self.task.index]
         return None
@@ -156,12 +156,12 @@ class Membership:
         """What a session of this task sees: where the variables live, and itself at its own address.
 
         An orphan (see `replaced_by`) stops here, at once and without saving: exit 143, as if preempted."""
-        replacement = self.replaced_by()
+        live = self.cluster()
+        replacement = self.replaced_by(live)
         if replacement is not None:
             logging.error("%s was started anew at %s (%s): this process stops without saving", self.task,
                           replacement, MEMBERSHIP_FILE)
             raise StopNow(exit_codes.PREEMPTED)
-        live = self.cluster()
         jobs: dict = {}
         if self.task.job == PS:
             pass  # a ps's own session (its release queue) sees only itself
