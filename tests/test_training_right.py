@@ -33,8 +33,10 @@ def test_batch_norm_moving_statistics_follow_the_data(runner, tmp_path):
     run = last_run(model_dir)
     assert run["eval"]["step"] == 150
     # Inference normalises with the moving statistics: good only if they moved (y has variance 30; with
-    # the initial 0 and 1 it would be about 66).
-    assert run["eval"]["metrics"]["mse"] < 1.0, run["eval"]
+    # the initial 0 and 1 it would be about 66). The model trains on unseeded batches, so its MSE varies:
+    # 0.02-1.30 in 120 in-process trainings of this model (150 Adam steps, then this eval set); the bound
+    # sits well above that spread and far below what unmoved statistics give.
+    assert run["eval"]["metrics"]["mse"] < 5.0, run["eval"]
 
 
 def test_racing_workers_apply_exactly_train_steps_updates(runner, tmp_path):
