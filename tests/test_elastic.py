@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,6 +168,14 @@ def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cl
     # A ps moves: only it restarts; the others learn its address from the membership file.
     wait_for(lambda: checkpoint_steps(cluster_run.model_dir)[-1] >= 50, timeout=180, what="a checkpoint")
     ps_task.stop()
+    # The checkpoints as the ps left them: the chief restores the newest, then saves it again under the same
+    # name, and that second save may catch a worker's step half-way (its global step without its update).
+    # Copied once the chief has seen the ps go (its save in flight has then ended), before a new ps exists.
+    wait_for(lambda: len(new_chief.events(status.NO_SESSION)) >= 2, timeout=120, what="the chief to lose the ps")
+    at_loss = cluster_run.model_dir.parent / "checkpoints-at-ps-loss"
+    at_loss.mkdir()
+    for path in cluster_run.model_dir.glob("model.ckpt-*"):
+        shutil.copy2(path, at_loss / path.name)
     final = {**moved, "ps": [ps2]}
     publish_cluster(str(cluster_run.model_dir), final)  # what the launcher does when an address changes
     new_ps = cluster_run("ps-0-moved", final, "ps", 0)
@@ -175,9 +184,9 @@ def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cl
     assert worker.proc.poll() is None and new_chief.proc.poll() is None
     # A checkpoint saved while a worker trains may hold a ticket whose update was still on its way (the
     # saver reads the variables one by one): restored, that update is lost for good. Every other update is
-    # there: exactly one per step from the restored step on. (Read now, before the run ends.)
+    # there: exactly one per step from the restored step on. (Read from the copy made at the loss.)
     restored = re.findall(r"restoring (\S+)", new_chief.text())[-1]
-    snapshot = read_variables(cluster_run.model_dir, int(restored.rsplit("-", 1)[1]))
+    snapshot = read_variables(at_loss, int(restored.rsplit("-", 1)[1]))
 
     _finish(cluster_run, [new_ps, new_chief, worker])
     _exact_updates(cluster_run.model_dir, new_ps, lost=snapshot["global_step"] - snapshot["applied_updates"])
