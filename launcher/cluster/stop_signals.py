@@ -12,14 +12,32 @@ The exit code is 128 + the first signal (143 for SIGTERM), the code Kubeflow's `
 
 from __future__ import annotations
 
+import os
 import signal
-from typing import Optional
+import sys
+from typing import NoReturn, Optional
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class StopNow(SystemExit):
-    """Raised from the handler when the process should end at once, with the contract's exit code."""
+    """Raised from the handler when a launcher should end at once, with the contract's exit code."""
+
+
+def exit_at_once(code: int) -> NoReturn:
+    """End a task now, with exit code `code`, raising nothing into what its main thread was running.
+
+    A task's stop handler used to raise StopNow there. Raised inside TensorFlow, it broke the exit it asked
+    for: while pybind11 built an UnavailableError, the swap of exceptions became a RuntimeError ("MISMATCH of
+    original and normalized active exception types", exit 1), or the task's exit went on to close sessions
+    with a ps that had gone until it was SIGKILLed. A task that stops now has nothing to save or close.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a write the signal interrupted holds the buffer: its text is lost, not the exit
+            pass
+    os._exit(code)
 
 
 class StopRequest:
@@ -33,7 +51,8 @@ class StopRequest:
         self.finishing = False
         # Whether an orderly stop can do something (save, stop tasks in order); if not, stop at once.
         self.armed = armed
-        # A task stops now by exiting; a launcher must first kill its tasks, so it only takes note.
+        # A task stops now by exiting (`exit_at_once`); a launcher must first kill its tasks, so a second
+        # signal only takes note, and a first one before it has tasks raises StopNow for its cleanup.
         self._exit_when_hurried = exit_when_hurried
 
     @property
@@ -69,5 +88,7 @@ class StopRequest:
             self.signum = signum
         else:
             self.hurried = True
-        if not self.armed or (self.hurried and self._exit_when_hurried):
+        if self._exit_when_hurried and (not self.armed or self.hurried):
+            exit_at_once(self.exit_code)
+        if not self.armed:
             raise StopNow(self.exit_code)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from launcher.cluster import status
-from launcher.cluster.stop_signals import StopNow, StopRequest
+from launcher.cluster.stop_signals import StopRequest, exit_at_once
 from launcher.task import bounded_call, checkpoints
 from launcher.cluster.peers import accepts_connections
 from launcher.task.recovery import INTERRUPTIONS, Recovery
@@ -60,7 +60,7 @@ class _BoundedCreator(tf.compat.v1.train.SessionCreator):
             # nothing to wait for and ends it at once. Its session's StopRequestHook arms the stop again.
             self._stop.armed = False
             if self._stop.requested:
-                raise StopNow(self._stop.exit_code)
+                exit_at_once(self._stop.exit_code)
         # Peers still starting (or restarting) are waited for here, quietly, within the deadline.
         while (down := next((p for p in self._peers() if not accepts_connections(p)), None)) is not None:
             self._recovery.failed(tf.errors.UnavailableError(None, None, f"{down} does not accept connections"),
