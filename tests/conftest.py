@@ -27,6 +27,8 @@ MARKER = "LAUNCHER_TEST_RUN"
 sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchmark uses too
 from bench.task_processes import marked, task_name  # noqa: E402
 
+import tf_reader  # noqa: E402
+
 
 # -- tiers: `pytest -m unit` runs the quick ones; .ci/run runs everything, as root --
 # unit: in-process (or a plain Python subprocess): no task cluster, no TensorFlow task. cluster: real task
@@ -46,9 +48,15 @@ ROOT_FIXTURES = {"cut_off_pid", "small_disk", "memory_cgroup"}
 # other reason there means a test did not run where it should have, and fails the session.
 ALLOWED_SKIPS: tuple[str, ...] = ()
 
-# Tests on beds of hosts and Ray clusters (root, network namespaces, a Ray head each): run one at a time,
-# on one pytest-xdist worker (`--dist loadgroup` in setup.cfg), beside the other tests.
-SERIAL_MODULES = {"test_slurm", "test_hostbed", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation"}
+# Tests on beds of hosts and Ray clusters (root, network namespaces, a Ray head each) run one at a time
+# within a group, on one pytest-xdist worker (`--dist loadgroup` in setup.cfg), beside the other tests and
+# the other groups: each bed has namespaces, addresses and temp dirs of its own. One group was the whole
+# run's length: the Ray tests alone took 15 of its 17 minutes on four workers. A module-scoped cluster
+# (`ray3`, `slurm3`) is made once only if its tests share a worker: they share a group.
+BED_GROUPS = {"test_slurm": "slurm", "test_hostbed": "slurm", "test_export_on_hosts": "slurm",
+              "test_isolation": "slurm", "test_ray_hosts": "ray_hosts", "test_ray_backend": "ray_backend"}
+# Tests that lose a host bring up a Ray cluster of their own: they need not wait for the shared one's.
+OWN_BED_FIXTURES = {"fresh_ray3": "ray_hosts_lost"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -64,8 +72,9 @@ def pytest_collection_modifyitems(config, items):
             tiers.add("root")
         for tier in sorted(tiers - own):
             item.add_marker(tier)
-        if module in SERIAL_MODULES:
-            item.add_marker(pytest.mark.xdist_group("beds"))
+        if module in BED_GROUPS:
+            own_bed = [OWN_BED_FIXTURES[f] for f in item.fixturenames if f in OWN_BED_FIXTURES]
+            item.add_marker(pytest.mark.xdist_group(own_bed[0] if own_bed else BED_GROUPS[module]))
 
 
 _skips: list[tuple[str, str]] = []
@@ -78,6 +87,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    tf_reader.close()
     if os.environ.get("LAUNCHER_STRICT_SKIPS") != "1":
         return
     unexpected = [(n, r) for n, r in _skips if not any(a in r for a in ALLOWED_SKIPS)]
@@ -255,15 +265,13 @@ def last_run(model_dir: pathlib.Path) -> dict:
 
 
 def read_variables(model_dir: pathlib.Path, step: Optional[int] = None) -> dict:
-    """The variables of a checkpoint (the newest by default), read back with TensorFlow in a subprocess so
-    that the test process stays free of TensorFlow."""
+    """The variables of a checkpoint (the newest by default), read back with TensorFlow in another process
+    (`tf_reader`) so that the test process stays free of TensorFlow."""
     steps = checkpoint_steps(model_dir)
     prefix = model_dir / f"model.ckpt-{steps[-1] if step is None else step}"
-    code = ("import json,sys,tensorflow as tf;r=tf.train.load_checkpoint(sys.argv[1]);"
+    code = ("r = tf.train.load_checkpoint(sys.argv[1])\n"
             "print(json.dumps({n: r.get_tensor(n).tolist() for n in r.get_variable_to_shape_map()}))")
-    out = subprocess.run([sys.executable, "-c", code, str(prefix)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return tf_reader.run_json(code, str(prefix))
 
 
 def run_with_tf_process(code: str, *args: str) -> subprocess.CompletedProcess:

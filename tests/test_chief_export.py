@@ -3,7 +3,8 @@ training graph, and the final checkpoint is exported for serving once training r
 
 import json
 
-from conftest import checkpoint_steps, read_variables, run_with_tf
+import tf_reader
+from conftest import checkpoint_steps, read_variables
 
 STEPS = 60
 
@@ -19,7 +20,7 @@ def test_a_chief_without_an_evaluator_exports_its_final_checkpoint(runner, tmp_p
 model = tf.saved_model.load(sys.argv[1])
 print(json.dumps(model.signatures["serving_default"](x=tf.constant([[2.0]]))["y"].numpy().tolist()))
 """
-    served = run_with_tf(code, str(model_dir / "export" / str(STEPS)))
+    served = tf_reader.run_json(code, str(model_dir / "export" / str(STEPS)))
     want = 2.0 * variables["w"][0][0] + variables["b"][0]
     assert abs(served[0][0] - want) < 1e-5, (served, variables)
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from conftest import last_run, run_with_tf
+import tf_reader
+from conftest import last_run
 
 pytest.importorskip("sklearn", reason="launcher.models.digits needs scikit-learn (the `digits` extra)")
 
@@ -37,7 +38,7 @@ outputs = model.signatures["serving_default"](pixels=tf.constant(images))
 print(json.dumps({"accuracy": float((outputs["class"].numpy() == labels).mean()), "examples": len(labels),
                   "probability_sums": outputs["probabilities"].numpy().sum(axis=1).tolist()}))
 """
-    served = run_with_tf(code, str(export))
+    served = tf_reader.run_json(code, str(export))
     assert served["examples"] > 300  # the whole held-out fifth of 1797 images
     assert served["accuracy"] == pytest.approx(accuracy, abs=1e-6)
     assert served["probability_sums"] == pytest.approx([1.0] * served["examples"], abs=1e-5)

@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from conftest import checkpoint_steps, last_run, run_with_tf
+import tf_reader
+from conftest import checkpoint_steps, last_run
 from models.eval_batches_data import EVAL_X, EVAL_Y, batches
 
 SPEC = {"chief": ["localhost:0"], "evaluator": ["localhost:0"]}
@@ -28,13 +29,13 @@ for path in tf.io.gfile.glob(sys.argv[1] + "/eval/events.out.tfevents.*"):
             history.setdefault(event.step, {})[value.tag] = value.simple_value
 print(json.dumps(history))
 """
-    return {int(step): metrics for step, metrics in run_with_tf(code, str(model_dir)).items()}
+    return {int(step): metrics for step, metrics in tf_reader.run_json(code, str(model_dir)).items()}
 
 
 def checkpoint_variables(prefix) -> dict:
     code = ("r = tf.train.load_checkpoint(sys.argv[1])\n"
             "print(json.dumps({n: r.get_tensor(n).tolist() for n in r.get_variable_to_shape_map()}))")
-    return run_with_tf(code, str(prefix))
+    return tf_reader.run_json(code, str(prefix))
 
 
 def serve(export_dir, x: np.ndarray) -> np.ndarray:
@@ -44,7 +45,7 @@ model = tf.saved_model.load(sys.argv[1])
 outputs = model.signatures["serving_default"](x=tf.constant(json.loads(sys.argv[2]), tf.float32))
 print(json.dumps(outputs["y"].numpy().tolist()))
 """
-    return np.array(run_with_tf(code, str(export_dir), json.dumps(x.tolist())), dtype=np.float32)
+    return np.array(tf_reader.run_json(code, str(export_dir), json.dumps(x.tolist())), dtype=np.float32)
 
 
 def expected(variables: dict) -> dict[str, float]:
