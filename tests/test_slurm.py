@@ -130,9 +130,10 @@ def test_scancel_and_the_time_limit_warning_end_the_run_as_a_preemption(fresh_sl
     # failed", see docs/slurm.md), which would keep the next test's job pending.
     slurm3 = fresh_slurm3
     model_dir = tmp_path / "model"
-    # The warning comes 180 s after the start (Slurm checks about every 30 s): well after training has begun,
-    # and 420 s before the limit, so that even on loaded cores the stop ends before Slurm's SIGKILL.
-    options = ("--time_limit", "10", "--warning_secs", "420") if how == "warning signal" else ()
+    # The warning comes 90-120 s after the start (Slurm checks about every 30 s): well after training has
+    # begun, and 150 s before the limit, so that even on loaded cores the stop ends before Slurm's SIGKILL
+    # (with 90 s left, the kill once came first).
+    options = ("--time_limit", "4", "--warning_secs", "150") if how == "warning signal" else ()
     script = export(slurm3, tmp_path, str(probe_spec(tmp_path)), "--model_dir", str(model_dir),
                     "--train_steps", "100000", "--model", "models.probe", *options)
     job_id = submit(slurm3, tmp_path, script, "-N3")
