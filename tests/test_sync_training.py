@@ -66,9 +66,12 @@ def _rate(series, start, end):
 
 def test_backup_worker_keeps_training_while_a_worker_is_stopped(runner, tmp_path):
     model_dir = tmp_path / "model"
+    # Paced steps (50 ms each): the rates compared are the cluster's, not those of two cores shared with
+    # other tests, and about 50 s of training at some 16 steps/s leave the cores to them.
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
-                          "--model", "launcher.models.mlp", "--train_steps", "2500", "--sync_replicas",
-                          "--backup_workers", "1", "--chief_flags=--log_step_count_steps=50")
+                          "--model", "models.probe", "--train_steps", "800", "--sync_replicas",
+                          "--backup_workers", "1", "--chief_flags=--log_step_count_steps=50 --step_sleep_secs=0.05",
+                          "--worker_flags=--step_sleep_secs=0.05")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 300, timeout=180, what="step 300")
     time.sleep(8)  # a stretch of steady training before the pause, to compare with
     worker = launch.tasks()["worker:1"]
@@ -81,8 +84,8 @@ def test_backup_worker_keeps_training_while_a_worker_is_stopped(runner, tmp_path
     resumed_at = time.time()
     assert launch.wait(300) == 0, launch.stderr
     run = last_run(model_dir)
-    assert run["global_step_end"] == 2500 and checkpoint_steps(model_dir)[-1] == 2500
-    assert read_variables(model_dir)["global_step"] == 2500
+    assert run["global_step_end"] == 800 and checkpoint_steps(model_dir)[-1] == 800
+    assert read_variables(model_dir)["global_step"] == 800
     series = run["global_step_series"]
     before = _rate(series, stopped_at - 8, stopped_at)
     during = _rate(series, stopped_at + 1, resumed_at)
@@ -101,7 +104,7 @@ def test_killed_replica_rejoins_synchronous_training(runner, tmp_path, victim):
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
                           "--model", "models.sync_counting", "--train_steps", "400",
                           "--chief_flags=--step_sleep_secs=0.02 --log_step_count_steps=20",
-                          "--worker_flags=--step_sleep_secs=0.02")
+                          "--worker_flags=--step_sleep_secs=0.05")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 60, timeout=180, what="step 60")
     os.kill(launch.tasks()[victim].pid, signal.SIGKILL)
     assert launch.wait(300) == 0, launch.stderr
@@ -126,7 +129,7 @@ def test_preempted_synchronous_run_saves_at_the_step_reached(runner, tmp_path, f
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
                           "--model", "models.sync_counting", "--train_steps", "100000", "--grace_secs", "20",
                           "--chief_flags=--step_sleep_secs=0.02 --save_checkpoint_secs=3600 --log_step_count_steps=10",
-                          "--worker_flags=--step_sleep_secs=0.02")
+                          "--worker_flags=--step_sleep_secs=0.05")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 40, timeout=180, what="step 40")
     if frozen_worker:
         frozen = launch.tasks()["worker:1"]
@@ -160,7 +163,7 @@ def test_frozen_worker_without_backup_workers_is_the_hang_culprit(runner, tmp_pa
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),
                           "--model", "models.sync_counting", "--train_steps", "300", "--hang_secs", "15",
                           "--chief_flags=--step_sleep_secs=0.02 --log_step_count_steps=20",
-                          "--worker_flags=--step_sleep_secs=0.02")
+                          "--worker_flags=--step_sleep_secs=0.05")
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 40, timeout=180, what="step 40")
     os.kill(launch.tasks()["worker:1"].pid, signal.SIGSTOP)
     assert launch.wait(300) == 0, launch.stderr  # the culprit is killed and restarted (--on_hang restart)
