@@ -38,7 +38,7 @@ TIERS = {
     "unit": {"test_checkpoint_names", "test_eval_flags", "test_exit_codes", "test_export", "test_export_storage",
              "test_hang_units", "test_ports", "test_progress", "test_run_record", "test_spec",
              "test_step_deadline", "test_task_command", "test_task_output", "test_tf_config",
-             "test_supervisor_loop", "test_cli"},
+             "test_supervisor_loop", "test_cli", "test_stop_signals"},
     "slow": {"test_hang", "test_slurm", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation",
              "test_hostbed"},
     "root": {"test_slurm", "test_ray_hosts", "test_ray_backend", "test_export_on_hosts", "test_isolation", "test_hostbed"},
