@@ -45,10 +45,16 @@ def submit(cluster, tmp_path: pathlib.Path, script: pathlib.Path, *options: str)
     return done.stdout.strip().split(";")[0]
 
 
+# Slurm's job states that are final (squeue(1), JOB STATE CODES). Waiting for one of them, not for the end of
+# "running", keeps transitional states out: a job whose steps are being signalled shows SIGNALING (seen
+# right after the time limit's warning, while the launcher was still stopping its tasks).
+END_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+              "PREEMPTED", "TIMEOUT"}
+
+
 def wait_for_end(cluster, job_id: str, timeout: float = 400) -> dict:
-    """The job's fields once it has ended (not pending, running or completing)."""
-    return wait_for(lambda: (lambda j: j if j and j["JobState"] not in ("PENDING", "RUNNING", "COMPLETING",
-                                                                         "CONFIGURING") else None)(cluster.job(job_id)),
+    """The job's fields once it has ended (in one of Slurm's final states)."""
+    return wait_for(lambda: (lambda j: j if j and j["JobState"] in END_STATES else None)(cluster.job(job_id)),
                     timeout=timeout, what=f"job {job_id} to end")
 
 
