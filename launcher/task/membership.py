@@ -37,7 +37,7 @@ from absl import logging
 
 from launcher.cluster import exit_codes
 from launcher.cluster.spec import CHIEF, PS, TRAINING_JOBS, WORKER, TaskId
-from launcher.cluster.stop_signals import StopNow
+from launcher.cluster.stop_signals import exit_at_once
 
 MEMBERSHIP_FILE = ".cluster.json"
 LOOK_SECS = 1.0  # how often a training task looks whether the variables' tasks moved (a stat of the file)
@@ -161,7 +161,7 @@ class Membership:
         if replacement is not None:
             logging.error("%s was started anew at %s (%s): this process stops without saving", self.task,
                           replacement, MEMBERSHIP_FILE)
-            raise StopNow(exit_codes.PREEMPTED)
+            exit_at_once(exit_codes.PREEMPTED)  # like every task that stops now: nothing to save or close
         jobs: dict = {}
         if self.task.job == PS:
             pass  # a ps's own session (its release queue) sees only itself
