@@ -21,7 +21,7 @@ import time
 
 HZ = os.sysconf("SC_CLK_TCK")
 KINDS = [  # (kind, pattern of the command line), the first that matches
-    ("TensorFlow reader (tests)", r"import tensorflow as tf\nfor line in sys.stdin|import tensorflow"),
+    ("TensorFlow in the tests' helpers", r"import tensorflow"),  # tests/tf_reader.py, conftest.run_with_tf
     ("warm process", r"-m launcher\.task\.warm"),
     ("task process", r"-m launcher\.task( |$)"),
     ("launcher", r"-m launcher( |$)|bin/launcher "),
