@@ -38,6 +38,44 @@ def test_console_shows_the_error_once_and_no_traceback_or_deprecation():
     assert shown == [DISK_FULL[6]], shown
 
 
+# The same on TensorFlow 2.21 as a loaded run once printed it (abridged): the op's error, whose message
+# names the task ("From /job:...:") on a line of its own, then the "Graph execution error" that repeats it
+# after the frames where the node was defined.
+DISK_FULL_GRAPH_ERROR = """\
+Traceback (most recent call last):
+  File "/venv/site-packages/tensorflow/python/client/session.py", line 1407, in _do_call
+    return fn(*args)
+tensorflow.python.framework.errors_impl.ResourceExhaustedError: From /job:chief/replica:0/task:0:
+/runs/m/model.ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate2; No space left on device
+\t [[{{node save/SaveV2}}]]
+Hint: If you want to see a list of allocated tensors when OOM happens, add report_tensor_allocations_upon_oom to RunOptions for current allocation info. This isn't available when running in Eager mode.
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/launcher/task/training.py", line 67, in train
+    session.run(model.train_op)
+tensorflow.python.framework.errors_impl.ResourceExhaustedError: Graph execution error:
+
+Detected at node 'save/SaveV2' defined at (most recent call last):
+    File "<frozen runpy>", line 198, in _run_module_as_main
+    File "/launcher/task/training.py", line 67, in train
+Node: 'save/SaveV2'
+From /job:chief/replica:0/task:0:
+/runs/m/model.ckpt-20_temp/part-00000-of-00001.data-00000-of-00001.tempstate2; No space left on device
+\t [[{{node save/SaveV2}}]]
+Hint: If you want to see a list of allocated tensors when OOM happens, add report_tensor_allocations_upon_oom to RunOptions for current allocation info. This isn't available when running in Eager mode.
+""".splitlines()
+
+
+def test_console_shows_a_graph_execution_error_s_repeated_message_once():
+    f = console_filter.LineFilter()
+    shown = [line for line in DISK_FULL_GRAPH_ERROR if f.show(line)]
+    assert sum("No space left on device" in line for line in shown) == 1, shown
+    assert not [line for line in shown if line.startswith("    File ") or line.startswith("Detected at")], shown
+    assert "tensorflow.python.framework.errors_impl.ResourceExhaustedError: Graph execution error:" in shown
+
+
 def test_root_cause_names_no_space_and_the_path():
     cause = root_cause.find(DISK_FULL, 1)
     assert cause.startswith("no space left on device writing /runs/m/model.ckpt-20_temp/"), cause
