@@ -25,6 +25,7 @@ class Server:
         self._baseline = baseline_threads
         self._model_error = model_error
         self._grace = orphan_grace_secs
+        self._socket_path = socket_path
         self._listener = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
         self._listener.bind(socket_path)
         os.chmod(socket_path, 0o600)
@@ -42,6 +43,7 @@ class Server:
         while True:
             readable, _, _ = select.select([self._listener, sys.stdin, *self._clients], [], [], POLL_SECS)
             if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
+                self._remove_socket()
                 sys.exit(0)  # the tasks notice their parent's end by themselves (their parent watch)
             if self._listener in readable:
                 connection, _ = self._listener.accept()
@@ -52,6 +54,15 @@ class Server:
                     return request  # in the child
             self._reap()
             self._stop_orphans()
+
+    def _remove_socket(self) -> None:
+        # A launcher that ends well removes the socket's directory itself; one that was killed cannot, and
+        # nothing may be left behind: its directory (made for this socket alone) goes when it is empty.
+        for remove, path in ((os.unlink, self._socket_path), (os.rmdir, os.path.dirname(self._socket_path))):
+            try:
+                remove(path)
+            except OSError:
+                pass  # removed meanwhile by the launcher, or not ours to remove (not empty)
 
     def _on_message(self, connection: socket.socket) -> Optional[child.Request]:
         try:
