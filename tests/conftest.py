@@ -88,6 +88,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     tf_reader.close()
+    if WarmBase._current is not None:
+        WarmBase._current.stop()
     if os.environ.get("LAUNCHER_STRICT_SKIPS") != "1":
         return
     unexpected = [(n, r) for n, r in _skips if not any(a in r for a in ALLOWED_SKIPS)]
@@ -159,9 +161,10 @@ class Launch:
         return self.err_path.read_text()
 
     def tasks(self) -> dict[str, psutil.Process]:
-        """The launcher's task processes by name ("worker:0"): its children, or its warm process's."""
+        """The launcher's task processes by name ("worker:0"): its children, or its warm process's (which
+        a warm base may have forked: its tasks name the launcher in their environment)."""
         found = {}
-        for child in psutil.Process(self.proc.pid).children(recursive=True):
+        for child in psutil.Process(self.proc.pid).children(recursive=True) + _forked_for(self.proc.pid):
             try:
                 if child.status() == psutil.STATUS_ZOMBIE:
                     continue  # ended, not yet reaped by the launcher
@@ -173,16 +176,86 @@ class Launch:
         return found
 
 
+def tests_env() -> dict[str, str]:
+    """The environment of what the tests start: the tests' models importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+class WarmBase:
+    """This test worker's warm base (`launcher.task.warm.base`): TensorFlow imported once for all the local
+    runs of the worker's tests, as a user may run one for all the runs of a machine. Started by the first
+    test that launches a run, stopped by pid when the worker ends."""
+
+    _current: Optional["WarmBase"] = None
+
+    def __init__(self, directory: pathlib.Path):
+        self.socket = str(directory / "socket")
+        self.log = directory / "base.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "launcher.task.warm.base", f"--socket={self.socket}"],
+                                         env=tests_env(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while "warm-base-ready" not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the tests' warm base did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    @classmethod
+    def get(cls, tmp_path_factory) -> "WarmBase":
+        if cls._current is None or cls._current.proc.poll() is not None:
+            cls._current = cls(tmp_path_factory.mktemp("warm_base"))
+        return cls._current
+
+    @classmethod
+    def pid(cls) -> Optional[int]:
+        return cls._current.proc.pid if cls._current is not None else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _forked_for(launcher_pid: int) -> list[psutil.Process]:
+    """The tasks of a launcher whose warm process the warm base forked."""
+    base = WarmBase.pid()
+    if base is None:
+        return []
+    found = []
+    try:
+        for proc in psutil.Process(base).children(recursive=True):
+            try:
+                if proc.environ().get("LAUNCHER_PID") == str(launcher_pid):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+    except psutil.NoSuchProcess:
+        pass
+    return found
+
+
 class Runner:
-    def __init__(self, tmp_path: pathlib.Path):
+    def __init__(self, tmp_path: pathlib.Path, warm_base: Optional[str] = None):
         self.tmp_path = tmp_path
         self.marker = uuid.uuid4().hex
         self.launches: list[Launch] = []
+        # The local runs' warm processes come from the worker's warm base; None: each run imports its own.
+        self.warm_base = warm_base
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = tests_env()
         env[MARKER] = self.marker
-        env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO), env.get("PYTHONPATH", "")])
+        env.pop("LAUNCHER_WARM_BASE", None)
+        if self.warm_base is not None:
+            env["LAUNCHER_WARM_BASE"] = self.warm_base
         return env
 
     def start(self, *args: str, prefix: tuple[str, ...] = ()) -> Launch:
@@ -230,8 +303,8 @@ class Runner:
 
 
 @pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path)
+def runner(tmp_path, tmp_path_factory):
+    r = Runner(tmp_path, WarmBase.get(tmp_path_factory).socket)
     try:
         yield r
     finally:

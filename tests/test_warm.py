@@ -9,11 +9,19 @@ import time
 
 import portpicker
 import psutil
+import pytest
 
 from conftest import checkpoint_steps, last_run, logged_step, wait_for
 from launcher.cluster import tf_config, warm_protocol
 from launcher.cluster.spec import TaskId
 from launcher.launch.backends.warm import WarmOptions, WarmProcess
+
+
+@pytest.fixture
+def runner(runner):
+    """These tests are about a run's own warm process: started by its launcher, with no warm base."""
+    runner.warm_base = None
+    return runner
 
 
 def _chief_argv(model_dir, train_steps):
@@ -104,11 +112,14 @@ def test_a_launcher_killed_takes_its_warm_process_and_tasks_along(runner, tmp_pa
     wait_for(lambda: logged_step(model_dir / "logs" / "chief-0.log") >= 0, what="the chief's first step")
     tasks = launch.tasks()
     warm = _warm_process_of(tasks["chief:0"])
+    socket_dir = os.path.dirname(next(a for a in warm.cmdline() if a.startswith("--socket=")).split("=", 1)[1])
+    assert os.path.isdir(socket_dir)
     os.killpg(launch.proc.pid, signal.SIGKILL)
     launch.proc.wait()
     wait_for(lambda: not warm.is_running() or warm.status() == psutil.STATUS_ZOMBIE, timeout=10,
              what="the warm process's end")
     wait_for(lambda: not runner.leftovers(), timeout=60, what="every task's end")
+    assert not os.path.exists(socket_dir), "the warm process's socket was left behind"
 
 
 def test_no_fork_from_a_process_with_threads_of_its_model(runner, tmp_path):

@@ -289,6 +289,11 @@ class Engine(Group):
     warm_starts: bool = setting(True, "fork every task process (restarts too) from one process per machine that "
                                 "has imported TensorFlow and the model once; --nowarm_starts starts each one "
                                 "cold (see warm-starts.md).", check=flag)
+    warm_base: str = setting("",
+                             "the socket of a warm base (python -m launcher.task.warm.base --socket=PATH): "
+                             "a process that imported TensorFlow once for every run on this machine and "
+                             "forks each local run's warm process; default $LAUNCHER_WARM_BASE (see "
+                             "warm-starts.md).")
 
 
 SPREAD, PACK = "spread", "pack"

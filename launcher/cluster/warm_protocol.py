@@ -15,16 +15,31 @@ task whose launcher is gone: SIGTERM, SIGKILL after the task's grace.
 
 The warm process prints READY on its stdout once it listens, and ends when its stdin closes (its launcher
 is gone, however it ended) or on SIGTERM.
+
+A warm base (`python -m launcher.task.warm.base`, see there) forks a run's warm process in turn, from a
+TensorFlow it imported once for every run on the machine; it prints BASE_READY once it listens.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 MODULE = "launcher.task.warm"
 READY = "warm-ready"
+BASE_MODULE = "launcher.task.warm.base"
+BASE_READY = "warm-base-ready"
+BASE_OUTDATED = "outdated"
+BASE_MAX_FDS = 4  # stdin, output, and the user and network namespaces
+# What a process reads from its environment while it imports TensorFlow (its options, its libraries', the
+# interpreter's): a warm base serves only runs whose values are its own. TF_CONFIG is read later, per task.
+_IMPORT_ENV = re.compile(r"^(TF_|TENSORFLOW_|CUDA_|XLA_|OMP_|MKL_|KMP_|PYTHON|LD_)")
+# Not compared: TF_CONFIG is read later, per task; a fork makes its output streams as PYTHONUNBUFFERED says.
+_NOT_IMPORT_ENV = {"TF_CONFIG", "PYTHONUNBUFFERED"}
+# What a launcher's runs have by default (`launch.run.run_env`), and so a warm base too.
+RUN_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "1"}
 SOCKET_TYPE = socket.SOCK_SEQPACKET
 _MAX_MESSAGE = 1 << 20  # a request carries a task's whole environment: a few kB
 
@@ -33,9 +48,10 @@ def send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
     socket.send_fds(sock, [json.dumps(message).encode()], list(fds))
 
 
-def receive(sock: socket.socket) -> tuple[Optional[dict], list[int]]:
-    """The next message and the descriptors that came with it; (None, []) once the other end has closed."""
-    data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 1)
+def receive(sock: socket.socket, max_fds: int = 1) -> tuple[Optional[dict], list[int]]:
+    """The next message and the descriptors that came with it (at most `max_fds`: more are dropped by the
+    kernel); (None, []) once the other end has closed."""
+    data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, max_fds)
     if not data:
         for fd in fds:
             socket.close(fd)
@@ -46,3 +62,19 @@ def receive(sock: socket.socket) -> tuple[Optional[dict], list[int]]:
 def command(python: str, socket_path: str, model: str) -> list[str]:
     """argv of a warm process for one run (on one machine)."""
     return [python, "-m", MODULE, f"--socket={socket_path}", f"--model={model}"]
+
+
+def import_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of `env` that TensorFlow's import reads, with the task environment's defaults applied."""
+    from launcher.cluster.task_env import TASK_ENV
+
+    merged = {**TASK_ENV, **env}
+    return {k: v for k, v in merged.items() if _IMPORT_ENV.match(k) and k not in _NOT_IMPORT_ENV}
+
+
+def env_difference(have: Mapping[str, str], asked: Mapping[str, str]) -> Optional[str]:
+    """The first variable whose value differs ("PYTHONPATH"), or None."""
+    for name in sorted(set(have) | set(asked)):
+        if have.get(name) != asked.get(name):
+            return name
+    return None

@@ -77,6 +77,11 @@ class Namespace:
             enter += ["--user", "--preserve-credentials"]
         return [*enter, "--", *argv]
 
+    def files(self) -> list[str]:
+        """The namespaces `wrap` enters, as files to open and join (setns), in the order to join them."""
+        kinds = ["user", "net"] if self._user else ["net"]
+        return [f"/proc/{self._holder.pid}/ns/{kind}" for kind in kinds]
+
     def close(self) -> None:
         if self._holder.poll() is None:
             self._holder.stdin.close()  # the holder's `cat` sees end of file and exits

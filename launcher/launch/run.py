@@ -94,9 +94,14 @@ def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = 
     return env
 
 
+WARM_BASE_ENV = "LAUNCHER_WARM_BASE"  # --warm_base's default: set once in a shell, used by every run
+
+
 def warm_options(config: RunConfig) -> Optional[WarmOptions]:
     """What the run's warm processes need, or None when tasks start cold (--nowarm_starts)."""
-    return WarmOptions(config.model, run_env(config)) if config.warm_starts else None
+    if not config.warm_starts:
+        return None
+    return WarmOptions(config.model, run_env(config), base=config.warm_base or os.environ.get(WARM_BASE_ENV) or None)
 
 
 def execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, console: Optional[Console] = None,

@@ -76,7 +76,10 @@ class LocalBackend:
             self._warn(isolation_lib.exposure_warning(spec, str(e)))
         if self._warm_options is not None:
             # Now, so that its imports overlap the launcher's last preparations.
-            self._warm = WarmProcess(self._warm_options, wrap=self._wrap)
+            self._warm = WarmProcess(self._warm_options, wrap=self._wrap,
+                                     enter=self._namespace.files() if self._namespace is not None else ())
+            if self._warm.base_refusal is not None:
+                self._warn(f"[launcher] {self._warm.base_refusal}; the run's warm process imports TensorFlow itself")
         return spec
 
     def _wrap(self, argv: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import select
 import shutil
 import signal
 import socket
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from launcher.cluster import warm_protocol
 
@@ -40,6 +41,7 @@ class WarmOptions:
     model: str
     env: Mapping[str, str]
     python: str = sys.executable
+    base: Optional[str] = None  # a warm base's socket (--warm_base): it forks the warm process, if it will
 
 
 def read_lines(stream, on_line: Callable[[str], None]) -> None:
@@ -109,18 +111,99 @@ class WarmTask:
             pass
 
 
+class _FromBase:
+    """A warm process that a warm base forked for this run (`launcher.task.warm.base`), seen as the Popen of a
+    started one: its pid, a pipe to its stdin and one from its output, its exit code once the base reaped it.
+    Signals go through a pidfd: never to another process that got the pid after it."""
+
+    def __init__(self, base: str, argv: list[str], env: Mapping[str, str], enter: Sequence[str]):
+        stdin_read, stdin_write = os.pipe()
+        output_read, output_write = os.pipe()
+        handed = [stdin_read, output_write]
+        connection = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
+        try:
+            try:
+                handed += [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in enter]
+                connection.connect(base)
+                warm_protocol.send(connection, {"argv": argv, "env": dict(env), "cwd": os.getcwd()}, handed)
+            finally:
+                for fd in handed:
+                    os.close(fd)
+            answer, _ = warm_protocol.receive(connection)
+            if answer is None or not isinstance(answer.get("pid"), int):
+                raise StartCold(answer.get("cold", "its answer made no sense") if answer else "it closed the connection")
+            self.pid = answer["pid"]
+            self._pidfd = os.pidfd_open(self.pid)
+        except (OSError, ValueError, StartCold) as e:
+            for fd in (stdin_write, output_read):
+                os.close(fd)
+            connection.close()
+            raise StartCold(str(e) if isinstance(e, StartCold) else f"it does not answer ({e})") from None
+        self.stdin = os.fdopen(stdin_write, "w")
+        self.stdout = os.fdopen(output_read, errors="replace")
+        self.returncode: Optional[int] = None
+        self._ended = threading.Event()
+        threading.Thread(target=self._wait, args=(connection,), name=f"exit-{self.pid}", daemon=True).start()
+
+    def _wait(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                answer, _ = warm_protocol.receive(connection)
+            except (OSError, ValueError):
+                answer = None
+        if answer is None or not isinstance(answer.get("exit"), int):
+            # The base ended first (its forks live on without it): the pidfd tells when this one ends.
+            select.select([self._pidfd], [], [])
+            answer = {"exit": -signal.SIGKILL}
+        self.returncode = answer["exit"]
+        self._ended.set()
+
+    def poll(self) -> Optional[int]:
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired("warm process", timeout)
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self._pidfd >= 0 and self.returncode is None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class WarmProcess:
     """The warm process of one run on this machine: started at once (its import overlaps whatever comes
-    before the first task), stopped by pid at the run's end, and by itself should the launcher die."""
+    before the first task), stopped by pid at the run's end, and by itself should the launcher die.
+
+    Given a warm base (`options.base`), it is a fork of that base in the run's namespaces (`enter`: the
+    namespace files a `wrap` would enter); if the base will not fork it, `base_refusal` says why and it is
+    started as without a base."""
 
     def __init__(self, options: WarmOptions, wrap: Callable[[list[str]], list[str]] = list,
-                 on_line: Optional[Callable[[str], None]] = None):
+                 on_line: Optional[Callable[[str], None]] = None, enter: Sequence[str] = ()):
         self._dir = tempfile.mkdtemp(prefix="launcher-warm-")  # 0700: only this user reaches the socket
         self.socket_path = os.path.join(self._dir, "socket")
         self.argv = warm_protocol.command(options.python, self.socket_path, options.model)
-        self._proc = subprocess.Popen(wrap(self.argv), env=dict(options.env), stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                      text=True, errors="replace")
+        self.base_refusal: Optional[str] = None
+        self._proc = None
+        if options.base:
+            try:
+                self._proc = _FromBase(options.base, self.argv, options.env, enter)
+            except StartCold as e:
+                self.base_refusal = f"the warm base {options.base} will not start this run's warm process: {e}"
+        if self._proc is None:
+            self._proc = subprocess.Popen(wrap(self.argv), env=dict(options.env), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          start_new_session=True, text=True, errors="replace")
         self.pid = self._proc.pid
         self._ready = False
         self._settled = threading.Event()
@@ -160,7 +243,7 @@ class WarmProcess:
         if self._proc.poll() is None:
             self._proc.stdin.close()  # it ends at end of file; SIGTERM in case it is still importing
             try:
-                os.kill(self._proc.pid, signal.SIGTERM)
+                self._proc.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
