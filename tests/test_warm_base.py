@@ -7,8 +7,10 @@ killed launcher takes its fork along while the base serves on.
 """
 
 import os
+import shutil
 import signal
 import socket
+import tempfile
 
 import psutil
 
@@ -102,3 +104,43 @@ def test_a_killed_launcher_takes_its_fork_along_and_the_base_serves_on(runner, t
     wait_for(lambda: not runner.leftovers(), timeout=60, what="every task's end")
     again = runner.run("run", "--spec", "local1", "--model_dir", str(tmp_path / "again"), "--train_steps", "10")
     assert again.proc.returncode == 0 and REFUSED not in again.stderr, again.stderr
+
+
+IMPOSTOR = """
+import os, socket, sys
+os.setuid(65534)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+listener.bind(sys.argv[1])
+listener.listen(1)
+print("listening", flush=True)
+connection, _ = listener.accept()
+data, fds, _, _ = socket.recv_fds(connection, 1 << 20, 8)
+print(f"received {len(data)} bytes, {len(fds)} descriptors", flush=True)
+"""
+
+
+def test_a_socket_of_another_user_gets_no_pipes():
+    """A base socket put where the launcher looks by another user (a shared /tmp) is never handed anything."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from launcher.launch.backends.warm import StartCold, _FromBase
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to listen as another user")
+    shared = tempfile.mkdtemp(prefix="shared-", dir="/tmp")  # the test's own directory is root's alone
+    os.chmod(shared, 0o777)
+    path = os.path.join(shared, "base.sock")
+    impostor = subprocess.Popen([sys.executable, "-c", IMPOSTOR, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert impostor.stdout.readline().strip() == "listening"
+        with pytest.raises(StartCold, match="runs as uid 65534, not as this user"):
+            _FromBase(path, [sys.executable, "-m", warm_protocol.MODULE], {}, [])
+        assert impostor.wait(10) == 0
+        assert impostor.stdout.read().strip() == "received 0 bytes, 0 descriptors"
+    finally:
+        impostor.kill()
+        impostor.wait()
+        shutil.rmtree(shared)

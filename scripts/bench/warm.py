@@ -1,7 +1,9 @@
 """Warm starts against cold ones, alternated in one run (issue 14's targets):
 
-- start-up: local4 (linear), launch to every chief's and worker's first step (run.json), cold and warm,
-  against one cold process that imports TensorFlow, starts a Server and runs one step (the yardstick);
+- start-up: local4 (linear), launch to every chief's and worker's first step (run.json), cold, warm, and
+  warm with a warm base running (its warm process forked from a base that imported TensorFlow before the
+  launch, as a machine's base does), against one cold process that imports TensorFlow, starts a Server and
+  runs one step (the yardstick);
 - memory: total proportional set size (PSS: shared pages split among their users) of local4's task
   processes while all train, cold and warm; warm also with its warm process, which holds what they share;
 - steady steps/s of local4 (the chief's global_step/sec scalars, the first left out), cold and warm;
@@ -12,9 +14,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Optional
 
@@ -22,16 +26,17 @@ import psutil
 
 from bench.launcher_process import launcher_argv, log_tail, running_launcher, trial_dir
 from bench.launcher_trial import read_step_rates
-from bench.processes import child_env
+from bench.processes import child_env, start
 from bench.recovery import run_recovery
 from bench.task_logs import read_log
 from bench.task_processes import task_name
 from bench.trials import BenchmarkError, announce, attempt, read_runs
-from launcher.cluster import warm_protocol
+from launcher.cluster import task_env, warm_protocol
 from launcher.launch import task_output
 from launcher.cluster.spec import CHIEF, WORKER, TaskId
 
 MODES = {"cold": ["--nowarm_starts"], "warm": ["--warm_starts"]}
+BASE = "base"  # start-up only: its restarts are a warm run's (they fork from the run's warm process)
 STARTUP_SPEC = "local4"
 STARTUP_MODEL = "launcher.models.linear"
 STARTUP_STEPS = 3000
@@ -98,9 +103,48 @@ def _all_stepping(model_dir: str, trainers: list[str]) -> bool:
     return True
 
 
-def startup_trial(mode: str, timeout_secs: float) -> Startup:
+class WarmBase:
+    """A warm base for the trials of mode "base", started before them (not timed: a machine's base is up
+    before the runs it serves), stopped by pid after them."""
+
+    def __init__(self, directory: str, timeout_secs: float):
+        self.socket = os.path.join(directory, "base.sock")
+        self.log = os.path.join(directory, "base.log")
+        with open(self.log, "w") as log:
+            self.proc = start([sys.executable, "-m", warm_protocol.BASE_MODULE, f"--socket={self.socket}"],
+                              stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_secs
+        while warm_protocol.BASE_READY not in open(self.log).read():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise BenchmarkError(f"the warm base did not start: {open(self.log).read()[-2000:]}")
+            time.sleep(0.1)
+
+    def forks_for(self, launcher_pid: int) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if proc.environ().get(task_env.LAUNCHER_PID) == str(launcher_pid) or (
+                        proc.ppid() == self.proc.pid):
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def startup_trial(mode: str, timeout_secs: float, base: Optional[WarmBase] = None) -> Startup:
     with trial_dir(f"launcher-benchmark-{mode}-") as trial:
-        argv = launcher_argv(STARTUP_SPEC, STARTUP_MODEL, trial.model_dir, STARTUP_STEPS, *MODES[mode])
+        options = [f"--warm_base={base.socket}"] if mode == BASE else MODES[mode]
+        argv = launcher_argv(STARTUP_SPEC, STARTUP_MODEL, trial.model_dir, STARTUP_STEPS, *options)
         with running_launcher(argv, trial.log_path) as proc:
             trainers = [f"{CHIEF}:0", *(f"{WORKER}:{i}" for i in range(3))]
             deadline = time.monotonic() + timeout_secs
@@ -111,6 +155,8 @@ def startup_trial(mode: str, timeout_secs: float) -> Startup:
                 time.sleep(0.1)
             time.sleep(1.0)  # all are training: their memory is what a run holds
             below = psutil.Process(proc.pid).children(recursive=True)
+            if base is not None:
+                below += base.forks_for(proc.pid)
             tasks = [p for p in below if task_name(p)]
             warm = [p for p in below if not task_name(p) and _is_warm(p)]
             pss_tasks, pss_warm = _pss_mb(tasks), _pss_mb(warm) if warm else None
@@ -134,15 +180,26 @@ def _is_warm(proc: psutil.Process) -> bool:
 
 def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], recovery_model: str) -> dict:
     results: dict = {"one_process": [], "startup": [], "recovery": []}
+    with tempfile.TemporaryDirectory(prefix="launcher-benchmark-base-") as directory:
+        base = WarmBase(directory, timeout_secs)
+        try:
+            _alternate(repeat, timeout_secs, errors, recovery_model, results, base)
+        finally:
+            base.stop()
+    return results
+
+
+def _alternate(repeat: int, timeout_secs: float, errors: list[str], recovery_model: str, results: dict,
+               base: WarmBase) -> None:
     for i in range(repeat):
         order = ("cold", "warm") if i % 2 == 0 else ("warm", "cold")
         announce(f"[{i + 1}/{repeat}] one cold process (import, Server, one step)")
         secs = attempt(lambda: one_cold_process(timeout_secs), errors)
         if secs is not None:
             results["one_process"].append(secs)
-        for mode in order:
+        for mode in (*order, BASE) if i % 2 == 0 else (BASE, *order):
             announce(f"[{i + 1}/{repeat}] {STARTUP_SPEC} {mode}")
-            found = attempt(lambda: startup_trial(mode, timeout_secs), errors)
+            found = attempt(lambda: startup_trial(mode, timeout_secs, base if mode == BASE else None), errors)
             if found is not None:
                 found.one_process_secs = secs
                 results["startup"].append(found)
@@ -153,7 +210,6 @@ def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], rec
                                 errors)
                 if found is not None:
                     results["recovery"].append((mode, found))
-    return results
 
 
 def _median(values) -> Optional[float]:
@@ -167,7 +223,7 @@ def warm_report(results: dict) -> str:
              f"trials: {', '.join(str(v) for v in results['one_process'])})", ""]
     lines.append(f"{'':10} {'local4 first step s':>20} {'ratio':>7} {'PSS tasks MB':>13} {'+warm MB':>9} "
                  f"{'steps/s':>8}")
-    for mode in MODES:
+    for mode in (*MODES, BASE):
         runs = [r for r in results["startup"] if r.mode == mode]
         ratios = [r.first_step_max_secs / r.one_process_secs for r in runs
                   if r.first_step_max_secs and r.one_process_secs]

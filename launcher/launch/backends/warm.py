@@ -17,6 +17,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,21 @@ class WarmTask:
             pass
 
 
+def _peer(connection: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a Unix socket."""
+    pid, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))
+    return pid, uid
+
+
+def _parent_of(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _FromBase:
     """A warm process that a warm base forked for this run (`launcher.task.warm.base`), seen as the Popen of a
     started one: its pid, a pipe to its stdin and one from its output, its exit code once the base reaped it.
@@ -125,6 +141,9 @@ class _FromBase:
             try:
                 handed += [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in enter]
                 connection.connect(base)
+                base_pid, base_uid = _peer(connection)
+                if base_uid != os.getuid():  # a socket someone else put there: never hand it our pipes
+                    raise StartCold(f"it runs as uid {base_uid}, not as this user")
                 warm_protocol.send(connection, {"argv": argv, "env": dict(env), "cwd": os.getcwd()}, handed)
             finally:
                 for fd in handed:
@@ -134,6 +153,9 @@ class _FromBase:
                 raise StartCold(answer.get("cold", "its answer made no sense") if answer else "it closed the connection")
             self.pid = answer["pid"]
             self._pidfd = os.pidfd_open(self.pid)
+            if _parent_of(self.pid) != base_pid:  # signals go to this pid: it must be the base's own fork
+                os.close(self._pidfd)
+                raise StartCold(f"it answered pid {self.pid}, which is not its child")
         except (OSError, ValueError, StartCold) as e:
             for fd in (stdin_write, output_read):
                 os.close(fd)
