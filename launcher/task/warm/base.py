@@ -36,7 +36,7 @@ from typing import Optional
 import launcher.task  # noqa: F401  (sets the task environment before TensorFlow's import)
 from launcher.cluster import warm_protocol
 from launcher.task import import_heap
-from launcher.task.warm import fork_safety, identity
+from launcher.task.warm import fork_safety, fork_server, identity
 
 POLL_SECS = 0.1
 _STARTED_IN = os.getcwd()  # `python -m` put it first on sys.path: a warm process gets its own there
@@ -56,10 +56,7 @@ class Base:
         self._env = warm_protocol.import_env(os.environ)
         self._python = os.path.realpath(sys.executable)
         self._stamp = _tensorflow_stamp()
-        self._listener = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
-        self._listener.bind(socket_path)
-        os.chmod(socket_path, 0o600)
-        self._listener.listen(64)
+        self._listener = fork_server.listen(socket_path)
         self._clients: list[socket.socket] = []
         self._children: dict[int, socket.socket] = {}  # warm process pid -> its launcher's connection
 
@@ -95,7 +92,7 @@ class Base:
         why = self._refusal(connection, message)
         if why is not None:
             self._close_all(fds)
-            self._answer(connection, {"cold": why})
+            fork_server.answer(connection, {"cold": why})
             self._drop(connection)
             if why.startswith(warm_protocol.BASE_OUTDATED):
                 sys.exit(0)  # an upgraded TensorFlow: this base can serve nobody any more
@@ -111,7 +108,7 @@ class Base:
             return "a malformed request"
         if argv[1:3] != ["-m", warm_protocol.MODULE]:
             return f"{' '.join(argv[:3])!r} is not a warm process"
-        uid = _peer_uid(connection)
+        _, uid = warm_protocol.peer(connection)
         if uid != os.getuid():
             return f"the warm base runs as uid {os.getuid()}, the launcher as {uid}"
         if os.path.realpath(argv[0]) != self._python:
@@ -144,31 +141,19 @@ class Base:
         self._close_all(fds)
         if why:
             os.waitpid(pid, 0)
-            self._answer(connection, {"cold": why})
+            fork_server.answer(connection, {"cold": why})
             self._drop(connection)
             return None
         self._children[pid] = connection
-        self._answer(connection, {"pid": pid})
+        fork_server.answer(connection, {"pid": pid})
         return None
 
     def _reap(self) -> None:
-        while self._children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in fork_server.reaped() if self._children else ():
             connection = self._children.pop(pid, None)
             if connection is not None:
-                self._answer(connection, {"exit": os.waitstatus_to_exitcode(status)})
+                fork_server.answer(connection, {"exit": code})
                 self._drop(connection)
-
-    def _answer(self, connection: socket.socket, message: dict) -> None:
-        try:
-            warm_protocol.send(connection, message)
-        except OSError:
-            pass  # its launcher is gone
 
     def _drop(self, connection: socket.socket) -> None:
         # A launcher that went away leaves its warm process alone: that ends with the launcher's pipe.
@@ -185,13 +170,6 @@ class Base:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _peer_uid(connection: socket.socket) -> int:
-    import struct
-
-    creds = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
 
 
 def _read_all(fd: int) -> str:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from launcher.cluster import warm_protocol
 from launcher.task import import_heap
-from launcher.task.warm import child, fork_safety
+from launcher.task.warm import child, fork_safety, fork_server
 
 POLL_SECS = 0.02
 ORPHAN_WAIT_SECS = 1.0
@@ -26,10 +26,7 @@ class Server:
         self._model_error = model_error
         self._grace = orphan_grace_secs
         self._socket_path = socket_path
-        self._listener = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
-        self._listener.bind(socket_path)
-        os.chmod(socket_path, 0o600)
-        self._listener.listen(64)
+        self._listener = fork_server.listen(socket_path)
         self._clients: list[socket.socket] = []  # connections: one per task process
         self._tasks: dict[int, socket.socket] = {}  # pid -> its client's connection
         # pid -> [when to SIGTERM it, when to SIGKILL it]: its client went away. The SIGTERM waits a moment:
@@ -77,7 +74,7 @@ class Server:
         why = child.not_a_task(message.get("argv"), message.get("env")) or fork_safety.unsafe(self._baseline)
         if why is not None:
             os.close(fds[0])
-            self._answer(connection, {"cold": why})
+            fork_server.answer(connection, {"cold": why})
             self._drop(connection)
             return None
         return self._fork(connection, message, fds[0])
@@ -105,14 +102,8 @@ class Server:
         os.close(in_session)
         os.close(output_fd)
         self._tasks[pid] = connection
-        self._answer(connection, {"pid": pid})
+        fork_server.answer(connection, {"pid": pid})
         return None
-
-    def _answer(self, connection: socket.socket, message: dict) -> None:
-        try:
-            warm_protocol.send(connection, message)
-        except OSError:
-            pass  # its client is gone: seen as end of file on the next read
 
     def _drop(self, connection: socket.socket) -> None:
         for pid, held in list(self._tasks.items()):
@@ -125,17 +116,11 @@ class Server:
         connection.close()
 
     def _reap(self) -> None:
-        while self._tasks:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, code in fork_server.reaped() if self._tasks else ():
             connection = self._tasks.pop(pid, None)
             self._orphans.pop(pid, None)
             if connection is not None and connection in self._clients:
-                self._answer(connection, {"exit": os.waitstatus_to_exitcode(status)})
+                fork_server.answer(connection, {"exit": code})
                 self._clients.remove(connection)
                 connection.close()
 

@@ -1,0 +1,38 @@
+"""What the warm process's loop and the warm base's loop share: a private Unix socket to listen on, answers
+that never fail the loop, and the exits of the children they forked."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Iterator
+
+from launcher.cluster import warm_protocol
+
+
+def listen(socket_path: str) -> socket.socket:
+    """A listening socket at `socket_path`, reachable by this user only (0600)."""
+    listener = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
+    listener.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    listener.listen(64)
+    return listener
+
+
+def answer(connection: socket.socket, message: dict) -> None:
+    try:
+        warm_protocol.send(connection, message)
+    except OSError:
+        pass  # its client is gone: seen as end of file on the next read
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, exit code in Popen's convention) of each child that has ended, without waiting."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)
