@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import struct
 from typing import Mapping, Optional, Sequence
 
 MODULE = "launcher.task.warm"
@@ -57,6 +58,24 @@ def receive(sock: socket.socket, max_fds: int = 1) -> tuple[Optional[dict], list
             socket.close(fd)
         return None, []
     return json.loads(data), fds
+
+
+def receive_exit(connection: socket.socket) -> Optional[int]:
+    """The exit code the next message reports, or None if the other end closed (or said anything else)
+    first; closes the connection."""
+    with connection:
+        try:
+            answer, _ = receive(connection)
+        except (OSError, ValueError):
+            return None
+    return answer.get("exit") if isinstance(answer, dict) and isinstance(answer.get("exit"), int) else None
+
+
+def peer(connection: socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process at the other end of a connected Unix socket (SO_PEERCRED)."""
+    pid, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))
+    return pid, uid
 
 
 def command(python: str, socket_path: str, model: str) -> list[str]:

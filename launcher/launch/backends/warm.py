@@ -17,7 +17,6 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -85,17 +84,13 @@ class WarmTask:
         self._waiter.start()
 
     def _wait(self, connection: socket.socket) -> None:
-        with connection:
-            try:
-                answer, _ = warm_protocol.receive(connection)
-            except (OSError, ValueError):
-                answer = None
-        if answer is None or not isinstance(answer.get("exit"), int):
+        code = warm_protocol.receive_exit(connection)
+        if code is None:
             # The warm process died first: the task stops by itself (its parent watch), unseen. Counted as
             # killed, once its output has ended.
             self._reader.join()
-            answer = {"exit": -signal.SIGKILL}
-        self._code = answer["exit"]
+            code = -signal.SIGKILL
+        self._code = code
 
     def poll(self) -> Optional[int]:
         if self._code is None:
@@ -110,13 +105,6 @@ class WarmTask:
             os.killpg(self.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _peer(connection: socket.socket) -> tuple[int, int]:
-    """(pid, uid) of the process at the other end of a Unix socket."""
-    pid, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                            struct.calcsize("3i")))
-    return pid, uid
 
 
 def _parent_of(pid: int) -> Optional[int]:
@@ -141,7 +129,7 @@ class _FromBase:
             try:
                 handed += [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in enter]
                 connection.connect(base)
-                base_pid, base_uid = _peer(connection)
+                base_pid, base_uid = warm_protocol.peer(connection)
                 if base_uid != os.getuid():  # a socket someone else put there: never hand it our pipes
                     raise StartCold(f"it runs as uid {base_uid}, not as this user")
                 warm_protocol.send(connection, {"argv": argv, "env": dict(env), "cwd": os.getcwd()}, handed)
@@ -168,16 +156,12 @@ class _FromBase:
         threading.Thread(target=self._wait, args=(connection,), name=f"exit-{self.pid}", daemon=True).start()
 
     def _wait(self, connection: socket.socket) -> None:
-        with connection:
-            try:
-                answer, _ = warm_protocol.receive(connection)
-            except (OSError, ValueError):
-                answer = None
-        if answer is None or not isinstance(answer.get("exit"), int):
+        code = warm_protocol.receive_exit(connection)
+        if code is None:
             # The base ended first (its forks live on without it): the pidfd tells when this one ends.
             select.select([self._pidfd], [], [])
-            answer = {"exit": -signal.SIGKILL}
-        self.returncode = answer["exit"]
+            code = -signal.SIGKILL
+        self.returncode = code
         self._ended.set()
 
     def poll(self) -> Optional[int]:
