@@ -26,6 +26,7 @@ MARKER = "LAUNCHER_TEST_RUN"
 
 sys.path.insert(0, str(REPO / "scripts"))  # the process helpers that the benchmark uses too
 from bench.task_processes import marked, task_name  # noqa: E402
+from bench.warm_base import WarmBase  # noqa: E402
 
 import tf_reader  # noqa: E402
 
@@ -88,8 +89,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     tf_reader.close()
-    if WarmBase._current is not None:
-        WarmBase._current.stop()
+    if _warm_base is not None:
+        _warm_base.stop()
     if os.environ.get("LAUNCHER_STRICT_SKIPS") != "1":
         return
     unexpected = [(n, r) for n, r in _skips if not any(a in r for a in ALLOWED_SKIPS)]
@@ -183,63 +184,22 @@ def tests_env() -> dict[str, str]:
     return env
 
 
-class WarmBase:
+_warm_base: Optional[WarmBase] = None  # this test worker's (see `warm_base`)
+
+
+def warm_base(tmp_path_factory) -> WarmBase:
     """This test worker's warm base (`launcher.task.warm.base`): TensorFlow imported once for all the local
     runs of the worker's tests, as a user may run one for all the runs of a machine. Started by the first
-    test that launches a run, stopped by pid when the worker ends."""
-
-    _current: Optional["WarmBase"] = None
-
-    def __init__(self, directory: pathlib.Path):
-        self.socket = str(directory / "socket")
-        self.log = directory / "base.log"
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "launcher.task.warm.base", f"--socket={self.socket}"],
-                                         env=tests_env(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while "warm-base-ready" not in self.log.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the tests' warm base did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    @classmethod
-    def get(cls, tmp_path_factory) -> "WarmBase":
-        if cls._current is None or cls._current.proc.poll() is not None:
-            cls._current = cls(tmp_path_factory.mktemp("warm_base"))
-        return cls._current
-
-    @classmethod
-    def pid(cls) -> Optional[int]:
-        return cls._current.proc.pid if cls._current is not None else None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+    test that launches a run, stopped by pid when the worker ends (`pytest_sessionfinish`)."""
+    global _warm_base
+    if _warm_base is None or _warm_base.proc.poll() is not None:
+        _warm_base = WarmBase(str(tmp_path_factory.mktemp("warm_base")), tests_env(), timeout_secs=180)
+    return _warm_base
 
 
 def _forked_for(launcher_pid: int) -> list[psutil.Process]:
-    """The tasks of a launcher whose warm process the warm base forked."""
-    base = WarmBase.pid()
-    if base is None:
-        return []
-    found = []
-    try:
-        for proc in psutil.Process(base).children(recursive=True):
-            try:
-                if proc.environ().get("LAUNCHER_PID") == str(launcher_pid):
-                    found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-    except psutil.NoSuchProcess:
-        pass
-    return found
+    """The tasks of a launcher whose warm process the warm base forked (and the warm processes)."""
+    return _warm_base.forks_for(launcher_pid) if _warm_base is not None else []
 
 
 class Runner:
@@ -304,7 +264,7 @@ class Runner:
 
 @pytest.fixture
 def runner(tmp_path, tmp_path_factory):
-    r = Runner(tmp_path, WarmBase.get(tmp_path_factory).socket)
+    r = Runner(tmp_path, warm_base(tmp_path_factory).socket)
     try:
         yield r
     finally:

@@ -1,6 +1,6 @@
 """A warm base: TensorFlow imported once for every run on the machine, each run's warm process forked from it.
 
-The other tests' local runs use their worker's warm base too (conftest.WarmBase); these check what the
+The other tests' local runs use their worker's warm base too (conftest.warm_base); these check what the
 base itself promises: the fork is the run's warm process (its namespace, its directory, its modules),
 edits between runs take effect, what it will not serve gets a warm process of its own and one line, and a
 killed launcher takes its fork along while the base serves on.
@@ -14,7 +14,8 @@ import tempfile
 
 import psutil
 
-from conftest import WarmBase, last_run, logged_step, wait_for
+import conftest
+from conftest import last_run, logged_step, wait_for
 from launcher.cluster import warm_protocol
 
 REFUSED = "will not start this run's warm process"
@@ -39,7 +40,7 @@ def test_a_run_s_warm_process_is_a_fork_of_the_base_in_the_run_s_namespace(runne
     tasks = launch.tasks()
     assert sorted(tasks) == ["chief:0", "ps:0", "worker:0"], tasks
     warm = tasks["chief:0"].parent()
-    assert warm.ppid() == WarmBase.pid(), "the run's warm process is not the base's fork"
+    assert warm.ppid() == conftest._warm_base.proc.pid, "the run's warm process is not the base's fork"
     assert warm.cmdline()[1:3] == ["-m", "launcher.task.warm"]  # it shows itself as a started one does
     own_namespace = os.readlink("/proc/self/ns/net")
     assert os.readlink(f"/proc/{warm.pid}/ns/net") == os.readlink(f"/proc/{tasks['chief:0'].pid}/ns/net")
@@ -77,7 +78,7 @@ def test_a_run_with_another_import_environment_gets_a_warm_process_of_its_own(ru
 
 
 def test_the_base_forks_only_warm_processes(runner):
-    base = WarmBase._current  # the worker's base, started for `runner`
+    base = conftest._warm_base  # the worker's base, started for `runner`
     read, write = os.pipe()
     try:
         with socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE) as connection:

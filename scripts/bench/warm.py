@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import statistics
 import subprocess
 import sys
@@ -26,12 +25,13 @@ import psutil
 
 from bench.launcher_process import launcher_argv, log_tail, running_launcher, trial_dir
 from bench.launcher_trial import read_step_rates
-from bench.processes import child_env, start
+from bench.processes import child_env
 from bench.recovery import run_recovery
 from bench.task_logs import read_log
 from bench.task_processes import task_name
 from bench.trials import BenchmarkError, announce, attempt, read_runs
-from launcher.cluster import task_env, warm_protocol
+from bench.warm_base import WarmBase
+from launcher.cluster import warm_protocol
 from launcher.launch import task_output
 from launcher.cluster.spec import CHIEF, WORKER, TaskId
 
@@ -103,44 +103,6 @@ def _all_stepping(model_dir: str, trainers: list[str]) -> bool:
     return True
 
 
-class WarmBase:
-    """A warm base for the trials of mode "base", started before them (not timed: a machine's base is up
-    before the runs it serves), stopped by pid after them."""
-
-    def __init__(self, directory: str, timeout_secs: float):
-        self.socket = os.path.join(directory, "base.sock")
-        self.log = os.path.join(directory, "base.log")
-        with open(self.log, "w") as log:
-            self.proc = start([sys.executable, "-m", warm_protocol.BASE_MODULE, f"--socket={self.socket}"],
-                              stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_secs
-        while warm_protocol.BASE_READY not in open(self.log).read():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise BenchmarkError(f"the warm base did not start: {open(self.log).read()[-2000:]}")
-            time.sleep(0.1)
-
-    def forks_for(self, launcher_pid: int) -> list[psutil.Process]:
-        found = []
-        for proc in psutil.Process(self.proc.pid).children(recursive=True):
-            try:
-                if proc.environ().get(task_env.LAUNCHER_PID) == str(launcher_pid) or (
-                        proc.ppid() == self.proc.pid):
-                    found.append(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return found
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def startup_trial(mode: str, timeout_secs: float, base: Optional[WarmBase] = None) -> Startup:
     with trial_dir(f"launcher-benchmark-{mode}-") as trial:
         options = [f"--warm_base={base.socket}"] if mode == BASE else MODES[mode]
@@ -181,7 +143,9 @@ def _is_warm(proc: psutil.Process) -> bool:
 def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], recovery_model: str) -> dict:
     results: dict = {"one_process": [], "startup": [], "recovery": []}
     with tempfile.TemporaryDirectory(prefix="launcher-benchmark-base-") as directory:
-        base = WarmBase(directory, timeout_secs)
+        # Started before the trials of mode "base" (not timed: a machine's base is up before the runs it
+        # serves), stopped by pid after them.
+        base = WarmBase(directory, child_env(), timeout_secs)
         try:
             _alternate(repeat, timeout_secs, errors, recovery_model, results, base)
         finally:
