@@ -43,8 +43,13 @@ def actor_processes(is_actor) -> list:
 
 
 class RayCluster:
-    def __init__(self, bed: HostBed, cpus_per_node: float = 2, resources: Optional[dict[int, dict]] = None):
+    def __init__(self, bed: HostBed, cpus_per_node: float = 2, resources: Optional[dict[int, dict]] = None,
+                 warm_base: Optional[str] = None):
         self.bed = bed
+        # The nodes' warm base (LAUNCHER_WARM_BASE in their environment, as an operator would set it on each
+        # machine): here the test worker's, in this machine's own namespace; it forks each run's warm process
+        # on a node into that node's namespace.
+        self.warm_base = warm_base
         self.cpus_per_node = cpus_per_node
         self.resources = resources or {}  # host number -> custom resources of its node
         # Ray's socket paths must stay short (108 bytes): a short directory under /tmp.
@@ -80,7 +85,10 @@ class RayCluster:
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # Every machine of a real cluster has the launcher and the model installed: here, the same checkout.
         tests = pathlib.Path(__file__).resolve().parent
-        env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent)])
+        env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent), env.get("PYTHONPATH", "")])
+        env.pop("LAUNCHER_WARM_BASE", None)
+        if self.warm_base is not None:
+            env["LAUNCHER_WARM_BASE"] = self.warm_base
         return env
 
     def _node_args(self, number: int) -> list[str]:
@@ -177,13 +185,15 @@ def ray_cluster(hosts: int, cpus_per_node: float = 2, scope: str = "function"):
     import hostbed
 
     @pytest.fixture(scope=scope)
-    def fixture():
+    def fixture(tmp_path_factory):
         reason = hostbed.unavailable()
         if reason:
             pytest.skip(reason)
         pytest.importorskip("ray")
+        from conftest import warm_base
+
         with HostBed(hosts) as bed:
-            cluster = RayCluster(bed, cpus_per_node).start()
+            cluster = RayCluster(bed, cpus_per_node, warm_base=warm_base(tmp_path_factory).socket).start()
             try:
                 yield cluster
                 # The runner's leak check may come after this teardown: look for the launcher's actors here

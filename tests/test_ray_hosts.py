@@ -8,8 +8,10 @@ import json
 import signal
 import time
 
+import psutil
+
 import raybed
-from conftest import checkpoint_steps, last_run, wait_for
+from conftest import checkpoint_steps, last_run, wait_for, warm_base
 
 ray3 = raybed.ray_cluster(3, scope="module")  # shared by the tests that leave it intact
 fresh_ray3 = raybed.ray_cluster(3)  # for the tests that lose a host
@@ -23,6 +25,12 @@ def launch(runner, cluster, *args):
     return runner.start("run", "--backend", "ray", "--ray_address", cluster.address, *args, prefix=prefix)
 
 
+def _parent(pid: int) -> tuple[int, int, list[str]]:
+    """(pid, parent's pid, command line) of the parent of process `pid`."""
+    parent = psutil.Process(pid).parent()
+    return parent.pid, parent.ppid(), parent.cmdline()
+
+
 def tasks_on_hosts(bed) -> dict[str, int]:
     """Task name -> number of the host whose namespace its process is in."""
     return {task: host for task, (host, _) in bed.tasks().items()}
@@ -32,13 +40,22 @@ def hosts_of(run: dict) -> dict[str, list[str]]:
     return {f"{t['job']}:{t['index']}": [a["host"] for a in t["attempts"]] for t in run["tasks"]}
 
 
-def test_local4_spreads_over_all_three_hosts(runner, ray3, tmp_path):
+def test_local4_spreads_over_all_three_hosts(runner, ray3, tmp_path, tmp_path_factory):
     model_dir = tmp_path / "model"
     run = launch(runner, ray3, "--spec", "local4", "--model_dir", str(model_dir), "--train_steps", "150", *PROBE)
     wait_for(lambda: run.proc.poll() is not None or len(tasks_on_hosts(ray3.bed)) == 6, timeout=240,
              what="six task processes on the bed")
+    found = ray3.bed.tasks()
+    forked_from = {task: _parent(pid) for task, (_, pid) in found.items()}
+    on_host = {host.number: set(host.pids()) for host in ray3.bed.hosts}
     placed = tasks_on_hosts(ray3.bed)
     assert run.wait(300) == 0, run.stderr[-3000:]
+    # Each host's tasks forked from that host's warm process, which the nodes' warm base (LAUNCHER_WARM_BASE in
+    # their environment) forked into the host's network namespace: nobody on the bed imported TensorFlow.
+    base_pid = warm_base(tmp_path_factory).proc.pid
+    for task, (host, _) in found.items():
+        pid, ppid, cmdline = forked_from[task]
+        assert "launcher.task.warm" in cmdline and ppid == base_pid and pid in on_host[host], (task, run.stderr[-2000:])
     training = {placed[t] for t in placed if t.startswith(("chief", "worker"))}
     assert training == {1, 2, 3}, placed  # training tasks on every host
     assert placed["ps:0"] != placed["ps:1"], placed  # the ps apart

@@ -145,3 +145,29 @@ def test_a_socket_of_another_user_gets_no_pipes():
         impostor.kill()
         impostor.wait()
         shutil.rmtree(shared)
+
+
+OWN_NAMESPACE = """
+import ctypes, os
+from launcher.task.warm import base
+fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+os.setuid(65534)
+print("setns:", os.strerror(ctypes.get_errno()) if ctypes.CDLL(None, use_errno=True).setns(fd, 0) else "joined")
+base._enter(fd)
+print("entered")
+"""
+
+
+def test_a_fork_for_a_ray_node_in_the_base_s_own_namespace_joins_nothing():
+    """A Ray node's warm process is asked for with the node's namespace, which may be the base's own: a base
+    of an ordinary user (no privilege to setns at all) forks it there all the same."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become another user")
+    done = subprocess.run([sys.executable, "-c", OWN_NAMESPACE], capture_output=True, text=True, timeout=60,
+                          env=conftest.tests_env(), cwd=conftest.REPO)
+    assert done.stdout.splitlines() == ["setns: Operation not permitted", "entered"], done.stderr[-2000:]

@@ -33,12 +33,16 @@ READY = "warm-ready"
 BASE_MODULE = "launcher.task.warm.base"
 BASE_READY = "warm-base-ready"
 BASE_OUTDATED = "outdated"
+# A machine's warm base, for the runs started there (--warm_base's default) and, on a Ray node, for that
+# node's warm processes: set once where the base is started.
+BASE_ENV = "LAUNCHER_WARM_BASE"
 BASE_MAX_FDS = 4  # stdin, output, and the user and network namespaces
 # What a process reads from its environment while it imports TensorFlow (its options, its libraries', the
 # interpreter's): a warm base serves only runs whose values are its own. TF_CONFIG is read later, per task.
 _IMPORT_ENV = re.compile(r"^(TF_|TENSORFLOW_|CUDA_|XLA_|OMP_|MKL_|KMP_|PYTHON|LD_)")
-# Not compared: TF_CONFIG is read later, per task; a fork makes its output streams as PYTHONUNBUFFERED says.
-_NOT_IMPORT_ENV = {"TF_CONFIG", "PYTHONUNBUFFERED"}
+# Not compared: TF_CONFIG is read later, per task; a fork makes its output streams as PYTHONUNBUFFERED says;
+# PYTHONBREAKPOINT is read when breakpoint() is called (Ray sets it in its workers' environment).
+_NOT_IMPORT_ENV = {"TF_CONFIG", "PYTHONUNBUFFERED", "PYTHONBREAKPOINT"}
 # What a launcher's runs have by default (`launch.run.run_env`), and so a warm base too.
 RUN_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "1"}
 SOCKET_TYPE = socket.SOCK_SEQPACKET

@@ -16,6 +16,7 @@ import tempfile
 from typing import Optional
 
 from launcher.cluster import checkpoint_names, safe_files, task_command, task_env, tf_config, typed_json
+from launcher.cluster import warm_protocol
 from launcher.cluster import model_dir as model_dir_rules
 from launcher.cluster.errors import UserError
 from launcher.cluster.run_config import RunConfig
@@ -94,14 +95,12 @@ def task_env_for(config: RunConfig, task: TaskId, spec: Optional[ClusterSpec] = 
     return env
 
 
-WARM_BASE_ENV = "LAUNCHER_WARM_BASE"  # --warm_base's default: set once in a shell, used by every run
-
-
 def warm_options(config: RunConfig) -> Optional[WarmOptions]:
     """What the run's warm processes need, or None when tasks start cold (--nowarm_starts)."""
     if not config.warm_starts:
         return None
-    return WarmOptions(config.model, run_env(config), base=config.warm_base or os.environ.get(WARM_BASE_ENV) or None)
+    base = config.warm_base or os.environ.get(warm_protocol.BASE_ENV) or None
+    return WarmOptions(config.model, run_env(config), base=base)
 
 
 def execute(config: RunConfig, backend: backends.Backend, stop: StopRequest, console: Optional[Console] = None,

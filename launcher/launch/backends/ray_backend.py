@@ -16,7 +16,7 @@ import time
 from typing import Callable, Mapping, Optional
 
 from launcher.export import security
-from launcher.cluster import free_ports, gpus as gpus_lib
+from launcher.cluster import free_ports, gpus as gpus_lib, warm_protocol
 from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
@@ -108,14 +108,21 @@ def _node_env(env_delta: Mapping[str, str]) -> dict[str, str]:
 
 class _WarmNode:
     """The actor that holds a node's warm process for the run (see backends.warm): the node's tasks fork
-    from it. Its end (the run's, or its node's) ends the warm process, which reads its stdin from here."""
+    from it. Its end (the run's, or its node's) ends the warm process, which reads its stdin from here.
+
+    Where the node's own environment names a warm base ($LAUNCHER_WARM_BASE, set by whoever started the
+    node: a path on the launcher's machine means nothing here), the warm process is that base's fork, in
+    this actor's network namespace; else, or when the base will not, it imports TensorFlow itself."""
 
     def __init__(self, model: str, env_delta: Mapping[str, str]) -> None:
-        self._warm = WarmProcess(WarmOptions(model, _node_env(env_delta)))
+        base = os.environ.get(warm_protocol.BASE_ENV) or None
+        self._warm = WarmProcess(WarmOptions(model, _node_env(env_delta), base=base),
+                                 enter=["/proc/self/ns/net"] if base else ())
 
-    def ready(self) -> tuple[Optional[str], str, list[str]]:
-        """(why it cannot fork or None, its socket, its argv), once its imports are done."""
-        return self._warm.wait_ready(), self._warm.socket_path, self._warm.argv
+    def ready(self) -> tuple[Optional[str], str, list[str], Optional[str]]:
+        """(why it cannot fork or None, its socket, its argv, why the node's warm base would not fork it or
+        None), once its imports are done."""
+        return self._warm.wait_ready(), self._warm.socket_path, self._warm.argv, self._warm.base_refusal
 
     def close(self) -> None:
         self._warm.close()
@@ -273,10 +280,14 @@ class RayBackend:
         if actor is None:
             return None
         try:
-            why, path, argv = self._ray.get(actor.ready.remote(), timeout=START_TIMEOUT_SECS)
+            why, path, argv, base_refusal = self._ray.get(actor.ready.remote(), timeout=START_TIMEOUT_SECS)
         except (self._ray.exceptions.RayError, self._ray.exceptions.GetTimeoutError) as e:
             self._warm_nodes.pop(self._nodes.get(task, ""), None)
-            why = f"its node's warm process is gone ({type(e).__name__})"
+            why, base_refusal = f"its node's warm process is gone ({type(e).__name__})", None
+        if base_refusal is not None and base_refusal not in self._cold_reasons:
+            self._cold_reasons.add(base_refusal)
+            self._warn(f"[launcher] on {self._hosts.get(task)}: {base_refusal}; the node's warm process "
+                       "imports TensorFlow itself")
         if why is None:
             return path, argv
         if why not in self._cold_reasons:

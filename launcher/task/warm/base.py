@@ -184,7 +184,13 @@ def _read_all(fd: int) -> str:
 
 
 def _enter(fd: int) -> None:
-    """Join the namespace `fd` refers to (setns(2); os.setns is Python 3.12+)."""
+    """Join the namespace `fd` refers to (setns(2); os.setns is Python 3.12+), unless this process is in it
+    already (a Ray node's warm process, asked for from the base's own namespace): joining one's own user
+    namespace is an error, and any setns needs a privilege that the same namespace does not."""
+    target = os.readlink(f"/proc/self/fd/{fd}")  # "net:[4026531840]", as /proc/self/ns/net reads
+    kind = target.split(":", 1)[0]
+    if kind in ("user", "net") and os.readlink(f"/proc/self/ns/{kind}") == target:
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, 0) != 0:
         raise OSError(ctypes.get_errno(), f"cannot enter the run's namespace: {os.strerror(ctypes.get_errno())}")
