@@ -55,6 +55,7 @@ class SlurmCluster:
         self.dir.chmod(0o700)
         self.conf = self.dir / "slurm.conf"
         self.munge_socket = self.dir / "munge.socket"
+        (self.dir / "tmp").mkdir()
         self._procs: list[subprocess.Popen] = []
 
     def node(self, number: int) -> str:
@@ -67,6 +68,9 @@ class SlurmCluster:
         env["SLURM_CONF"] = str(self.conf)
         tests = pathlib.Path(__file__).resolve().parent
         env["PYTHONPATH"] = os.pathsep.join([str(tests), str(tests.parent)])
+        # The nodes' temporary directory (a job's steps inherit it): what a lost node's processes leave there
+        # (a warm process's socket directory) goes with the cluster, not into this machine's /tmp.
+        env["TMPDIR"] = str(self.dir / "tmp")
         return env
 
     # -- start --

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 import slurmbed
@@ -117,6 +118,8 @@ def test_a_killed_task_restarts_as_a_new_step_on_its_node(slurm3, tmp_path):
     wait_for(lambda: _trained_a_while(tmp_path) or slurm3.job(job_id).get("JobState") not in ("PENDING", "RUNNING"),
              timeout=240, what="training to start")
     host, pid = slurm3.bed.tasks()["worker:0"]
+    # Forked from its node's warm process (a step of its own), as every task of a Slurm run by default.
+    assert "launcher.task.warm" in psutil.Process(pid).parent().cmdline()
     os.kill(pid, 9)
     job = wait_for_end(slurm3, job_id)
     out = job_output(tmp_path)

@@ -16,6 +16,11 @@ task whose launcher is gone: SIGTERM, SIGKILL after the task's grace.
 The warm process prints READY on its stdout once it listens, and ends when its stdin closes (its launcher
 is gone, however it ended) or on SIGTERM.
 
+Under Slurm the launcher's handle on a task is a job step, whose process Slurm starts: a warm task's step
+runs `python -m launcher.task.warm.step` (see there), which asks its node's warm process (a step of its
+own) for the task with the step's output, environment and CPUs (`"cpus": [...]` in the request), and
+stands for the task until it ends. The launcher signals such a step with stand-ins (`step_signal`).
+
 A warm base (`python -m launcher.task.warm.base`, see there) forks a run's warm process in turn, from a
 TensorFlow it imported once for every run on the machine; it prints BASE_READY once it listens.
 """
@@ -24,11 +29,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import struct
 from typing import Mapping, Optional, Sequence
 
 MODULE = "launcher.task.warm"
+STEP_MODULE = "launcher.task.warm.step"
 READY = "warm-ready"
 BASE_MODULE = "launcher.task.warm.base"
 BASE_READY = "warm-base-ready"
@@ -80,6 +87,24 @@ def peer(connection: socket.socket) -> tuple[int, int]:
     pid, uid, _ = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                             struct.calcsize("3i")))
     return pid, uid
+
+
+# The signals a launcher sends a task, and the stand-in that asks a warm step (`launcher.task.warm.step`) to
+# pass each on: a real-time signal, which neither Slurm nor anything else sends by itself. Slurm signals
+# only the step's own processes, and the forked task is not one of them; SIGKILL and SIGSTOP could not be
+# caught to be passed on anyway. New signals go at the end: the stand-ins are positional.
+STEP_SIGNALS = (signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT, signal.SIGINT, signal.SIGHUP,
+                signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def step_signal(signum: int) -> int:
+    """The stand-in for `signum` (one of STEP_SIGNALS) that a warm step passes on as `signum`."""
+    return signal.SIGRTMIN + STEP_SIGNALS.index(signum)
+
+
+def step_command(python: str, socket_path: str, task_argv: list[str]) -> list[str]:
+    """argv of a warm step: the task of `task_argv`, forked from the warm process at `socket_path`."""
+    return [python, "-m", STEP_MODULE, f"--socket={socket_path}", *task_argv]
 
 
 def command(python: str, socket_path: str, model: str) -> list[str]:

@@ -94,5 +94,5 @@ def get(engine: settings.Engine, ray: Optional[settings.Ray] = None, gpus: Optio
                             "run them on a private cluster network (see docs/slurm.md)")
         from launcher.launch.backends.slurm_backend import SlurmBackend
 
-        return SlurmBackend(gpus.gpus_per_task, gpus.evaluator_gpus)
+        return SlurmBackend(gpus.gpus_per_task, gpus.evaluator_gpus, warm=warm)
     raise UserError(f"--backend {engine.backend!r}: unknown backend (known: local, ray, slurm)")

@@ -20,20 +20,23 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Callable, Mapping, Optional
 
-from launcher.cluster import gpus as gpus_lib, settings
+from launcher.cluster import gpus as gpus_lib, settings, warm_protocol
 from launcher.cluster.errors import UserError
 from launcher.cluster.spec import PS, Address, ClusterSpec, TaskId
 from launcher.cluster.task_env import PARENT_PID
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
+from launcher.launch.backends.warm import WarmOptions, WarmProcess
 
 COMMAND_SECS = 60.0  # any one Slurm command; they answer in well under a second on a live cluster
 STEP_LOOKUP_SECS = 5.0  # a step appears in squeue within moments of its srun's start
@@ -80,13 +83,34 @@ def node_lost(state: str) -> bool:
     return "*" in state or any(word in state.upper() for word in _LOST_STATES)
 
 
+def step_id_of(job_id: str, name: str, running: Callable[[], bool]) -> Optional[str]:
+    """JOB.STEP of the step named `name` (unique in the job), once Slurm lists it; None if it is not listed
+    within STEP_LOOKUP_SECS, or as soon as `running()` says its srun has ended."""
+    deadline = time.monotonic() + STEP_LOOKUP_SECS
+    while running():
+        done = _run(["squeue", "-h", "-s", "-j", job_id, "-o", "%i %j"], timeout=10)
+        for line in done.stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == name:
+                return parts[0]
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+    return None
+
+
 class SlurmStep:
-    """The launcher's handle on one step: its srun, here; the task, on its node."""
+    """The launcher's handle on one step: its srun, here; the task, on its node.
+
+    `stand_ins`: the step is a warm step (`launcher.task.warm.step`), which passes each signal on to its
+    forked task when sent as its stand-in (`warm_protocol.step_signal`)."""
 
     def __init__(self, job_id: str, name: str, argv: list[str], env: Mapping[str, str],
-                 on_line: Callable[[str], None], node: str, node_state: Callable[[str], str]):
+                 on_line: Callable[[str], None], node: str, node_state: Callable[[str], str],
+                 stand_ins: bool = False):
         self._job_id = job_id
         self.name = name
+        self._stand_ins = stand_ins
         self.node = node
         self._node_state = node_state
         self._step_id: Optional[str] = None
@@ -132,16 +156,8 @@ class SlurmStep:
     def step_id(self) -> Optional[str]:
         """JOB.STEP of this step, once Slurm lists it (by its unique name)."""
         with self._lock:
-            deadline = time.monotonic() + STEP_LOOKUP_SECS
-            while self._step_id is None and self._proc.poll() is None:
-                done = _run(["squeue", "-h", "-s", "-j", self._job_id, "-o", "%i %j"], timeout=10)
-                for line in done.stdout.splitlines():
-                    parts = line.split()
-                    if len(parts) == 2 and parts[1] == self.name:
-                        self._step_id = parts[0]
-                if self._step_id is not None or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            if self._step_id is None:
+                self._step_id = step_id_of(self._job_id, self.name, lambda: self._proc.poll() is None)
             return self._step_id
 
     def signal(self, signum: int) -> None:
@@ -153,16 +169,24 @@ class SlurmStep:
             self._srun_signalled = True
             self._proc.signal(signal.SIGKILL if signum in (signal.SIGKILL, signal.SIGTERM) else signum)
             return
-        _run(["scancel", "--quiet", f"--signal={signal.Signals(signum).name.removeprefix('SIG')}", step],
-             timeout=30)
+        said = (str(warm_protocol.step_signal(signum)) if self._stand_ins
+                else signal.Signals(signum).name.removeprefix("SIG"))
+        _run(["scancel", "--quiet", f"--signal={said}", step], timeout=30)
 
 
 class SlurmBackend:
-    """Job steps in the allocation of SLURM_JOB_ID on the nodes of SLURM_JOB_NODELIST."""
+    """Job steps in the allocation of SLURM_JOB_ID on the nodes of SLURM_JOB_NODELIST.
+
+    With `warm`, each node of the run gets a warm process, a step of its own started as soon as the plan
+    names the node (`--overlap`, across the job's CPUs there: it reserves nothing), and each task's step is
+    a warm step (`launcher.task.warm.step`) that has the task forked from it. Not with GPUs: a fork runs in
+    its warm step's cgroup, which Slurm gave no GPU of the task's."""
 
     def __init__(self, gpus_per_task: int = 0, evaluator_gpus: int = 0,
-                 environ: Optional[Mapping[str, str]] = None):
+                 environ: Optional[Mapping[str, str]] = None, warm: Optional[WarmOptions] = None,
+                 warn: Callable[[str], None] = lambda line: sys.stderr.write(line + "\n")):
         environ = os.environ if environ is None else environ
+        self._warn = warn
         self._job_id = environ.get("SLURM_JOB_ID", "")
         if not self._job_id:
             raise UserError("--backend slurm runs inside a Slurm allocation (a batch script or salloc), and "
@@ -186,6 +210,10 @@ class SlurmBackend:
         self._attempts: dict[TaskId, int] = {}
         self._handles: dict[TaskId, SlurmStep] = {}
         self._lost: set[str] = set()  # nodes lost during the run
+        self._warm_options = None if gpus_lib.in_use(*self._gpus) else warm
+        self._warm: dict[str, WarmProcess] = {}  # node -> the run's warm process there
+        self._warm_names: list[str] = []
+        self._cold_reasons: set[str] = set()
 
     # -- nodes --
 
@@ -260,6 +288,36 @@ class SlurmBackend:
             addresses[task] = Address(self._addresses[node.id], port)
         return addresses
 
+    # -- warm processes: one per node of the run --
+
+    def _warm_on(self, node: str) -> Optional[WarmProcess]:
+        """`node`'s warm process, started on first use (its imports begin at once); None without warm starts."""
+        if self._warm_options is None:
+            return None
+        warm = self._warm.get(node)
+        if warm is None:
+            name = f"launcher-warm-{node}-{len(self._warm_names) + 1}"  # unique in the job, as a task's step
+            self._warm_names.append(name)
+            # A path on the node, whose directory the warm process makes there (0700); nobody can guess it.
+            path = os.path.join(tempfile.gettempdir(), f"launcher-warm-{secrets.token_hex(8)}", "socket")
+            warm = self._warm[node] = WarmProcess(self._warm_options, socket_path=path, wrap=lambda argv: [
+                "srun", "--overlap", "--nodes=1", "--ntasks=1", f"--nodelist={node}",
+                f"--cpus-per-task={self._node_cpus[node]}", f"--job-name={name}", "--export=ALL", *argv])
+        return warm
+
+    def _warm_argv(self, task: TaskId, argv: list[str]) -> Optional[list[str]]:
+        """The warm step's command line for `argv` on `task`'s node, or None: start it cold (said once)."""
+        warm = self._warm_on(self._node[task])
+        if warm is None:
+            return None
+        why = warm.wait_ready()
+        if why is None:
+            return warm_protocol.step_command(self._warm_options.python, warm.socket_path, argv)
+        if why not in self._cold_reasons:
+            self._cold_reasons.add(why)
+            self._warn(f"[launcher] {task} starts cold on node {self._node[task]}: {why}")
+        return None
+
     # -- the Backend protocol --
 
     def resolve(self, spec: ClusterSpec) -> ClusterSpec:
@@ -271,6 +329,8 @@ class SlurmBackend:
             addresses = self._place(chosen, {t: spec.address(t).port for t in tasks})
         except placement_lib.Unplaceable as e:
             raise UserError(f"--backend slurm: {e}") from None
+        for node in sorted(set(self._node.values())):
+            self._warm_on(node)
         return spec.replace_addresses(addresses)
 
     def _verdict_secs(self) -> float:
@@ -301,6 +361,9 @@ class SlurmBackend:
             return None  # its node is there: a new step on it, at the same address
         old_host = self._addresses[node]
         self._lost.add(node)
+        gone = self._warm.pop(node, None)
+        if gone is not None:
+            gone.close()  # its srun has ended, or ends now: nothing of it is left on a dead node
         del self._node[task]
         try:
             chosen = placement_lib.plan([task], self._demand, self._free_nodes(excluding=(node,)),
@@ -330,11 +393,21 @@ class SlurmBackend:
         env = dict(env)
         if task.job == PS and gpus_lib.in_use(*self._gpus):
             env.update(gpus_lib.NONE)
-        handle = self._handles[task] = SlurmStep(self._job_id, name, self.step_argv(task, name, argv), env,
-                                                 on_line, self._node[task], self._node_state)
+        warm_argv = self._warm_argv(task, argv)
+        handle = self._handles[task] = SlurmStep(self._job_id, name, self.step_argv(task, name, warm_argv or argv),
+                                                 env, on_line, self._node[task], self._node_state,
+                                                 stand_ins=warm_argv is not None)
         return handle
 
     def close(self) -> None:
         for handle in self._handles.values():
             if handle.poll() is None:  # the supervisor ends every task first; this is a safety net
                 handle.signal(signal.SIGKILL)
+        for warm in self._warm.values():
+            warm.close()  # end of its stdin ends it; its srun is killed if it does not end within seconds
+        self._warm.clear()
+        if self._warm_names:  # a killed srun leaves its step running: end what is left of any
+            done = _run(["squeue", "-h", "-s", "-j", self._job_id, "-o", "%i %j"], timeout=10)
+            for step, name in (line.split() for line in done.stdout.splitlines() if len(line.split()) == 2):
+                if name in self._warm_names:
+                    _run(["scancel", "--quiet", "--signal=KILL", step], timeout=30)

@@ -195,9 +195,15 @@ class WarmProcess:
     started as without a base."""
 
     def __init__(self, options: WarmOptions, wrap: Callable[[list[str]], list[str]] = list,
-                 on_line: Optional[Callable[[str], None]] = None, enter: Sequence[str] = ()):
-        self._dir = tempfile.mkdtemp(prefix="launcher-warm-")  # 0700: only this user reaches the socket
-        self.socket_path = os.path.join(self._dir, "socket")
+                 on_line: Optional[Callable[[str], None]] = None, enter: Sequence[str] = (),
+                 socket_path: Optional[str] = None):
+        """`socket_path`: where a warm process on another machine (`wrap` starts it there) listens; it makes
+        the socket's private directory itself. Else the socket is in a private directory made here."""
+        self._dir = None
+        if socket_path is None:
+            self._dir = tempfile.mkdtemp(prefix="launcher-warm-")  # 0700: only this user reaches the socket
+            socket_path = os.path.join(self._dir, "socket")
+        self.socket_path = socket_path
         self.argv = warm_protocol.command(options.python, self.socket_path, options.model)
         self.base_refusal: Optional[str] = None
         self._proc = None
@@ -257,4 +263,5 @@ class WarmProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)

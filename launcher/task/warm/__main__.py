@@ -5,6 +5,7 @@ Started by a launcher for one run, on one machine (in the run's network namespac
 """
 
 import argparse
+import os
 
 import launcher.task  # noqa: F401  (sets the task environment before TensorFlow's import)
 from launcher.cluster.errors import UserError
@@ -13,6 +14,13 @@ parser = argparse.ArgumentParser(prog="python -m launcher.task.warm")
 parser.add_argument("--socket", required=True)
 parser.add_argument("--model", required=True)
 args = parser.parse_args()
+
+from launcher.task.warm import fork_server  # noqa: E402
+
+try:
+    fork_server.private_directory(os.path.dirname(args.socket))
+except OSError as e:
+    raise SystemExit(f"error: the warm process's socket directory: {e}") from None
 
 from launcher.task import import_heap  # noqa: E402
 

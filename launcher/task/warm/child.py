@@ -30,6 +30,7 @@ class Request:
     env: dict[str, str]
     output_fd: int
     model_error: Optional[str]  # the model module failed to import in the warm process: the task says so
+    cpus: Optional[list[int]] = None  # the CPUs its Slurm step was given (a warm step's request)
 
 
 def not_a_task(argv: object, env: object) -> Optional[str]:
@@ -38,6 +39,14 @@ def not_a_task(argv: object, env: object) -> Optional[str]:
         return "a malformed request"
     if argv[1:3] != ["-m", task_command.TASK_MODULE]:
         return f"{' '.join(argv[:3])!r} is not the task program"
+    return None
+
+
+def cpus_of(message: dict) -> Optional[list[int]]:
+    """The CPUs a request asks the task to run on, when it names any (a list of CPU numbers)."""
+    cpus = message.get("cpus")
+    if isinstance(cpus, list) and cpus and all(isinstance(c, int) and 0 <= c < 65536 for c in cpus):
+        return cpus
     return None
 
 
@@ -58,6 +67,11 @@ def become(request: Request) -> None:
     os.dup2(request.output_fd, 1)
     os.dup2(request.output_fd, 2)  # as cold: stderr=STDOUT
     os.close(request.output_fd)
+    if request.cpus is not None:
+        try:  # its own step's CPUs, as a cold task in that step is bound to them (where Slurm binds)
+            os.sched_setaffinity(0, request.cpus)
+        except OSError:
+            pass  # CPUs outside the warm process's own: it runs on those
     env = dict(request.env)
     if task_env.PARENT_PID in env:
         env[task_env.LAUNCHER_PID] = env[task_env.PARENT_PID]

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from typing import Iterator
 
 from launcher.cluster import warm_protocol
+
+
+def private_directory(path: str) -> None:
+    """Make `path` a directory that only this user reaches (0700), or check that it is one: a run's
+    launcher makes it beside itself, but on a Slurm node the warm process makes the one its launcher named."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{path} is not a directory of this user's alone (0700)")
 
 
 def listen(socket_path: str) -> socket.socket:

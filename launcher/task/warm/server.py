@@ -12,6 +12,7 @@ import time
 from typing import Optional
 
 from launcher.cluster import warm_protocol
+from launcher.cluster.stop_signals import STOP_SIGNALS
 from launcher.task import import_heap
 from launcher.task.warm import child, fork_safety, fork_server
 
@@ -36,6 +37,12 @@ class Server:
 
     def serve(self) -> child.Request:
         """Serve until stdin closes (the launcher is gone); returns only in a forked child, its request."""
+        # From now on only the end of stdin ends this process. A stop signal is its tasks' to take: under
+        # Slurm one sent to the whole job (scancel, the time limit) reaches this process and its tasks alike,
+        # and this process ending then would make each task stop a second time (its parent watch), which
+        # means "now", before the chief's save. The forks install their own handlers (`child.HELD`).
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         print(warm_protocol.READY, flush=True)
         while True:
             readable, _, _ = select.select([self._listener, sys.stdin, *self._clients], [], [], POLL_SECS)
@@ -93,7 +100,8 @@ class Server:
                 self._listener.close()
                 for other in self._clients:
                     other.close()
-                return child.Request(message["argv"], message["env"], output_fd, self._model_error)
+                return child.Request(message["argv"], message["env"], output_fd, self._model_error,
+                                     child.cpus_of(message))
             except BaseException:
                 os._exit(70)  # never back into the loop of the warm process
         signal.pthread_sigmask(signal.SIG_UNBLOCK, child.HELD)
