@@ -110,16 +110,19 @@ def test_local4_batch_job_completes_on_three_nodes(slurm3, tmp_path):
     assert "succeeded: training reached step 500" in out
 
 
-def test_a_killed_task_restarts_as_a_new_step_on_its_node(slurm3, tmp_path):
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_a_killed_task_restarts_as_a_new_step_on_its_node(slurm3, tmp_path, start):
     model_dir = tmp_path / "model"
     script = export(slurm3, tmp_path, str(probe_spec(tmp_path)), "--model_dir", str(model_dir),
                     "--train_steps", "3000", "--model", "models.probe")
+    if start == "cold":  # as a user edits the script's launcher line: every task process a step of its own
+        script.write_text(script.read_text().replace(" --backend slurm ", " --backend slurm --nowarm_starts "))
     job_id = submit(slurm3, tmp_path, script, "-N3")
     wait_for(lambda: _trained_a_while(tmp_path) or slurm3.job(job_id).get("JobState") not in ("PENDING", "RUNNING"),
              timeout=240, what="training to start")
     host, pid = slurm3.bed.tasks()["worker:0"]
-    # Forked from its node's warm process (a step of its own), as every task of a Slurm run by default.
-    assert "launcher.task.warm" in psutil.Process(pid).parent().cmdline()
+    # Warm (the default): forked from its node's warm process, a step of its own; cold: its step's process.
+    assert ("launcher.task.warm" in psutil.Process(pid).parent().cmdline()) == (start == "warm")
     os.kill(pid, 9)
     job = wait_for_end(slurm3, job_id)
     out = job_output(tmp_path)
