@@ -71,6 +71,29 @@ def receive(sock: socket.socket, max_fds: int = 1) -> tuple[Optional[dict], list
     return json.loads(data), fds
 
 
+class Refused(Exception):
+    """The warm process will not fork the task (or does not answer); the message says why."""
+
+
+def ask_for_task(socket_path: str, argv: list[str], env: Mapping[str, str], output_fd: int,
+                 who: str = "the warm process", **extra) -> tuple[socket.socket, int]:
+    """Ask the warm process at `socket_path` to fork the task of `argv` and `env` (and `extra`, such as a warm
+    step's "cpus"), its output on `output_fd`: (the connection its exit comes on, the task's pid). Raises
+    Refused, naming the warm process as `who`. The caller still owns `output_fd`."""
+    connection = socket.socket(socket.AF_UNIX, SOCKET_TYPE)
+    try:
+        connection.connect(socket_path)
+        send(connection, {"argv": list(argv), "env": dict(env), **extra}, [output_fd])
+        answer, _ = receive(connection)
+    except (OSError, ValueError) as e:
+        connection.close()
+        raise Refused(f"{who} does not answer ({e})") from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("pid"), int):
+        connection.close()
+        raise Refused(answer.get("cold", "its answer made no sense") if isinstance(answer, dict) else f"{who} is gone")
+    return connection, answer["pid"]
+
+
 def receive_exit(connection: socket.socket) -> Optional[int]:
     """The exit code the next message reports, or None if the other end closed (or said anything else)
     first; closes the connection."""

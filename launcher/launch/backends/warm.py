@@ -57,21 +57,14 @@ class WarmTask:
     def __init__(self, socket_path: str, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
                  warm_argv: list[str]):
         read_fd, write_fd = os.pipe()
-        connection = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
         try:
-            try:
-                connection.connect(socket_path)
-                warm_protocol.send(connection, {"argv": list(argv), "env": dict(env)}, [write_fd])
-            finally:
-                os.close(write_fd)  # the task holds it now: end of file comes when the task (and its children) end
-            answer, _ = warm_protocol.receive(connection)
-        except (OSError, ValueError) as e:
-            answer = {"cold": f"the warm process does not answer ({e})"}
-        if answer is None or "pid" not in answer:
+            connection, pid = warm_protocol.ask_for_task(socket_path, argv, env, write_fd)
+        except warm_protocol.Refused as e:
             os.close(read_fd)
-            connection.close()
-            raise StartCold(answer.get("cold", "its answer made no sense") if answer else "the warm process is gone")
-        self.pid: Optional[int] = int(answer["pid"])
+            raise StartCold(str(e)) from None
+        finally:
+            os.close(write_fd)  # the task holds it now: end of file comes when the task (and its children) end
+        self.pid: Optional[int] = pid
         # Without the privilege to show its own command line (see task.warm.identity) a forked task shows
         # its warm process's: the watchdog accepts either as this task's.
         self.warm_argv = warm_argv

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import Optional
@@ -47,23 +46,6 @@ def _pass_on(signum: int):
 def _ignore(signum: int, frame) -> None:
     """Slurm's signals to the whole job reach the task directly (see above). A handler, not SIG_IGN: a cold
     task started from here must not inherit an ignored stop signal."""
-
-
-def _fork_warm(socket_path: str, argv: list[str], env: dict[str, str]) -> tuple[Optional[int], object]:
-    """(the forked task's pid, the connection its exit comes on), or (None, why it will not be forked)."""
-    connection = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
-    try:
-        connection.connect(socket_path)
-        warm_protocol.send(connection, {"argv": argv, "env": env, "cpus": sorted(os.sched_getaffinity(0))},
-                           [sys.stdout.fileno()])
-        answer, _ = warm_protocol.receive(connection)
-    except (OSError, ValueError) as e:
-        connection.close()
-        return None, f"its node's warm process does not answer ({e})"
-    if not isinstance(answer, dict) or not isinstance(answer.get("pid"), int):
-        connection.close()
-        return None, answer.get("cold", "its answer made no sense") if isinstance(answer, dict) else "it is gone"
-    return answer["pid"], connection
 
 
 def _end_as(code: int) -> None:
@@ -90,15 +72,18 @@ def main(args: list[str]) -> None:
         signal.signal(stand_in, _pass_on(signum))
     env = dict(os.environ)
     env[task_env.PARENT_PID] = str(os.getpid())  # the task stops by itself should this step vanish
-    pid, connection = _fork_warm(socket_path, argv, env)
-    if pid is not None:
-        _task_pid = pid
+    try:
+        connection, _task_pid = warm_protocol.ask_for_task(socket_path, argv, env, sys.stdout.fileno(),
+                                                           who="its node's warm process",
+                                                           cpus=sorted(os.sched_getaffinity(0)))
+    except warm_protocol.Refused as e:
+        task = tf_config.task_of(env)
+        print(f"[launcher] {task.name if task else 'the task'} starts cold: {e}", flush=True)
+    else:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stand_ins)
         code = warm_protocol.receive_exit(connection)
         # None: the warm process died first; its task stops by itself (its parent watch), unseen from here.
         _end_as(-signal.SIGKILL if code is None else code)
-    task = tf_config.task_of(env)
-    print(f"[launcher] {task.name if task else 'the task'} starts cold: {connection}", flush=True)
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
     _task_pid = proc.pid
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stand_ins)
