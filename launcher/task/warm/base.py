@@ -65,13 +65,9 @@ class Base:
         print(warm_protocol.BASE_READY, flush=True)
         while True:
             readable, _, _ = select.select([self._listener, *self._clients], [], [], POLL_SECS)
-            if self._listener in readable:
-                connection, _ = self._listener.accept()
-                self._clients.append(connection)
-            for connection in [c for c in self._clients if c in readable]:
-                becomes = self._on_message(connection)
-                if becomes is not None:
-                    return becomes
+            becomes = fork_server.dispatch(self._listener, self._clients, readable, self._on_message)
+            if becomes is not None:
+                return becomes
             self._reap()
 
     def remove_socket(self) -> None:

@@ -1,14 +1,17 @@
-"""What the warm process's loop and the warm base's loop share: a private Unix socket to listen on, answers
-that never fail the loop, and the exits of the children they forked."""
+"""What the warm process's loop and the warm base's loop share: a private Unix socket to listen on, the
+turn that accepts clients and hands their messages on, answers that never fail the loop, and the exits of
+the children they forked."""
 
 from __future__ import annotations
 
 import os
 import socket
 import stat
-from typing import Iterator
+from typing import Callable, Iterator, Optional, TypeVar
 
 from launcher.cluster import warm_protocol
+
+T = TypeVar("T")
 
 
 def private_directory(path: str) -> None:
@@ -30,6 +33,20 @@ def listen(socket_path: str) -> socket.socket:
     os.chmod(socket_path, 0o600)
     listener.listen(64)
     return listener
+
+
+def dispatch(listener: socket.socket, clients: list[socket.socket], readable: list,
+             on_message: Callable[[socket.socket], Optional[T]]) -> Optional[T]:
+    """One turn of a loop over `select`'s `readable`: accept a new client into `clients`, and hand each client
+    that has a message to `on_message`. Returns the first value it returns (only a forked child gets one)."""
+    if listener in readable:
+        connection, _ = listener.accept()
+        clients.append(connection)
+    for connection in [c for c in clients if c in readable]:
+        value = on_message(connection)
+        if value is not None:
+            return value
+    return None
 
 
 def answer(connection: socket.socket, message: dict) -> None:

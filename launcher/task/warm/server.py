@@ -49,13 +49,9 @@ class Server:
             if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
                 self._remove_socket()
                 sys.exit(0)  # the tasks notice their parent's end by themselves (their parent watch)
-            if self._listener in readable:
-                connection, _ = self._listener.accept()
-                self._clients.append(connection)
-            for connection in [c for c in self._clients if c in readable]:
-                request = self._on_message(connection)
-                if request is not None:
-                    return request  # in the child
+            request = fork_server.dispatch(self._listener, self._clients, readable, self._on_message)
+            if request is not None:
+                return request  # in the child
             self._reap()
             self._stop_orphans()
 
