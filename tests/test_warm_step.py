@@ -70,10 +70,6 @@ class Step:
                 self.proc.wait()
 
 
-def _status(proc: psutil.Process) -> str:
-    return proc.status()
-
-
 def test_a_warm_step_passes_stand_ins_on_ignores_slurm_s_stop_and_ends_as_its_task(runner, tmp_path):
     model_dir = tmp_path / "model"
     argv, env = _chief(runner, model_dir)
@@ -88,9 +84,9 @@ def test_a_warm_step_passes_stand_ins_on_ignores_slurm_s_stop_and_ends_as_its_ta
                  what="the chief's first step")
 
         step.stand_in(signal.SIGSTOP)
-        wait_for(lambda: _status(task) == psutil.STATUS_STOPPED, timeout=30, what="the task stopped")
+        wait_for(lambda: task.status() == psutil.STATUS_STOPPED, timeout=30, what="the task stopped")
         step.stand_in(signal.SIGCONT)
-        wait_for(lambda: _status(task) != psutil.STATUS_STOPPED, timeout=30, what="the task going on")
+        wait_for(lambda: task.status() != psutil.STATUS_STOPPED, timeout=30, what="the task going on")
 
         # What Slurm sends every process of the step when the whole job is signalled reaches the task
         # through its warm step (in the warm process's); the standing-in step takes none of it.
@@ -98,12 +94,12 @@ def test_a_warm_step_passes_stand_ins_on_ignores_slurm_s_stop_and_ends_as_its_ta
         step.proc.send_signal(signal.SIGINT)
         with pytest.raises(subprocess.TimeoutExpired):
             step.proc.wait(2)
-        assert task.is_running() and _status(task) != psutil.STATUS_ZOMBIE
+        assert task.is_running() and task.status() != psutil.STATUS_ZOMBIE
 
         step.stand_in(signal.SIGTERM)  # the launcher's stop: the chief saves and ends as preempted
         assert step.proc.wait(120) == exit_codes.PREEMPTED, "".join(step.lines[-30:])
         assert checkpoint_steps(model_dir)[-1] > 0
-        assert not psutil.pid_exists(task.pid) or _status(task) == psutil.STATUS_ZOMBIE
+        assert not psutil.pid_exists(task.pid) or task.status() == psutil.STATUS_ZOMBIE
     finally:
         if step is not None:
             step.stop()
