@@ -14,6 +14,7 @@ import pytest
 
 from conftest import checkpoint_steps, last_run, wait_for
 from test_hang import task_pids
+from launcher.cluster import warm_protocol
 
 SLOW = "--step_sleep_secs=0.02"
 
@@ -78,24 +79,33 @@ def test_port_taken_by_another_process_is_named(runner, tmp_path):
     launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--model", "models.hang",
                           "--train_steps", "100000", "--isolation", "off",
                           f"--chief_flags={SLOW} --save_checkpoint_steps=20", f"--worker_flags={SLOW}",
-                          "--ps_flags=--recovery_deadline_secs=60")
+                          "--ps_flags=--recovery_deadline_secs=60",
+                          # The chief cannot save (its ps is gone): a short grace ends its wait.
+                          "--grace_secs=5")
     wait_for(lambda: checkpoint_steps(model_dir), what="a first checkpoint")
     ps = task_pids(launch)["ps:0"]
     port = int(json.loads(psutil.Process(ps).environ()["TF_CONFIG"])["cluster"]["ps"][0].rsplit(":", 1)[1])
+    # The restarted ps is forked within a fraction of a second: its warm process is held still until the
+    # port is ours (it then reports the kill and forks the restart).
+    warm = psutil.Process(ps).parent()
+    assert warm_protocol.MODULE in warm.cmdline(), warm.cmdline()
     holder = socket.socket()
     try:
-        os.kill(ps, signal.SIGKILL)
-        # The restarted ps imports TensorFlow for seconds before it binds: the port is ours by then.
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                holder.bind(("localhost", port))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+        warm.suspend()
+        try:
+            os.kill(ps, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    holder.bind(("localhost", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        finally:
+            warm.resume()
         holder.listen()
         assert launch.wait(300) == 1, launch.stderr
     finally:

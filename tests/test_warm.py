@@ -14,7 +14,7 @@ import pytest
 from conftest import checkpoint_steps, last_run, logged_step, wait_for
 from launcher.cluster import tf_config, warm_protocol
 from launcher.cluster.spec import TaskId
-from launcher.launch.backends.warm import WarmOptions, WarmProcess
+from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess
 
 
 @pytest.fixture
@@ -77,9 +77,11 @@ def _warm_process_of(task: psutil.Process) -> psutil.Process:
     return parent
 
 
-def test_a_forked_task_looks_and_restarts_like_a_cold_one(runner, tmp_path):
+@pytest.mark.parametrize("isolation", ["auto", "off"])
+def test_a_forked_task_looks_and_restarts_like_a_cold_one(runner, tmp_path, isolation):
     model_dir = tmp_path / "model"
-    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "1000000")
+    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "1000000",
+                          "--isolation", isolation)
     wait_for(lambda: logged_step(model_dir / "logs" / "worker-0.log") >= 0, what="the worker's first step")
     tasks = launch.tasks()
     assert set(tasks) == {"chief:0", "worker:0", "ps:0"}
@@ -104,6 +106,65 @@ def test_a_forked_task_looks_and_restarts_like_a_cold_one(runner, tmp_path):
     wait_for(lambda: not psutil.pid_exists(warm["chief:0"]), timeout=10, what="the warm process's end")
 
 
+def test_a_stopped_warm_process_is_asked_nothing_more_and_restarts_start_cold(runner, tmp_path):
+    model_dir = tmp_path / "model"
+    launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "1000000")
+    worker_log = model_dir / "logs" / "worker-0.log"
+    wait_for(lambda: logged_step(worker_log) >= 0, what="the worker's first step")
+    tasks = launch.tasks()
+    warm = _warm_process_of(tasks["worker:0"])
+    warm.suspend()
+    try:
+        killed = time.monotonic()
+        tasks["worker:0"].kill()
+        # Its warm process reports nothing: the launcher saw the worker end by itself, waited ANSWER_SECS for
+        # the report, and started the worker cold, asking that warm process nothing more.
+        new = wait_for(lambda: (w := launch.tasks().get("worker:0")) and w.pid != tasks["worker:0"].pid and w,
+                       timeout=warm_protocol.ANSWER_SECS + 60, what="the restarted worker")
+        assert time.monotonic() - killed >= warm_protocol.ANSWER_SECS
+        assert new.ppid() == launch.proc.pid  # started by the launcher itself
+        wait_for(lambda: "step = " in worker_log.read_text().split("attempt 2", 1)[-1], timeout=120,
+                 what="the cold worker's first step")
+    finally:
+        warm.resume()
+    # Woken up, it finds the request's client gone: it forks no second worker:0 for it.
+    time.sleep(1.0)
+    assert {p.pid for p in warm.children()} == {tasks["chief:0"].pid, tasks["ps:0"].pid}
+    assert launch.tasks()["worker:0"].pid == new.pid
+    cold = [line for line in launch.stderr.splitlines() if "starts cold" in line]
+    assert len(cold) == 1 and "worker:0" in cold[0] and "stopped or stuck" in cold[0], cold
+    launch.proc.send_signal(signal.SIGTERM)
+    assert launch.wait() == 143, launch.stderr
+
+
+def test_a_request_a_stopped_warm_process_never_answers_is_not_forked_when_it_wakes(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(warm_protocol, "ANSWER_SECS", 1.0)
+    env = {**runner.env(), "PYTHONUNBUFFERED": "1", "TF_USE_LEGACY_KERAS": "1"}
+    warm = WarmProcess(WarmOptions("models.draws", env))
+    try:
+        assert warm.wait_ready() is None
+        process = psutil.Process(warm.pid)
+        port = portpicker.pick_unused_port()
+        task_env = {**env, tf_config.ENV_VAR: tf_config.build({"chief": [f"localhost:{port}"]}, TaskId("chief", 0))}
+        process.suspend()
+        try:
+            with pytest.raises(StartCold, match=r"did not answer within 1s \(stopped or stuck\)"):
+                warm.start(_chief_argv(tmp_path / "model", 4), task_env, lambda line: None)
+        finally:
+            process.resume()
+        # Awake, it reads the request and finds that nobody waits for its answer any more: no fork (one would
+        # die at its first write to the closed output pipe, but live until then).
+        forked = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            forked += process.children()
+            time.sleep(0.005)
+        assert process.is_running() and forked == []
+        with pytest.raises(StartCold, match="did not answer"):  # asked nothing more: no second wait
+            warm.start(_chief_argv(tmp_path / "model", 4), task_env, lambda line: None)
+        assert process.children() == []
+    finally:
+        warm.close()
 
 
 def test_a_launcher_killed_takes_its_warm_process_and_tasks_along(runner, tmp_path):

@@ -75,19 +75,37 @@ class Refused(Exception):
     """The warm process will not fork the task (or does not answer); the message says why."""
 
 
+class Silent(Refused):
+    """The warm process did not answer in time: stopped (SIGSTOP) or stuck. Ask it nothing more."""
+
+
+# A warm process answers a request as soon as its fork has a session of its own: milliseconds, a little more
+# on a loaded machine. Silent for this long, it is stopped or stuck, and its client must not wait for good:
+# a launcher asking for a restart waits here, and supervises nothing meanwhile.
+ANSWER_SECS = 10.0
+
+
 def ask_for_task(socket_path: str, argv: list[str], env: Mapping[str, str], output_fd: int,
                  who: str = "the warm process", **extra) -> tuple[socket.socket, int]:
     """Ask the warm process at `socket_path` to fork the task of `argv` and `env` (and `extra`, such as a warm
     step's "cpus"), its output on `output_fd`: (the connection its exit comes on, the task's pid). Raises
-    Refused, naming the warm process as `who`. The caller still owns `output_fd`."""
+    Refused, naming the warm process as `who`; Silent when it has not answered within ANSWER_SECS. The
+    caller still owns `output_fd`."""
+    answer_secs = ANSWER_SECS
     connection = socket.socket(socket.AF_UNIX, SOCKET_TYPE)
+    connection.settimeout(answer_secs)
     try:
         connection.connect(socket_path)
         send(connection, {"argv": list(argv), "env": dict(env), **extra}, [output_fd])
         answer, _ = receive(connection)
+    except TimeoutError:
+        # Closing tells it, should it wake up, that nobody waits for this fork any more (`hung_up`).
+        connection.close()
+        raise Silent(f"{who} did not answer within {answer_secs:g}s (stopped or stuck)") from None
     except (OSError, ValueError) as e:
         connection.close()
         raise Refused(f"{who} does not answer ({e})") from None
+    connection.settimeout(None)  # the exit comes when the task ends
     if not isinstance(answer, dict) or not isinstance(answer.get("pid"), int):
         connection.close()
         raise Refused(answer.get("cold", "its answer made no sense") if isinstance(answer, dict) else f"{who} is gone")

@@ -66,18 +66,19 @@ class LocalBackend:
         if gpus_lib.in_use(*self._gpus):
             self._gpu_env = gpus_lib.assign(spec, *self._gpus, *gpus_lib.visible())
         spec = ports.resolve_local(spec)
-        if self._mode is isolation_lib.Mode.OFF:
-            return spec
-        try:
-            self._namespace = isolation_lib.Namespace()
-        except isolation_lib.Unavailable as e:
-            if self._mode is isolation_lib.Mode.REQUIRED:
-                raise UserError(f"--isolation required: no network namespace can be made here ({e})") from None
-            self._warn(isolation_lib.exposure_warning(spec, str(e)))
+        if self._mode is not isolation_lib.Mode.OFF:
+            try:
+                self._namespace = isolation_lib.Namespace()
+            except isolation_lib.Unavailable as e:
+                if self._mode is isolation_lib.Mode.REQUIRED:
+                    raise UserError(f"--isolation required: no network namespace can be made here ({e})") from None
+                self._warn(isolation_lib.exposure_warning(spec, str(e)))
         if self._warm_options is not None:
-            # Now, so that its imports overlap the launcher's last preparations.
+            # Now, so that its imports overlap the launcher's last preparations. A warm base's fork joins the
+            # run's namespace, or without one the launcher's own network: the base's may be another.
             self._warm = WarmProcess(self._warm_options, wrap=self._wrap,
-                                     enter=self._namespace.files() if self._namespace is not None else ())
+                                     enter=self._namespace.files() if self._namespace is not None
+                                     else ["/proc/self/ns/net"])
             if self._warm.base_refusal is not None:
                 self._warn(f"[launcher] {self._warm.base_refusal}; the run's warm process imports TensorFlow itself")
         return spec

@@ -33,6 +33,11 @@ class StartCold(Exception):
     """The warm process will not fork this task; the message says why."""
 
 
+class WarmSilent(StartCold):
+    """The warm process did not answer in time (see `warm_protocol.ANSWER_SECS`): this and every later task
+    of the run start cold."""
+
+
 @dataclasses.dataclass(frozen=True)
 class WarmOptions:
     """What a run's warm processes import and the environment they start with (a task's, without what
@@ -55,16 +60,22 @@ class WarmTask:
     """One task process forked by a warm process (a backend's TaskHandle)."""
 
     def __init__(self, socket_path: str, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
-                 warm_argv: list[str]):
+                 warm_argv: list[str], on_silent: Callable[[str], None] = lambda why: None):
+        """`on_silent(why)`: the warm process did not report the task's end in time (see `_exit_code`)."""
         read_fd, write_fd = os.pipe()
         try:
             connection, pid = warm_protocol.ask_for_task(socket_path, argv, env, write_fd)
+        except warm_protocol.Silent as e:
+            os.close(read_fd)
+            raise WarmSilent(str(e)) from None
         except warm_protocol.Refused as e:
             os.close(read_fd)
             raise StartCold(str(e)) from None
         finally:
             os.close(write_fd)  # the task holds it now: end of file comes when the task (and its children) end
         self.pid: Optional[int] = pid
+        self._on_silent = on_silent
+        self._pidfd = _pidfd_of_child(pid, warm_protocol.peer(connection)[0])
         # Without the privilege to show its own command line (see task.warm.identity) a forked task shows
         # its warm process's: the watchdog accepts either as this task's.
         self.warm_argv = warm_argv
@@ -77,13 +88,32 @@ class WarmTask:
         self._waiter.start()
 
     def _wait(self, connection: socket.socket) -> None:
-        code = warm_protocol.receive_exit(connection)
+        code = self._exit_code(connection)
         if code is None:
             # The warm process died first: the task stops by itself (its parent watch), unseen. Counted as
             # killed, once its output has ended.
             self._reader.join()
             code = -signal.SIGKILL
+        if self._pidfd is not None:
+            os.close(self._pidfd)
         self._code = code
+
+    def _exit_code(self, connection: socket.socket) -> Optional[int]:
+        """The task's exit code as its warm process reports it, or None if the warm process ended first.
+
+        A warm process that is stopped (SIGSTOP) or stuck reports nothing: its tasks would end unseen and
+        never restart. So the task's own end is watched too (its pidfd, readable once it has exited even
+        though this process is not its parent); a report that has not come ANSWER_SECS later is not waited
+        for: the code is read where the kernel keeps it until the warm process reaps its child."""
+        if self._pidfd is not None:
+            readable, _, _ = select.select([connection, self._pidfd], [], [])
+            if connection not in readable and not select.select([connection], [], [], warm_protocol.ANSWER_SECS)[0]:
+                connection.close()
+                self._on_silent(f"the warm process did not report the end of task process {self.pid} within "
+                                f"{warm_protocol.ANSWER_SECS:g}s (stopped or stuck)")
+                code = _zombie_exit_code(self.pid)
+                return -signal.SIGKILL if code is None else code
+        return warm_protocol.receive_exit(connection)
 
     def poll(self) -> Optional[int]:
         if self._code is None:
@@ -98,6 +128,30 @@ class WarmTask:
             os.killpg(self.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _pidfd_of_child(pid: int, parent: int) -> Optional[int]:
+    """A pidfd of `parent`'s child `pid`; None if that pid is no longer its child (ended and reaped)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if _parent_of(pid) != parent:  # reaped and the pid taken by another process before the pidfd was opened
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _zombie_exit_code(pid: int) -> Optional[int]:
+    """The exit code (Popen's convention) of `pid` if it has ended and its parent has not reaped it yet."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] != "Z" or len(fields) < 50:  # still running (another process's pid now), or an old kernel
+        return None
+    return os.waitstatus_to_exitcode(int(fields[-1]))
 
 
 def _parent_of(pid: int) -> Optional[int]:
@@ -118,6 +172,7 @@ class _FromBase:
         output_read, output_write = os.pipe()
         handed = [stdin_read, output_write]
         connection = socket.socket(socket.AF_UNIX, warm_protocol.SOCKET_TYPE)
+        connection.settimeout(warm_protocol.ANSWER_SECS)  # a stopped base must not hold up the run's start
         try:
             try:
                 handed += [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path in enter]
@@ -132,6 +187,7 @@ class _FromBase:
             answer, _ = warm_protocol.receive(connection)
             if answer is None or not isinstance(answer.get("pid"), int):
                 raise StartCold(answer.get("cold", "its answer made no sense") if answer else "it closed the connection")
+            connection.settimeout(None)  # the exit comes when the warm process ends
             self.pid = answer["pid"]
             self._pidfd = os.pidfd_open(self.pid)
             if _parent_of(self.pid) != base_pid:  # signals go to this pid: it must be the base's own fork
@@ -211,6 +267,7 @@ class WarmProcess:
                                           start_new_session=True, text=True, errors="replace")
         self.pid = self._proc.pid
         self._ready = False
+        self._silent: Optional[str] = None  # why it is asked nothing more (it did not answer), once it did not
         self._settled = threading.Event()
         self.last_lines: collections.deque = collections.deque(maxlen=5)
         self._on_line = on_line
@@ -239,10 +296,18 @@ class WarmProcess:
         return f"the warm process ended with exit code {code}" + (f": {said}" if said else "")
 
     def start(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None]) -> WarmTask:
-        why = self.wait_ready()
+        why = self._silent or self.wait_ready()
         if why is not None:
             raise StartCold(why)
-        return WarmTask(self.socket_path, argv, env, on_line, self.argv)
+        try:
+            return WarmTask(self.socket_path, argv, env, on_line, self.argv, on_silent=self._given_up)
+        except WarmSilent as e:
+            # Stopped or stuck: asking again would hold up each later start as long. Its tasks live on.
+            self._given_up(str(e))
+            raise
+
+    def _given_up(self, why: str) -> None:
+        self._silent = self._silent or why
 
     def close(self) -> None:
         if self._proc.poll() is None:

@@ -81,9 +81,10 @@ class Base:
             message, fds = warm_protocol.receive(connection, warm_protocol.BASE_MAX_FDS)
         except (OSError, ValueError):
             message, fds = None, []
-        if not isinstance(message, dict) or len(fds) < 2 or connection in self._children.values():
+        if (not isinstance(message, dict) or len(fds) < 2 or connection in self._children.values()
+                or fork_server.hung_up(connection)):
             self._close_all(fds)
-            self._drop(connection)  # its launcher is gone, or talks nonsense
+            self._drop(connection)  # its launcher is gone, gave up on the answer, or talks nonsense
             return None
         why = self._refusal(connection, message)
         if why is not None:

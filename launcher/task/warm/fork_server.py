@@ -56,6 +56,17 @@ def answer(connection: socket.socket, message: dict) -> None:
         pass  # its client is gone: seen as end of file on the next read
 
 
+def hung_up(connection: socket.socket) -> bool:
+    """Whether a client has closed its end already: after its request, it gave up waiting for the answer
+    (`warm_protocol.Silent`: this process was stopped meanwhile). Nobody would take such a fork's pid."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # still there, waiting
+    except OSError:
+        return True
+
+
 def reaped() -> Iterator[tuple[int, int]]:
     """(pid, exit code in Popen's convention) of each child that has ended, without waiting."""
     while True:

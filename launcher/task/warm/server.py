@@ -69,10 +69,11 @@ class Server:
             message, fds = warm_protocol.receive(connection)
         except (OSError, ValueError):
             message, fds = None, []
-        if not isinstance(message, dict) or len(fds) != 1 or connection in self._tasks.values():
+        if (not isinstance(message, dict) or len(fds) != 1 or connection in self._tasks.values()
+                or fork_server.hung_up(connection)):
             for fd in fds:
                 os.close(fd)
-            self._drop(connection)  # its client is gone (or talks nonsense)
+            self._drop(connection)  # its client is gone, gave up on the answer, or talks nonsense
             return None
         why = child.not_a_task(message.get("argv"), message.get("env")) or fork_safety.unsafe(self._baseline)
         if why is not None:
