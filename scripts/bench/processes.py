@@ -25,9 +25,16 @@ RUN_ID = uuid.uuid4().hex
 LAUNCHER_STOP_SECS = 45.0  # after SIGTERM, the launcher's own grace (30 s) plus a margin
 
 
+# The environment the benchmark was started with. Its own imports change os.environ (reading event files
+# imports TensorFlow, whose imports set KMP_DUPLICATE_LIB_OK): every child gets the same one all the same,
+# which a warm base started before the first trial requires of the runs it serves.
+_STARTED_WITH = dict(os.environ)
+
+
 def child_env() -> dict[str, str]:
-    """This process's environment with the marker, unbuffered output and TensorFlow's log level."""
-    env = dict(os.environ)
+    """The benchmark's environment at its start, with the marker, unbuffered output and TensorFlow's log
+    level."""
+    env = dict(_STARTED_WITH)
     env[MARKER] = RUN_ID
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # as the launcher sets it for its tasks

@@ -25,7 +25,7 @@ import psutil
 
 from bench.launcher_process import launcher_argv, log_tail, running_launcher, trial_dir
 from bench.launcher_trial import read_step_rates
-from bench.processes import child_env
+from bench.processes import MARKER, child_env
 from bench.recovery import run_recovery
 from bench.task_logs import read_log
 from bench.task_processes import task_name
@@ -122,15 +122,26 @@ def startup_trial(mode: str, timeout_secs: float, base: Optional[WarmBase] = Non
             tasks = [p for p in below if task_name(p)]
             warm = [p for p in below if not task_name(p) and _is_warm(p)]
             pss_tasks, pss_warm = _pss_mb(tasks), _pss_mb(warm) if warm else None
+            from_base = base is None or any(_parent_pid(p) == base.proc.pid for p in warm)
             code = proc.wait(timeout_secs)
         if code != 0:
             raise BenchmarkError(f"{mode} {STARTUP_SPEC}: exit code {code}; log:\n{log_tail(trial.log_path)}")
+        if not from_base:
+            raise BenchmarkError(f"{mode} {STARTUP_SPEC}: the run's warm process was not the base's fork; log:\n"
+                                 f"{log_tail(trial.log_path)}")
         run = read_runs(trial.model_dir)[-1]
         firsts = [t["first_step_secs"] for t in run["tasks"] if t["job"] in (CHIEF, WORKER)]
         rates = read_step_rates(trial.model_dir)
         rates = rates[1:] if len(rates) >= 3 else rates
         return Startup(mode, None if None in firsts else max(firsts), pss_tasks, pss_warm,
                        round(statistics.median(rates), 1) if rates else None)
+
+
+def _parent_pid(proc: psutil.Process) -> Optional[int]:
+    try:
+        return proc.ppid()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
 
 
 def _is_warm(proc: psutil.Process) -> bool:
@@ -144,8 +155,13 @@ def run_warm_comparison(repeat: int, timeout_secs: float, errors: list[str], rec
     results: dict = {"one_process": [], "startup": [], "recovery": []}
     with tempfile.TemporaryDirectory(prefix="launcher-benchmark-base-") as directory:
         # Started before the trials of mode "base" (not timed: a machine's base is up before the runs it
-        # serves), stopped by pid after them.
-        base = WarmBase(directory, child_env(), timeout_secs)
+        # serves), stopped by pid after them. Not marked as the trials' processes are: each trial's clean-up
+        # kills whatever carries the mark, and took the base along after the first trial (every later "base"
+        # trial then imported TensorFlow in its own warm process, unseen). The runs' warm processes it forks
+        # carry their launcher's environment, mark included.
+        env = child_env()
+        env.pop(MARKER)
+        base = WarmBase(directory, env, timeout_secs)
         try:
             _alternate(repeat, timeout_secs, errors, recovery_model, results, base)
         finally:
