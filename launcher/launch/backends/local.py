@@ -16,7 +16,7 @@ from launcher.cluster import gpus as gpus_lib, settings
 from launcher.cluster.errors import UserError
 from launcher.launch import isolation as isolation_lib
 from launcher.launch import ports
-from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess, read_lines
+from launcher.launch.backends.warm import ColdReasons, StartCold, WarmOptions, WarmProcess, read_lines
 from launcher.cluster.spec import ClusterSpec, TaskId
 
 
@@ -57,7 +57,7 @@ class LocalBackend:
         self._namespace: Optional[isolation_lib.Namespace] = None
         self._warm_options = warm
         self._warm: Optional[WarmProcess] = None
-        self._cold_reasons: set[str] = set()
+        self._cold_reasons = ColdReasons(warn)
         gpus = gpus or settings.Gpus()
         self._gpus = (gpus.gpus_per_task, gpus.evaluator_gpus)
         self._gpu_env: dict[TaskId, dict[str, str]] = {}  # fixed for the run: a restart keeps its GPUs
@@ -99,9 +99,7 @@ class LocalBackend:
             try:
                 return self._warm.start(argv, env, on_line)
             except StartCold as e:
-                if str(e) not in self._cold_reasons:  # one line per reason, not one per task
-                    self._cold_reasons.add(str(e))
-                    self._warn(f"[launcher] {task} starts cold: {e}")
+                self._cold_reasons.say(str(e), f"[launcher] {task} starts cold: {e}")
         return LocalProcess(self._wrap(argv), env, on_line)
 
     def close(self) -> None:

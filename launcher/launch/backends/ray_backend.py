@@ -21,7 +21,7 @@ from launcher.launch import ports
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
 from launcher.cluster import settings
-from launcher.launch.backends.warm import StartCold, WarmOptions, WarmProcess, WarmTask
+from launcher.launch.backends.warm import ColdReasons, StartCold, WarmOptions, WarmProcess, WarmTask
 from launcher.cluster.errors import UserError
 from launcher.cluster.peers import accepts_connections
 from launcher.cluster.spec import PS, Address, ClusterSpec, TaskId
@@ -258,7 +258,7 @@ class RayBackend:
         self._warm_options = warm
         self._warm_remote = ray.remote(max_concurrency=4)(_WarmNode)
         self._warm_nodes: dict[str, object] = {}  # node id -> its warm process's actor
-        self._cold_reasons: set[str] = set()
+        self._cold_reasons = ColdReasons(warn)
 
     # -- warm processes: one per node of the run --
 
@@ -284,15 +284,12 @@ class RayBackend:
         except (self._ray.exceptions.RayError, self._ray.exceptions.GetTimeoutError) as e:
             self._warm_nodes.pop(self._nodes.get(task, ""), None)
             why, base_refusal = f"its node's warm process is gone ({type(e).__name__})", None
-        if base_refusal is not None and base_refusal not in self._cold_reasons:
-            self._cold_reasons.add(base_refusal)
-            self._warn(f"[launcher] on {self._hosts.get(task)}: {base_refusal}; the node's warm process "
-                       "imports TensorFlow itself")
+        if base_refusal is not None:
+            self._cold_reasons.say(base_refusal, f"[launcher] on {self._hosts.get(task)}: {base_refusal}; the "
+                                   "node's warm process imports TensorFlow itself")
         if why is None:
             return path, argv
-        if why not in self._cold_reasons:
-            self._cold_reasons.add(why)
-            sys.stderr.write(f"[launcher] {task} starts cold on {self._hosts.get(task)}: {why}\n")
+        self._cold_reasons.say(why, f"[launcher] {task} starts cold on {self._hosts.get(task)}: {why}")
         return None
 
     # -- placement --

@@ -36,7 +36,7 @@ from launcher.cluster.spec import PS, Address, ClusterSpec, TaskId
 from launcher.cluster.task_env import PARENT_PID
 from launcher.launch.backends import Move, PlacementError, placement as placement_lib
 from launcher.launch.backends.local import LocalProcess
-from launcher.launch.backends.warm import WarmOptions, WarmProcess
+from launcher.launch.backends.warm import ColdReasons, WarmOptions, WarmProcess
 
 COMMAND_SECS = 60.0  # any one Slurm command; they answer in well under a second on a live cluster
 STEP_LOOKUP_SECS = 5.0  # a step appears in squeue within moments of its srun's start
@@ -213,7 +213,7 @@ class SlurmBackend:
         self._warm_options = None if gpus_lib.in_use(*self._gpus) else warm
         self._warm: dict[str, WarmProcess] = {}  # node -> the run's warm process there
         self._warm_names: list[str] = []
-        self._cold_reasons: set[str] = set()
+        self._cold_reasons = ColdReasons(warn)
 
     # -- nodes --
 
@@ -313,9 +313,7 @@ class SlurmBackend:
         why = warm.wait_ready()
         if why is None:
             return warm_protocol.step_command(self._warm_options.python, warm.socket_path, argv)
-        if why not in self._cold_reasons:
-            self._cold_reasons.add(why)
-            self._warn(f"[launcher] {task} starts cold on node {self._node[task]}: {why}")
+        self._cold_reasons.say(why, f"[launcher] {task} starts cold on node {self._node[task]}: {why}")
         return None
 
     # -- the Backend protocol --

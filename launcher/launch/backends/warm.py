@@ -38,6 +38,20 @@ class WarmSilent(StartCold):
     of the run start cold."""
 
 
+class ColdReasons:
+    """Why tasks start cold, said once per reason and run: the first task a reason sends cold is named, the
+    others would only repeat the line (every task of a run whose model module starts a thread, say)."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self._warn = warn
+        self._said: set[str] = set()
+
+    def say(self, reason: str, line: str) -> None:
+        if reason not in self._said:
+            self._said.add(reason)
+            self._warn(line)
+
+
 @dataclasses.dataclass(frozen=True)
 class WarmOptions:
     """What a run's warm processes import and the environment they start with (a task's, without what
