@@ -91,9 +91,8 @@ def ask_for_task(socket_path: str, argv: list[str], env: Mapping[str, str], outp
     step's "cpus"), its output on `output_fd`: (the connection its exit comes on, the task's pid). Raises
     Refused, naming the warm process as `who`; Silent when it has not answered within ANSWER_SECS. The
     caller still owns `output_fd`."""
-    answer_secs = ANSWER_SECS
     connection = socket.socket(socket.AF_UNIX, SOCKET_TYPE)
-    connection.settimeout(answer_secs)
+    connection.settimeout(ANSWER_SECS)
     try:
         connection.connect(socket_path)
         send(connection, {"argv": list(argv), "env": dict(env), **extra}, [output_fd])
@@ -101,7 +100,7 @@ def ask_for_task(socket_path: str, argv: list[str], env: Mapping[str, str], outp
     except TimeoutError:
         # Closing tells it, should it wake up, that nobody waits for this fork any more (`hung_up`).
         connection.close()
-        raise Silent(f"{who} did not answer within {answer_secs:g}s (stopped or stuck)") from None
+        raise Silent(f"{who} did not answer within {ANSWER_SECS:g}s (stopped or stuck)") from None
     except (OSError, ValueError) as e:
         connection.close()
         raise Refused(f"{who} does not answer ({e})") from None

@@ -28,8 +28,9 @@ def local_pid(pid: Optional[int], argv: list[str]) -> Optional[int]:
     return pid if [a.decode(errors="replace") for a in cmdline] == list(argv) else None
 
 
-def state(pid: Optional[int]) -> Optional[str]:
-    """The state letter of `pid` ("R", "S", "D", "T", ...), or None where /proc does not know it."""
+def stat_fields(pid: Optional[int]) -> Optional[list[str]]:
+    """The fields of /proc/PID/stat after the command name, from the state letter on (proc(5)'s third field
+    is [0]), or None where /proc does not know `pid`."""
     if pid is None:
         return None
     try:
@@ -37,7 +38,28 @@ def state(pid: Optional[int]) -> Optional[str]:
             stat = f.read()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[0]  # the command name, in parentheses, may hold spaces
+    return stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+
+
+def state(pid: Optional[int]) -> Optional[str]:
+    """The state letter of `pid` ("R", "S", "D", "T", ...), or None where /proc does not know it."""
+    fields = stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def parent(pid: int) -> Optional[int]:
+    """The parent pid of `pid`, or None where /proc does not know it."""
+    fields = stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def zombie_exit_code(pid: int) -> Optional[int]:
+    """The exit code (Popen's convention) of `pid` if it has ended and its parent has not reaped it yet:
+    the kernel keeps it in /proc/PID/stat's last field (proc(5): exit_code) until then."""
+    fields = stat_fields(pid)
+    if not fields or fields[0] != "Z" or len(fields) < 50:  # running (another process's pid now), or old kernel
+        return None
+    return os.waitstatus_to_exitcode(int(fields[-1]))
 
 
 def describe(letter: Optional[str]) -> str:

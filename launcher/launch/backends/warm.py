@@ -24,6 +24,7 @@ import threading
 from typing import Callable, Mapping, Optional, Sequence
 
 from launcher.cluster import warm_protocol
+from launcher.launch import proc_state
 
 READY_TIMEOUT_SECS = 300.0  # TensorFlow's import, on a loaded machine; a cold start would wait as long
 STOP_WAIT_SECS = 5.0
@@ -31,11 +32,6 @@ STOP_WAIT_SECS = 5.0
 
 class StartCold(Exception):
     """The warm process will not fork this task; the message says why."""
-
-
-class WarmSilent(StartCold):
-    """The warm process did not answer in time (see `warm_protocol.ANSWER_SECS`): this and every later task
-    of the run start cold."""
 
 
 class ColdReasons:
@@ -75,15 +71,15 @@ class WarmTask:
 
     def __init__(self, socket_path: str, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
                  warm_argv: list[str], on_silent: Callable[[str], None] = lambda why: None):
-        """`on_silent(why)`: the warm process did not report the task's end in time (see `_exit_code`)."""
+        """`on_silent(why)`: the warm process did not answer this request, or report the task's end, in time
+        (`warm_protocol.ANSWER_SECS`; see `_exit_code`)."""
         read_fd, write_fd = os.pipe()
         try:
             connection, pid = warm_protocol.ask_for_task(socket_path, argv, env, write_fd)
-        except warm_protocol.Silent as e:
-            os.close(read_fd)
-            raise WarmSilent(str(e)) from None
         except warm_protocol.Refused as e:
             os.close(read_fd)
+            if isinstance(e, warm_protocol.Silent):
+                on_silent(str(e))
             raise StartCold(str(e)) from None
         finally:
             os.close(write_fd)  # the task holds it now: end of file comes when the task (and its children) end
@@ -125,7 +121,7 @@ class WarmTask:
                 connection.close()
                 self._on_silent(f"the warm process did not report the end of task process {self.pid} within "
                                 f"{warm_protocol.ANSWER_SECS:g}s (stopped or stuck)")
-                code = _zombie_exit_code(self.pid)
+                code = proc_state.zombie_exit_code(self.pid)
                 return -signal.SIGKILL if code is None else code
         return warm_protocol.receive_exit(connection)
 
@@ -150,30 +146,10 @@ def _pidfd_of_child(pid: int, parent: int) -> Optional[int]:
         pidfd = os.pidfd_open(pid)
     except OSError:
         return None
-    if _parent_of(pid) != parent:  # reaped and the pid taken by another process before the pidfd was opened
+    if proc_state.parent(pid) != parent:  # reaped and the pid taken by another process before the pidfd was opened
         os.close(pidfd)
         return None
     return pidfd
-
-
-def _zombie_exit_code(pid: int) -> Optional[int]:
-    """The exit code (Popen's convention) of `pid` if it has ended and its parent has not reaped it yet."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    if fields[0] != "Z" or len(fields) < 50:  # still running (another process's pid now), or an old kernel
-        return None
-    return os.waitstatus_to_exitcode(int(fields[-1]))
-
-
-def _parent_of(pid: int) -> Optional[int]:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 class _FromBase:
@@ -204,7 +180,7 @@ class _FromBase:
             connection.settimeout(None)  # the exit comes when the warm process ends
             self.pid = answer["pid"]
             self._pidfd = os.pidfd_open(self.pid)
-            if _parent_of(self.pid) != base_pid:  # signals go to this pid: it must be the base's own fork
+            if proc_state.parent(self.pid) != base_pid:  # signals go to this pid: it must be the base's own fork
                 os.close(self._pidfd)
                 raise StartCold(f"it answered pid {self.pid}, which is not its child")
         except (OSError, ValueError, StartCold) as e:
@@ -313,14 +289,10 @@ class WarmProcess:
         why = self._silent or self.wait_ready()
         if why is not None:
             raise StartCold(why)
-        try:
-            return WarmTask(self.socket_path, argv, env, on_line, self.argv, on_silent=self._given_up)
-        except WarmSilent as e:
-            # Stopped or stuck: asking again would hold up each later start as long. Its tasks live on.
-            self._given_up(str(e))
-            raise
+        return WarmTask(self.socket_path, argv, env, on_line, self.argv, on_silent=self._given_up)
 
     def _given_up(self, why: str) -> None:
+        # Stopped or stuck: asking again would hold up each later start as long. Its tasks live on.
         self._silent = self._silent or why
 
     def close(self) -> None:
