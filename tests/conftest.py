@@ -76,12 +76,6 @@ def pytest_collection_modifyitems(config, items):
         if module in BED_GROUPS:
             own_bed = [OWN_BED_FIXTURES[f] for f in item.fixturenames if f in OWN_BED_FIXTURES]
             item.add_marker(pytest.mark.xdist_group(own_bed[0] if own_bed else BED_GROUPS[module]))
-    # Long tests outside the beds first: pytest-xdist hands out work in this order, and one that comes last
-    # is the run's end while the other workers idle (the fifty forks, a minute, were seen ending it alone).
-    # The bed groups keep their places: all four started at once load the machine at their most
-    # timing-sensitive moment, their clusters' start. Otherwise the order, and so each module's, is kept.
-    items.sort(key=lambda item: 0 if item.get_closest_marker("long") or (
-        item.get_closest_marker("slow") and item.module.__name__.rsplit(".", 1)[-1] not in BED_GROUPS) else 1)
 
 
 _skips: list[tuple[str, str]] = []

@@ -147,7 +147,6 @@ def test_a_worker_joins_and_leaves_a_running_cluster(cluster_run):
     _exact_updates(cluster_run.model_dir, tasks[0])
 
 
-@pytest.mark.long
 def test_a_moved_chief_joins_the_live_variables_and_a_moved_ps_restarts_alone(cluster_run):
     chief, chief2, ps, ps2, worker0 = _ports(5)
     boot = {"chief": [chief], "ps": [ps], "worker": [worker0]}

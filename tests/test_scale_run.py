@@ -9,8 +9,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from conftest import checkpoint_steps, last_run, read_variables, wait_for
 
 TRAIN_STEPS = 3000  # paced, the run stays far from it while the test scales; then it runs at full speed
@@ -26,7 +24,6 @@ def _scale(runner, model_dir, *args: str) -> subprocess.CompletedProcess:
                           env=runner.env(), capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.long
 def test_local2_scaled_to_three_workers_and_back_keeps_every_survivor(runner, tmp_path):
     model_dir = tmp_path / "model"
     logs = model_dir / "logs"

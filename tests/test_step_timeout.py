@@ -4,14 +4,11 @@ in a hook is retried the same way."""
 
 import re
 
-import pytest
-
 from conftest import checkpoint_steps, last_run
 
 LINE = re.compile(r"a step had no answer within (\d+)s \(--step_timeout_secs\): cancelled; re-creating the session")
 
 
-@pytest.mark.long
 def test_a_stalled_step_is_cancelled_and_training_goes_on(runner, tmp_path):
     model_dir = tmp_path / "model"
     launch = runner.run("run", "--spec", "local1", "--model_dir", str(model_dir), "--model", "models.stall",

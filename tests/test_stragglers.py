@@ -1,11 +1,8 @@
 """Stragglers: a worker much slower than its peers is named with its ratio, and the run goes on."""
 
-import pytest
-
 from conftest import last_run
 
 
-@pytest.mark.long
 def test_slow_worker_is_named_with_its_ratio_and_not_interrupted(runner, tmp_path):
     """One worker's steps take four times as long (the test model's --slow_task: a real sleep in each step,
     where a cgroup cpu.max throttle is not available: cgroup v2 without the cpu controller here)."""

@@ -64,7 +64,6 @@ def _rate(series, start, end):
     return (s1 - s0) / (t1 - t0)
 
 
-@pytest.mark.long
 def test_backup_worker_keeps_training_while_a_worker_is_stopped(runner, tmp_path):
     model_dir = tmp_path / "model"
     # Paced steps (50 ms each): the rates compared are the cluster's, not those of two cores shared with
@@ -96,7 +95,6 @@ def test_backup_worker_keeps_training_while_a_worker_is_stopped(runner, tmp_path
         name: (0, [0]) for name in ("chief:0", "worker:0", "worker:1", "ps:0")}
 
 
-@pytest.mark.long
 @pytest.mark.parametrize("victim", ["worker:1", "chief:0"])
 def test_killed_replica_rejoins_synchronous_training(runner, tmp_path, victim):
     """Without backup workers every step needs every replica: the restarted replica's first push (which
@@ -160,7 +158,6 @@ def test_preempted_synchronous_run_saves_at_the_step_reached(runner, tmp_path, f
     assert variables["global_step"] == variables["applied_updates"] == saved
 
 
-@pytest.mark.long
 def test_frozen_worker_without_backup_workers_is_the_hang_culprit(runner, tmp_path):
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", str(_spec(tmp_path)), "--model_dir", str(model_dir),

@@ -80,7 +80,6 @@ def _log_after(log, offset):
     return log.read_text()[offset:] if log.exists() else ""
 
 
-@pytest.mark.long
 def test_workers_train_and_restart_while_the_chief_is_down(runner, tmp_path, monkeypatch):
     model_dir = tmp_path / "model"
     hold = tmp_path / "hold-chief"

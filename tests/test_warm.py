@@ -40,7 +40,6 @@ def _gc_state(lines):
     return said[0][1] == "enabled=True", int(said[0][2].split("=")[1])
 
 
-@pytest.mark.long
 def test_fifty_tasks_forked_in_a_row_each_train_and_exit_0(runner, tmp_path):
     """One warm process, one import: 50 chiefs one after the other, each training 4 more steps from the
     checkpoint of the one before, each with its own pid, session, TF_CONFIG, output and random state, and
@@ -107,7 +106,6 @@ def test_a_forked_task_looks_and_restarts_like_a_cold_one(runner, tmp_path, isol
     wait_for(lambda: not psutil.pid_exists(warm["chief:0"]), timeout=10, what="the warm process's end")
 
 
-@pytest.mark.long
 def test_a_stopped_warm_process_is_asked_nothing_more_and_restarts_start_cold(runner, tmp_path):
     model_dir = tmp_path / "model"
     launch = runner.start("run", "--spec", "local2", "--model_dir", str(model_dir), "--train_steps", "1000000")
