@@ -32,8 +32,9 @@ MAX_WAIT_SECS = flags.DEFINE_integer(
     "max_wait_secs", 1800, "How long a worker waits for the chief to make the model ready.", lower_bound=1)
 
 RECOVERY_WAIT_SECS = flags.DEFINE_float(
-    "recovery_wait_secs", 0.25, "How often a waiting worker checks whether the chief's model is ready "
-    "(TensorFlow's default is 30 s).", lower_bound=0.01)
+    "recovery_wait_secs", 0.25, "How often a waiting worker checks whether the chief's model is ready, "
+    "once it has waited a second (its first checks come sooner; TensorFlow's default is 30 s).",
+    lower_bound=0.01)
 RECOVERY_DEADLINE_SECS = flags.DEFINE_float(
     "recovery_deadline_secs", 300, "How long a session keeps trying to reconnect to tasks that went away "
     "(with back-off) before the task gives up.", lower_bound=1)

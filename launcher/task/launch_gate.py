@@ -8,7 +8,7 @@ import time
 
 from launcher.cluster import status, task_env
 
-_POLL_SECS = 0.05
+_POLL_SECS = 0.01  # the signal does not cut a sleep short (PEP 475): GO is seen this much later
 
 
 def pass_gate() -> None:
@@ -25,4 +25,4 @@ def pass_gate() -> None:
     signal.signal(task_env.GO_SIGNAL, lambda signum, frame: go.append(signum))
     status.emit(status.READY)
     while not go:
-        time.sleep(_POLL_SECS)  # interrupted by the signal: its handler runs, then the loop sees the flag
+        time.sleep(_POLL_SECS)  # the handler runs during the sleep, which then goes on to its end
