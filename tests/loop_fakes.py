@@ -71,8 +71,14 @@ class FakeClock:
             raise RuntimeError(f"the fake run did not end within {LIMIT_SECS} fake seconds")
 
     def wait(self, events: queue.Queue, secs: float):
+        """As `queue.get(timeout=secs)`: back as soon as something is put (a status line, a process's end)."""
+        target = self.now + secs
+        while events.empty() and self._due and self._due[0][0] <= target:
+            when, _, action = heapq.heappop(self._due)
+            self.now = max(self.now, when)
+            action()
         if events.empty():
-            self.sleep(secs)
+            self.sleep(target - self.now)
         try:
             return events.get_nowait()
         except queue.Empty:
@@ -85,9 +91,10 @@ class FakeProcess:
     pid = None
 
     def __init__(self, cluster: FakeCluster, task: TaskId, attempt: int, behaviour: dict,
-                 on_line: Callable[[str], None]):
+                 on_line: Callable[[str], None], on_end: Callable[[], None] = lambda: None):
         self.cluster, self.task, self.attempt, self.b = cluster, task, attempt, behaviour
         self._on_line = on_line
+        self._on_end = on_end
         self.code: Optional[int] = None
         self.signals: list[int] = []
         self.frozen = self.stopped_term = False
@@ -187,6 +194,7 @@ class FakeProcess:
     def _exit(self, code: int) -> None:
         if self.code is None:
             self.code = code
+            self._on_end()  # as a local process's end wakes the loop
 
     def _say(self, line: str) -> None:
         if self.code is None:
@@ -228,11 +236,11 @@ class FakeCluster:
             raise move
         return move
 
-    def start(self, task: TaskId, argv, env, on_line) -> FakeProcess:
+    def start(self, task: TaskId, argv, env, on_line, on_end=lambda: None) -> FakeProcess:
         n = self.attempts[task] = self.attempts.get(task, 0) + 1
         plan = self.plan.get(str(task), [{"train": 3}] if task.job in ("chief", "worker") else [{"serve": True}])
         self.started.append((self.clock.now, str(task), n))
-        self.current[task] = FakeProcess(self, task, n, plan[min(n, len(plan)) - 1], on_line)
+        self.current[task] = FakeProcess(self, task, n, plan[min(n, len(plan)) - 1], on_line, on_end)
         return self.current[task]
 
     def close(self) -> None:

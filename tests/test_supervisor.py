@@ -20,7 +20,7 @@ from conftest import TESTS
 from launcher.cluster import exit_codes, spec as spec_lib, task_env, tf_config, typed_json
 from launcher.cluster.restart_policy import RestartPolicy
 from launcher.cluster.stop_signals import StopRequest
-from launcher.launch.backends.local import LocalBackend
+from launcher.launch.backends.local import LocalBackend, LocalProcess
 from launcher.launch.console import Console
 from launcher.launch.supervisor import Supervisor
 from launcher.launch.task_output import TaskOutput
@@ -95,7 +95,9 @@ def test_a_run_succeeds_when_chief_and_workers_are_done_and_the_ps_is_stopped_af
 
 
 def test_no_task_passes_the_gate_before_every_task_is_ready(tmp_path, stop):
-    run = Run(tmp_path, stop, LOCAL2, {"ps:0": [{"serve": True}]})
+    # The chief trains a while: one that ends at once has its worker dismissed (it had not joined) as soon
+    # as the loop learns of the end, which can be before the worker has noted its GO.
+    run = Run(tmp_path, stop, LOCAL2, {"ps:0": [{"serve": True}], "chief:0": [{"exit": 0, "secs": 1}]})
     assert run.run().exit_code == exit_codes.OK
     last_start = max(run.first(t, "start") for t in ("chief:0", "worker:0", "ps:0"))
     assert all(run.first(t, "go") > last_start for t in ("chief:0", "worker:0", "ps:0"))
@@ -177,3 +179,13 @@ def test_a_worker_that_outlives_the_chief_is_stopped_after_worker_exit_secs(tmp_
     assert run.run().exit_code == exit_codes.OK
     assert run.first("worker:0", "start") < run.first("chief:0", "exit 0")
     assert run.record("worker:0")["exit_code"] == -signal.SIGKILL
+
+
+def test_a_local_process_says_its_end_once_its_status_and_output_are_in():
+    """The loop is woken by `on_end` (see test_supervisor_loop): by then the process's exit status and its
+    last line must be there for it to read."""
+    lines, ended = [], threading.Event()
+    proc = LocalProcess([sys.executable, "-c", "print('last words'); raise SystemExit(3)"], dict(os.environ),
+                        lines.append, on_end=ended.set)
+    assert ended.wait(30)
+    assert proc.poll() == 3 and lines == ["last words\n"]

@@ -91,6 +91,16 @@ def test_restart_policies(tmp_path, policy, plan, restarted):
         assert outcome.exit_code == exit_codes.TRAINING_FAILED and outcome.failure.task == TaskId("worker", 0)
 
 
+def test_a_process_that_ends_is_restarted_at_once_not_at_the_next_look(tmp_path):
+    """Its end wakes the loop (the backend's on_end): no wait for the next poll (POLL_SECS)."""
+    run = LoopRun(tmp_path, {"chief:0": [{"train": 3}], "worker:0": [{"die": 0.55}, {"train": 1}]}, CHIEF_WORKER)
+    assert run.run().exit_code == exit_codes.OK
+    starts = [when for when, task, _ in run.backend.started if task == "worker:0"]
+    first_go = next(when for when, task, attempt, signum in run.backend.signals
+                    if task == "worker:0" and attempt == 1 and signum == GO)
+    assert starts[1] == pytest.approx(first_go + 0.55), (first_go, starts)
+
+
 def test_restarts_run_out(tmp_path):
     run = LoopRun(tmp_path, {"chief:0": [{"die": 0.5}]}, {"chief": ["localhost:1"]}, max_restarts=2)
     outcome = run.run()

@@ -34,6 +34,14 @@ class Status:
         return self.step if self.kind != status.EVAL else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Ended:
+    """`task`'s current process has ended, as its backend learned it: the loop reaps it now rather than at
+    its next look (up to `supervisor.POLL_SECS` later, a twentieth of a restarted worker's start)."""
+
+    task: TaskId
+
+
 def _int(value) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 

@@ -72,7 +72,7 @@ class Supervisor:
         self._publish = publish
         self._requests = requests or scale_requests.NoChannel()
         # Written by output threads, read by the loop only: the one thing shared between threads.
-        self._events: queue.Queue[events.Status] = queue.Queue()
+        self._events: queue.Queue[events.Status | events.Ended] = queue.Queue()
         self.states = {t: TaskState(t, make_output(t, self._heard)) for t in spec.tasks()}
         self._gate_open = False
         self._moved_ahead: dict[TaskId, Move] = {}  # moved with another task of its lost node, not restarted yet
@@ -158,7 +158,9 @@ class Supervisor:
             except queue.Empty:
                 return
 
-    def _apply(self, event: events.Status) -> None:
+    def _apply(self, event: events.Status | events.Ended) -> None:
+        if isinstance(event, events.Ended):
+            return  # it woke the loop, whose next _reap finds the process's end
         state = self.states.get(event.task)
         if state is None or not state.attempts:
             return
@@ -197,7 +199,8 @@ class Supervisor:
                                       {"from": move.old_host, "to": move.address.host, "why": move.why},
                                       joined=joined))
         state.output.begin(len(state.attempts), argv)
-        state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write))
+        state.started(self._backend.start(state.task, argv, self._env(state.task, self.spec), state.output.write,
+                                          on_end=lambda: self._events.put(events.Ended(state.task))))
 
     def _restart(self, state: TaskState) -> Optional[Failure]:
         try:

@@ -48,8 +48,10 @@ class Backend(Protocol):
         PlacementError when no node can take it."""
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
-              on_line: Callable[[str], None]) -> TaskHandle:
-        """Start one process of `task`; every output line goes to `on_line`."""
+              on_line: Callable[[str], None], on_end: Callable[[], None] = ...) -> TaskHandle:
+        """Start one process of `task`; every output line goes to `on_line`. `on_end()` (from any thread, at
+        most once) once the process has ended, when the backend learns it at once (a backend that does not
+        is polled, as any is)."""
 
     def resolve_added(self, spec: ClusterSpec, tasks: list[TaskId]) -> ClusterSpec:
         """During a run (`launcher scale`): the spec with the addresses of `tasks`, new to it, made real.

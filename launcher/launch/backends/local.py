@@ -21,14 +21,20 @@ from launcher.cluster.spec import ClusterSpec, TaskId
 
 
 class LocalProcess:
-    def __init__(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None]):
+    def __init__(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
+                 on_end: Callable[[], None] = lambda: None):
         self._proc = subprocess.Popen(argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, start_new_session=True, text=True,
                                       errors="replace", bufsize=1)
         self.pid: Optional[int] = self._proc.pid
-        self._reader = threading.Thread(target=read_lines, args=(self._proc.stdout, on_line),
-                                        name=f"output-{self.pid}", daemon=True)
+        self._reader = threading.Thread(target=self._follow, args=(on_line, on_end), name=f"output-{self.pid}",
+                                        daemon=True)
         self._reader.start()
+
+    def _follow(self, on_line: Callable[[str], None], on_end: Callable[[], None]) -> None:
+        read_lines(self._proc.stdout, on_line)
+        self._proc.wait()  # its output ends with it (or with the last child that shares it)
+        on_end()
 
     def poll(self) -> Optional[int]:
         code = self._proc.poll()
@@ -93,14 +99,14 @@ class LocalBackend:
         return None  # one machine: a task never moves
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
-              on_line: Callable[[str], None]):
+              on_line: Callable[[str], None], on_end: Callable[[], None] = lambda: None):
         env = {**env, **self._gpu_env.get(task, {})}  # its own GPUs, for every process of the task
         if self._warm is not None:
             try:
-                return self._warm.start(argv, env, on_line)
+                return self._warm.start(argv, env, on_line, on_end)
             except StartCold as e:
                 self._cold_reasons.say(str(e), f"[launcher] {task} starts cold: {e}")
-        return LocalProcess(self._wrap(argv), env, on_line)
+        return LocalProcess(self._wrap(argv), env, on_line, on_end)
 
     def close(self) -> None:
         if self._warm is not None:

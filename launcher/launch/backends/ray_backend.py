@@ -394,7 +394,8 @@ class RayBackend:
         return Move(address, old_host, f"node {old_host} lost")
 
     def start(self, task: TaskId, argv: list[str], env: Mapping[str, str],
-              on_line: Callable[[str], None]) -> RayTask:
+              on_line: Callable[[str], None], on_end: Callable[[], None] = lambda: None) -> RayTask:
+        # `on_end` goes unused: the loop's polls find an actor's end (its exit comes back as a Ray result).
         delta = {k: v for k, v in env.items() if os.environ.get(k) != v}
         if task.job == PS and gpus_lib.in_use(*self._gpus):
             delta.update(gpus_lib.NONE)  # the actor's own CUDA_VISIBLE_DEVICES would be the node's

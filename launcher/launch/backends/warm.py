@@ -70,9 +70,10 @@ class WarmTask:
     """One task process forked by a warm process (a backend's TaskHandle)."""
 
     def __init__(self, socket_path: str, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
-                 warm_argv: list[str], on_silent: Callable[[str], None] = lambda why: None):
+                 warm_argv: list[str], on_silent: Callable[[str], None] = lambda why: None,
+                 on_end: Callable[[], None] = lambda: None):
         """`on_silent(why)`: the warm process did not answer this request, or report the task's end, in time
-        (`warm_protocol.ANSWER_SECS`; see `_exit_code`)."""
+        (`warm_protocol.ANSWER_SECS`; see `_exit_code`). `on_end()`: the task has ended (see `Backend.start`)."""
         read_fd, write_fd = os.pipe()
         try:
             connection, pid = warm_protocol.ask_for_task(socket_path, argv, env, write_fd)
@@ -93,11 +94,11 @@ class WarmTask:
         self._reader = threading.Thread(target=read_lines, args=(os.fdopen(read_fd, errors="replace"), on_line),
                                         name=f"output-{self.pid}", daemon=True)
         self._reader.start()
-        self._waiter = threading.Thread(target=self._wait, args=(connection,), name=f"exit-{self.pid}",
+        self._waiter = threading.Thread(target=self._wait, args=(connection, on_end), name=f"exit-{self.pid}",
                                         daemon=True)
         self._waiter.start()
 
-    def _wait(self, connection: socket.socket) -> None:
+    def _wait(self, connection: socket.socket, on_end: Callable[[], None]) -> None:
         code = self._exit_code(connection)
         if code is None:
             # The warm process died first: the task stops by itself (its parent watch), unseen. Counted as
@@ -107,6 +108,7 @@ class WarmTask:
         if self._pidfd is not None:
             os.close(self._pidfd)
         self._code = code
+        on_end()
 
     def _exit_code(self, connection: socket.socket) -> Optional[int]:
         """The task's exit code as its warm process reports it, or None if the warm process ended first.
@@ -285,11 +287,12 @@ class WarmProcess:
         code = self._proc.wait()
         return f"the warm process ended with exit code {code}" + (f": {said}" if said else "")
 
-    def start(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None]) -> WarmTask:
+    def start(self, argv: list[str], env: Mapping[str, str], on_line: Callable[[str], None],
+              on_end: Callable[[], None] = lambda: None) -> WarmTask:
         why = self._silent or self.wait_ready()
         if why is not None:
             raise StartCold(why)
-        return WarmTask(self.socket_path, argv, env, on_line, self.argv, on_silent=self._given_up)
+        return WarmTask(self.socket_path, argv, env, on_line, self.argv, on_silent=self._given_up, on_end=on_end)
 
     def _given_up(self, why: str) -> None:
         # Stopped or stuck: asking again would hold up each later start as long. Its tasks live on.
