@@ -61,24 +61,22 @@ class FakeClock:
         heapq.heappush(self._due, (self.now + delay, next(self._order), action))
 
     def sleep(self, secs: float) -> None:
-        target = self.now + secs
-        while self._due and self._due[0][0] <= target:
+        self._advance(self.now + secs)
+
+    def _advance(self, target: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Run what falls due up to `target`, and stop there; or right after an action once `until()`."""
+        while not until() and self._due and self._due[0][0] <= target:
             when, _, action = heapq.heappop(self._due)
             self.now = max(self.now, when)
             action()
-        self.now = target
+        if not until():
+            self.now = target
         if self.now > LIMIT_SECS:
             raise RuntimeError(f"the fake run did not end within {LIMIT_SECS} fake seconds")
 
     def wait(self, events: queue.Queue, secs: float):
         """As `queue.get(timeout=secs)`: back as soon as something is put (a status line, a process's end)."""
-        target = self.now + secs
-        while events.empty() and self._due and self._due[0][0] <= target:
-            when, _, action = heapq.heappop(self._due)
-            self.now = max(self.now, when)
-            action()
-        if events.empty():
-            self.sleep(target - self.now)
+        self._advance(self.now + secs, until=lambda: not events.empty())
         try:
             return events.get_nowait()
         except queue.Empty:

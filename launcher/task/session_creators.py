@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional, Sequence
-
+from typing import Callable, Optional, Sequence, TypeVar
 
 import tensorflow as tf
 from absl import logging
@@ -34,6 +33,7 @@ ConfigSource = Callable[[], tf.compat.v1.ConfigProto]
 PeersSource = Callable[[], Sequence[str]]
 
 _RECONNECT_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError)
+T = TypeVar("T")
 
 
 class _BoundedCreator(tf.compat.v1.train.SessionCreator):
@@ -124,8 +124,13 @@ def bounded_probe(master: str, config: tf.compat.v1.ConfigProto, fetch: tf.Tenso
         with tf.compat.v1.Session(master, graph=fetch.graph, config=config) as session:
             return session.run(fetch)
 
+    return _within_probe_deadline(probe)
+
+
+def _within_probe_deadline(call: Callable[[], T]) -> T:
+    """`call()` (which makes a session and runs it) within PROBE_SECS; one left behind is a peer unavailable."""
     try:
-        return bounded_call.within(PROBE_SECS, probe, "session-probe")
+        return bounded_call.within(PROBE_SECS, call, "session-probe")
     except bounded_call.Abandoned:
         raise tf.errors.UnavailableError(None, None, f"a new session had no answer from the cluster within "
                                                      f"{PROBE_SECS:.0f}s; trying another") from None
@@ -194,24 +199,18 @@ def _ready_session(master: str, config: tf.compat.v1.ConfigProto,
         # The graph by name: a thread has its own default graph.
         session = tf.compat.v1.Session(master, graph=scaffold.ready_op.graph, config=config)
         try:
-            if _uninitialized(session, scaffold.ready_for_local_init_op):
-                session.close()
-                return None
-            if scaffold.local_init_op is not None:
-                session.run(scaffold.local_init_op, feed_dict=scaffold.local_init_feed_dict)
-            if _uninitialized(session, scaffold.ready_op):
-                session.close()
-                return None
-            return session
+            if not _uninitialized(session, scaffold.ready_for_local_init_op):
+                if scaffold.local_init_op is not None:
+                    session.run(scaffold.local_init_op, feed_dict=scaffold.local_init_feed_dict)
+                if not _uninitialized(session, scaffold.ready_op):
+                    return session
         except BaseException:
             session.close()
             raise
+        session.close()  # not ready yet
+        return None
 
-    try:
-        return bounded_call.within(PROBE_SECS, make, "session-probe")
-    except bounded_call.Abandoned:
-        raise tf.errors.UnavailableError(None, None, f"a new session had no answer from the cluster within "
-                                                     f"{PROBE_SECS:.0f}s; trying another") from None
+    return _within_probe_deadline(make)
 
 
 def _uninitialized(session: tf.compat.v1.Session, report: Optional[tf.Tensor]) -> bool:
